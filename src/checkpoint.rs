@@ -1,0 +1,203 @@
+//! Checkpoints as safetensors files with PyTorch's `nn.Sequential` `state_dict` names and shapes.
+//!
+//! Linear layer `l` is stored as `{2l}.weight` (`[out, in]`, f32) and `{2l}.bias` (`[out]`), so
+//! the lecture's model gives `0.weight [512, 3072]`, `0.bias [512]`, `2.weight [2, 512]`,
+//! `2.bias [2]`, and `model.load_state_dict(safetensors.torch.load_file(f))` works in PyTorch.
+//! The model configuration travels in the header metadata (`skywatch.model`, JSON) next to
+//! `format: pt`; a file saved by PyTorch has no such entry, and its layer widths are read from the
+//! tensor shapes instead.
+
+use crate::config::{Activation, LossKind, MAX_PARAMETERS, ModelConfig};
+use crate::error::{Error, Result};
+use crate::model::Mlp;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use std::collections::HashMap;
+
+/// Metadata key holding the model configuration.
+pub const MODEL_KEY: &str = "skywatch.model";
+/// Files above this size are refused before parsing: no model allowed by the configuration
+/// limits is this large.
+pub const MAX_FILE_BYTES: usize = MAX_PARAMETERS * 4 + (1 << 20);
+
+/// Serialises the model's parameters (and its configuration as metadata).
+pub fn save(model: &Mlp) -> Vec<u8> {
+    let mut views = Vec::new();
+    for (l, lin) in model.linears.iter().enumerate() {
+        let w = lin.weight(&model.params);
+        let b = lin.bias(&model.params);
+        views.push((
+            format!("{}.weight", 2 * l),
+            bytes_of(w.as_slice().expect("contiguous")),
+            vec![lin.out_features, lin.in_features],
+        ));
+        views.push((
+            format!("{}.bias", 2 * l),
+            bytes_of(b.as_slice().expect("contiguous")),
+            vec![lin.out_features],
+        ));
+    }
+    let tensors = views.iter().map(|(name, data, shape)| {
+        (
+            name.clone(),
+            TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"),
+        )
+    });
+    let meta = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        (
+            MODEL_KEY.to_string(),
+            serde_json::to_string(&model.config).expect("config serialises"),
+        ),
+    ]);
+    safetensors::serialize(tensors, Some(meta)).expect("valid tensors serialise")
+}
+
+/// Loads a checkpoint. With `expected`, the file must hold exactly that model (layer widths are
+/// compared tensor by tensor); without it, the configuration comes from the file's metadata, or
+/// from the tensor shapes for a file saved by PyTorch (activation then assumed `tanh`, the loss
+/// `nll`: a plain `state_dict` does not record them).
+pub fn load(bytes: &[u8], expected: Option<&ModelConfig>) -> Result<Mlp> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Error::Checkpoint(format!(
+            "file of {} bytes is larger than any model this build can hold ({MAX_FILE_BYTES} bytes)",
+            bytes.len()
+        )));
+    }
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::Checkpoint(format!("not a safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::Checkpoint(format!("not a safetensors file: {e}")))?;
+    let stored = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(MODEL_KEY))
+        .map(|json| {
+            serde_json::from_str::<ModelConfig>(json).map_err(|e| {
+                Error::Checkpoint(format!(
+                    "metadata '{MODEL_KEY}' is not a model configuration: {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    let config = match (expected, stored) {
+        (Some(e), _) => e.clone(),
+        (None, Some(s)) => s,
+        (None, None) => infer_config(&st)?,
+    };
+    let mut model = Mlp::zeros(&config)?;
+    let mut names: Vec<String> = Vec::new();
+    for (l, lin) in model.linears.clone().iter().enumerate() {
+        let wname = format!("{}.weight", 2 * l);
+        let bname = format!("{}.bias", 2 * l);
+        read_tensor(
+            &st,
+            &wname,
+            &[lin.out_features, lin.in_features],
+            lin.weight_mut(&mut model.params)
+                .as_slice_mut()
+                .expect("contiguous"),
+        )?;
+        read_tensor(
+            &st,
+            &bname,
+            &[lin.out_features],
+            lin.bias_mut(&mut model.params)
+                .as_slice_mut()
+                .expect("contiguous"),
+        )?;
+        names.extend([wname, bname]);
+    }
+    let mut extra: Vec<&str> = st
+        .names()
+        .into_iter()
+        .filter(|n| !names.iter().any(|m| m == n))
+        .collect();
+    if !extra.is_empty() {
+        extra.sort_unstable();
+        return Err(Error::Checkpoint(format!(
+            "unexpected tensors {extra:?}: the model {:?} has only {names:?}",
+            config.layers
+        )));
+    }
+    Ok(model)
+}
+
+/// Layer widths from `0.weight`, `2.weight`, ... of a plain PyTorch `state_dict`.
+fn infer_config(st: &SafeTensors) -> Result<ModelConfig> {
+    let mut layers = Vec::new();
+    for l in 0.. {
+        let Ok(w) = st.tensor(&format!("{}.weight", 2 * l)) else {
+            break;
+        };
+        let [out, inp] = w.shape() else {
+            return Err(Error::Checkpoint(format!(
+                "{}.weight has shape {:?}, expected [out, in]",
+                2 * l,
+                w.shape()
+            )));
+        };
+        if let Some(&prev) = layers.last() {
+            if prev != *inp {
+                return Err(Error::Shape {
+                    what: format!(
+                        "{}.weight (input width must equal the previous layer's output)",
+                        2 * l
+                    ),
+                    expected: vec![*out, prev],
+                    actual: w.shape().to_vec(),
+                });
+            }
+        } else {
+            layers.push(*inp);
+        }
+        layers.push(*out);
+    }
+    if layers.is_empty() {
+        let names = st.names();
+        return Err(Error::Checkpoint(format!(
+            "no tensor named '0.weight': not an nn.Sequential MLP state_dict (found {names:?})"
+        )));
+    }
+    Ok(ModelConfig {
+        layers,
+        activation: Activation::Tanh,
+        loss: LossKind::Nll,
+    })
+}
+
+fn read_tensor(st: &SafeTensors, name: &str, shape: &[usize], out: &mut [f32]) -> Result<()> {
+    let t = st.tensor(name).map_err(|_| {
+        Error::Checkpoint(format!("missing tensor '{name}' (found {:?})", {
+            let mut n = st.names();
+            n.sort_unstable();
+            n
+        }))
+    })?;
+    if t.shape() != shape {
+        return Err(Error::Shape {
+            what: format!("tensor '{name}'"),
+            expected: shape.to_vec(),
+            actual: t.shape().to_vec(),
+        });
+    }
+    if t.dtype() != Dtype::F32 {
+        return Err(Error::Checkpoint(format!(
+            "tensor '{name}' is {:?}; only F32 (float32) is supported",
+            t.dtype()
+        )));
+    }
+    for (o, c) in out.iter_mut().zip(t.data().chunks_exact(4)) {
+        *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Checkpoint(format!(
+            "tensor '{name}' holds a non-finite value ({}) at index {i}",
+            out[i]
+        )));
+    }
+    Ok(())
+}
+
+fn bytes_of(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}

@@ -1,0 +1,242 @@
+//! Run configuration: the model, the optimizer and the loop, with the lecture's presets.
+//!
+//! A configuration is plain data (serde), the same in the CLI, in the page's URL, in the wasm API and
+//! in a checkpoint's metadata, so a run can be shared and reproduced from it and its seed.
+//! [`TrainConfig::validate`] refuses bad values before anything is allocated.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Largest width of one layer; far above any sensible MLP on 32x32 images.
+pub const MAX_LAYER_WIDTH: usize = 16_384;
+/// Largest total number of parameters (weights and biases); 64 M floats are 256 MB, and the
+/// optimizer state can triple that, which is about what a browser tab can hold.
+pub const MAX_PARAMETERS: usize = 64 << 20;
+/// Most layer widths in one model (input and output included).
+pub const MAX_LAYERS: usize = 32;
+/// Largest minibatch.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    Tanh,
+    Relu,
+}
+
+/// The loss, which also decides the last layer: `Nll` puts a `LogSoftmax` after the last `Linear`
+/// (the lecture's first model), `CrossEntropy` takes the logits directly (its deep model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    Nll,
+    CrossEntropy,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Widths from input to output, e.g. `[3072, 512, 2]`.
+    pub layers: Vec<usize>,
+    pub activation: Activation,
+    pub loss: LossKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+}
+
+/// Optimizer hyper-parameters with PyTorch's names and defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub lr: f32,
+    /// SGD only.
+    pub momentum: f32,
+    /// SGD only.
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient (both optimizers, as in PyTorch).
+    pub weight_decay: f32,
+    /// Adam only.
+    pub beta1: f32,
+    /// Adam only.
+    pub beta2: f32,
+    /// Adam only.
+    pub eps: f32,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            kind: OptimizerKind::Sgd,
+            lr: 1e-2,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Train on this many images, drawn (seeded) from the training split; all when absent.
+    #[serde(default)]
+    pub train_size: Option<usize>,
+}
+
+/// Names accepted by [`TrainConfig::preset`].
+pub const PRESETS: [&str; 2] = ["lecture", "deep"];
+
+impl TrainConfig {
+    /// `lecture`: 3072-512-2, Tanh, LogSoftmax + NLLLoss, SGD lr 1e-2, batch 64, 100 epochs.
+    /// `deep`: 3072-1024-512-128-2, Tanh, CrossEntropyLoss, same optimizer and loop.
+    pub fn preset(name: &str) -> Result<TrainConfig> {
+        let model = match name {
+            "lecture" => ModelConfig {
+                layers: vec![3072, 512, 2],
+                activation: Activation::Tanh,
+                loss: LossKind::Nll,
+            },
+            "deep" => ModelConfig {
+                layers: vec![3072, 1024, 512, 128, 2],
+                activation: Activation::Tanh,
+                loss: LossKind::CrossEntropy,
+            },
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown preset '{other}' (known: {})",
+                    PRESETS.join(", ")
+                )));
+            }
+        };
+        Ok(TrainConfig {
+            model,
+            optimizer: OptimizerConfig::default(),
+            batch_size: 64,
+            epochs: 100,
+            seed: 0,
+            train_size: None,
+        })
+    }
+
+    /// Checks every value; called before a model or buffer is allocated.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        let o = &self.optimizer;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            return Err(Error::Config(format!(
+                "learning rate must be a finite number > 0, got {}",
+                o.lr
+            )));
+        }
+        if !(o.momentum.is_finite() && (0.0..1.0).contains(&o.momentum)) {
+            return Err(Error::Config(format!(
+                "momentum must be in [0, 1), got {}",
+                o.momentum
+            )));
+        }
+        if o.nesterov && o.momentum == 0.0 {
+            return Err(Error::Config("nesterov momentum needs momentum > 0".into()));
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return Err(Error::Config(format!(
+                "weight decay must be >= 0, got {}",
+                o.weight_decay
+            )));
+        }
+        for (name, b) in [("beta1", o.beta1), ("beta2", o.beta2)] {
+            if !(b.is_finite() && (0.0..1.0).contains(&b)) {
+                return Err(Error::Config(format!("{name} must be in [0, 1), got {b}")));
+            }
+        }
+        if !(o.eps.is_finite() && o.eps > 0.0) {
+            return Err(Error::Config(format!("eps must be > 0, got {}", o.eps)));
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return Err(Error::Config(format!(
+                "batch size must be between 1 and {MAX_BATCH_SIZE}, got {}",
+                self.batch_size
+            )));
+        }
+        if self.train_size == Some(0) {
+            return Err(Error::Config("training-set size must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// Checks the layer list: at least input and output, each width in `1..=MAX_LAYER_WIDTH`, the
+    /// output at least 2 classes, and the total parameter count under [`MAX_PARAMETERS`].
+    pub fn validate(&self) -> Result<()> {
+        let l = &self.layers;
+        if l.len() < 2 {
+            return Err(Error::Config(format!(
+                "layers must list at least the input and output widths, got {l:?}"
+            )));
+        }
+        if let Some(w) = l.iter().find(|&&w| w == 0 || w > MAX_LAYER_WIDTH) {
+            return Err(Error::Config(format!(
+                "layer width {w} is out of range 1..={MAX_LAYER_WIDTH} in {l:?}"
+            )));
+        }
+        if l[l.len() - 1] < 2 {
+            return Err(Error::Config(format!(
+                "the output layer needs at least 2 classes, got {l:?}"
+            )));
+        }
+        if l.len() > MAX_LAYERS {
+            return Err(Error::Config(format!(
+                "at most {MAX_LAYERS} layer widths, got {}",
+                l.len()
+            )));
+        }
+        let params = self
+            .parameter_counts()
+            .iter()
+            .fold(0usize, |a, &c| a.saturating_add(c));
+        if params > MAX_PARAMETERS {
+            return Err(Error::Config(format!(
+                "{params} parameters exceed the limit of {MAX_PARAMETERS} for layers {l:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Per-tensor parameter counts in PyTorch's `parameters()` order: weight, bias, weight, ...
+    pub fn parameter_counts(&self) -> Vec<usize> {
+        self.layers
+            .windows(2)
+            .flat_map(|w| [w[0].saturating_mul(w[1]), w[1]])
+            .collect()
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.layers[0]
+    }
+
+    pub fn classes(&self) -> usize {
+        self.layers[self.layers.len() - 1]
+    }
+
+    /// The lecture's print of the parameter count: `(1574402, [1572864, 512, 1024, 2])`.
+    pub fn parameter_summary(&self) -> String {
+        let counts = self.parameter_counts();
+        let list: Vec<String> = counts.iter().map(|c| c.to_string()).collect();
+        format!("({}, [{}])", counts.iter().sum::<usize>(), list.join(", "))
+    }
+}

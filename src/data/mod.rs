@@ -1,0 +1,340 @@
+//! The CIFAR-k bundle, batches and the seeded minibatch loader.
+//!
+//! A bundle is a folder with `manifest.json` and one file of records per split (`train`, `test`).
+//! A record is `1 + 3 * 32 * 32 = 3073` bytes: the label (`0..k-1`, in the order of the manifest's
+//! `classes`), then the 1024 red values, the 1024 green values and the 1024 blue values, rows top to
+//! bottom — the record layout of the official CIFAR-10 binary release. Pixels stay `u8` in memory;
+//! a batch is converted to `f32` and normalised per channel when it is drawn:
+//! `x = (v / 255 - mean[c]) / std[c]`, which is torchvision's `ToTensor()` then
+//! `Normalize(mean, std)`, flattened in `C, H, W` order as `img.view(-1)` does in the lecture.
+//!
+//! [`Manifest`] describes and checks a bundle (format version, counts, byte lengths, sha256);
+//! building one from the official archive or an image folder is in [`build`] (native only).
+
+#[cfg(feature = "cli")]
+pub mod build;
+mod loader;
+
+pub use loader::Loader;
+
+use crate::error::{Error, Result};
+use ndarray::ArrayViewMut2;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Image side in pixels.
+pub const SIDE: usize = 32;
+/// Values per image: 3 channels of 32 x 32.
+pub const PIXELS: usize = 3 * SIDE * SIDE;
+/// Bytes per record: the label and the pixels.
+pub const RECORD_BYTES: usize = 1 + PIXELS;
+/// Per-channel mean of the training images (the lecture's constants).
+pub const MEAN: [f32; 3] = [0.4915, 0.4823, 0.4468];
+/// Per-channel standard deviation (the lecture's constants).
+pub const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+/// The ten CIFAR-10 classes, in the order of their labels in the official release.
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+/// `format` field of every manifest.
+pub const FORMAT_NAME: &str = "skywatch-cifar-bundle";
+/// Current bundle format version; readers refuse any other.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `manifest.json` of a bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub classes: Vec<String>,
+    /// `[channels, height, width]`, always `[3, 32, 32]`.
+    pub image_shape: [usize; 3],
+    pub record_bytes: usize,
+    pub train: SplitInfo,
+    pub test: SplitInfo,
+    /// Where the images came from, and a fingerprint of it used to skip identical rebuilds.
+    pub source: SourceInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitInfo {
+    /// File name inside the bundle folder.
+    pub file: String,
+    pub count: usize,
+    /// Images per class, in the order of `classes`.
+    pub per_class: Vec<usize>,
+    pub bytes: u64,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInfo {
+    /// `cifar-10-binary` (the official archive or its extracted folder) or `image-folder`.
+    pub kind: String,
+    /// The URL or path it was read from.
+    pub location: String,
+    /// sha256 over what identifies the input (archive checksum, or file names, sizes and times).
+    pub fingerprint: String,
+}
+
+impl Manifest {
+    /// Parses and checks `manifest.json`: format name and version, shapes, counts that add up.
+    pub fn parse(json: &[u8]) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(json).map_err(|e| {
+            Error::format("manifest.json", None, format!("not a valid manifest: {e}"))
+        })?;
+        let bad = |reason: String| Err(Error::format("manifest.json", None, reason));
+        if m.format != FORMAT_NAME {
+            return bad(format!(
+                "format is '{}', expected '{FORMAT_NAME}'",
+                m.format
+            ));
+        }
+        if m.version != FORMAT_VERSION {
+            return bad(format!(
+                "bundle format version {} is not supported (this build reads version {FORMAT_VERSION}); rebuild it with `skywatch data`",
+                m.version
+            ));
+        }
+        if m.image_shape != [3, SIDE, SIDE] || m.record_bytes != RECORD_BYTES {
+            return bad(format!(
+                "image shape {:?} with {}-byte records, expected [3, 32, 32] with {RECORD_BYTES}",
+                m.image_shape, m.record_bytes
+            ));
+        }
+        if m.classes.len() < 2 || m.classes.len() > 256 {
+            return bad(format!("needs 2 to 256 classes, has {}", m.classes.len()));
+        }
+        for (name, s) in [("train", &m.train), ("test", &m.test)] {
+            if s.per_class.len() != m.classes.len() || s.per_class.iter().sum::<usize>() != s.count
+            {
+                return bad(format!(
+                    "{name}: per-class counts {:?} do not add up to {}",
+                    s.per_class, s.count
+                ));
+            }
+            if s.bytes != (s.count * RECORD_BYTES) as u64 {
+                return bad(format!(
+                    "{name}: {} bytes for {} records of {RECORD_BYTES}",
+                    s.bytes, s.count
+                ));
+            }
+            if s.file.contains(['/', '\\']) || s.file.starts_with('.') {
+                return bad(format!(
+                    "{name}: file name '{}' must be a plain name in the bundle folder",
+                    s.file
+                ));
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("manifest serialises")
+    }
+}
+
+/// Lower-case hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One split in memory: its records, as on disk.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Split {
+    records: Vec<u8>,
+}
+
+impl Split {
+    /// Checks `bytes` against the manifest entry (length, sha256) and every label against
+    /// `classes`, then keeps them. Errors name the file and, for a bad label, its byte offset.
+    pub fn from_bytes(info: &SplitInfo, classes: usize, bytes: Vec<u8>) -> Result<Split> {
+        if bytes.len() as u64 != info.bytes {
+            return Err(Error::format(
+                &info.file,
+                None,
+                format!(
+                    "{} bytes, the manifest says {} (truncated or wrong file)",
+                    bytes.len(),
+                    info.bytes
+                ),
+            ));
+        }
+        let actual = sha256_hex(&bytes);
+        if actual != info.sha256 {
+            return Err(Error::Checksum {
+                file: info.file.clone(),
+                algorithm: "sha256",
+                expected: info.sha256.clone(),
+                actual,
+            });
+        }
+        Split::from_records(&info.file, classes, bytes)
+    }
+
+    /// Records without a manifest (used when building bundles and in tests).
+    pub fn from_records(file: &str, classes: usize, records: Vec<u8>) -> Result<Split> {
+        if records.len() % RECORD_BYTES != 0 {
+            return Err(Error::format(
+                file,
+                None,
+                format!(
+                    "{} bytes is not a whole number of {RECORD_BYTES}-byte records",
+                    records.len()
+                ),
+            ));
+        }
+        for (i, rec) in records.chunks_exact(RECORD_BYTES).enumerate() {
+            if rec[0] as usize >= classes {
+                return Err(Error::format(
+                    file,
+                    Some((i * RECORD_BYTES) as u64),
+                    format!(
+                        "label {} of record {i} is not below the class count {classes}",
+                        rec[0]
+                    ),
+                ));
+            }
+        }
+        Ok(Split { records })
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len() / RECORD_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn label(&self, i: usize) -> u8 {
+        self.records[i * RECORD_BYTES]
+    }
+
+    /// The 3072 pixel bytes of image `i`, planar `C, H, W`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.records[i * RECORD_BYTES + 1..(i + 1) * RECORD_BYTES]
+    }
+
+    pub fn records(&self) -> &[u8] {
+        &self.records
+    }
+
+    /// Images per label.
+    pub fn counts(&self, classes: usize) -> Vec<usize> {
+        let mut c = vec![0; classes];
+        for i in 0..self.len() {
+            c[self.label(i) as usize] += 1;
+        }
+        c
+    }
+
+    /// Normalised `f32` rows for the images `indices` into `x` (`[indices.len(), 3072]`) and
+    /// their labels into `y`.
+    pub fn gather(
+        &self,
+        indices: &[u32],
+        norm: &Normalizer,
+        mut x: ArrayViewMut2<f32>,
+        y: &mut Vec<u8>,
+    ) {
+        y.clear();
+        for (mut row, &i) in x.rows_mut().into_iter().zip(indices) {
+            let i = i as usize;
+            norm.apply(
+                self.image(i),
+                row.as_slice_mut().expect("batch rows are contiguous"),
+            );
+            y.push(self.label(i));
+        }
+    }
+}
+
+/// Classes plus both splits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub classes: Vec<String>,
+    pub train: Split,
+    pub test: Split,
+}
+
+impl Dataset {
+    /// Checks both files against the manifest.
+    pub fn from_bundle(manifest: &Manifest, train: Vec<u8>, test: Vec<u8>) -> Result<Dataset> {
+        let k = manifest.classes.len();
+        Ok(Dataset {
+            classes: manifest.classes.clone(),
+            train: Split::from_bytes(&manifest.train, k, train)?,
+            test: Split::from_bytes(&manifest.test, k, test)?,
+        })
+    }
+
+    /// Reads a bundle folder (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(dir: &std::path::Path) -> Result<Dataset> {
+        let read =
+            |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
+        let manifest = Manifest::parse(&read("manifest.json")?)?;
+        Dataset::from_bundle(
+            &manifest,
+            read(&manifest.train.file)?,
+            read(&manifest.test.file)?,
+        )
+    }
+}
+
+/// `u8` pixel to normalised `f32`, by table: `(v / 255 - mean[c]) / std[c]` computed in `f32` in
+/// the same order as torchvision, so the values equal PyTorch's bit for bit.
+#[derive(Clone, Debug)]
+pub struct Normalizer {
+    lut: [[f32; 256]; 3],
+}
+
+impl Default for Normalizer {
+    fn default() -> Self {
+        Normalizer::new(MEAN, STD)
+    }
+}
+
+impl Normalizer {
+    pub fn new(mean: [f32; 3], std: [f32; 3]) -> Self {
+        let mut lut = [[0.0; 256]; 3];
+        for c in 0..3 {
+            for v in 0..256 {
+                lut[c][v] = (v as f32 / 255.0 - mean[c]) / std[c];
+            }
+        }
+        Normalizer { lut }
+    }
+
+    /// One image: `out[c * 1024 + p] = lut[c][image[c * 1024 + p]]`.
+    pub fn apply(&self, image: &[u8], out: &mut [f32]) {
+        for (c, (src, dst)) in image
+            .chunks_exact(SIDE * SIDE)
+            .zip(out.chunks_exact_mut(SIDE * SIDE))
+            .enumerate()
+        {
+            let lut = &self.lut[c];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = lut[s as usize];
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Layers as explicit `forward` / `backward` pairs on batches (rows are samples).
+//!
+//! * `Linear`: `y = x W^T + b`, `x: [B, in]`, `W: [out, in]`, `b: [out]`, `y: [B, out]`.
+//!   Backward: `dW = dy^T x`, `db = sum_rows(dy)`, `dx = dy W` (skipped for the first layer, whose
+//!   input is the data). Initialisation as PyTorch's `nn.Linear`: `W` and `b` uniform in
+//!   `+-1/sqrt(in)`.
+//! * `Tanh`: `y = tanh(x)`, `dx = dy (1 - y^2)`.
+//! * `ReLU`: `y = max(x, 0)`, `dx = dy [y > 0]`.
+//! * `LogSoftmax` (over each row): `y = x - log(sum(exp(x)))`, `dx = dy - softmax(x) sum(dy)`.
+//!
+//! Parameters and gradients live in two flat buffers owned by the model (`model.rs`); a `Linear`
+//! only knows its offset there, so the optimizer is a single loop over both buffers.
+
+use crate::matmul::gemm;
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use rand::{Rng, RngExt};
+
+/// One fully connected layer: a window into the model's flat parameter buffer, weight
+/// (`out x in`, row-major as PyTorch stores it) then bias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear {
+    pub in_features: usize,
+    pub out_features: usize,
+    /// Offset of the weight in the parameter buffer; the bias follows it.
+    pub offset: usize,
+}
+
+impl Linear {
+    pub fn new(in_features: usize, out_features: usize, offset: usize) -> Self {
+        Linear {
+            in_features,
+            out_features,
+            offset,
+        }
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.out_features * self.in_features + self.out_features
+    }
+
+    fn bias_offset(&self) -> usize {
+        self.offset + self.out_features * self.in_features
+    }
+
+    pub fn weight<'a>(&self, params: &'a [f32]) -> ArrayView2<'a, f32> {
+        let w = &params[self.offset..self.bias_offset()];
+        ArrayView2::from_shape((self.out_features, self.in_features), w).expect("weight window")
+    }
+
+    pub fn weight_mut<'a>(&self, params: &'a mut [f32]) -> ArrayViewMut2<'a, f32> {
+        let w = &mut params[self.offset..self.offset + self.out_features * self.in_features];
+        ArrayViewMut2::from_shape((self.out_features, self.in_features), w).expect("weight window")
+    }
+
+    pub fn bias<'a>(&self, params: &'a [f32]) -> ArrayView1<'a, f32> {
+        ArrayView1::from(&params[self.bias_offset()..self.offset + self.num_params()])
+    }
+
+    pub fn bias_mut<'a>(&self, params: &'a mut [f32]) -> ArrayViewMut1<'a, f32> {
+        let (start, end) = (self.bias_offset(), self.offset + self.num_params());
+        ArrayViewMut1::from(&mut params[start..end])
+    }
+
+    /// PyTorch's default: `kaiming_uniform_(a=sqrt(5))` for the weight, which is uniform in
+    /// `+-1/sqrt(in)`, and the same bound for the bias.
+    pub fn init(&self, params: &mut [f32], rng: &mut impl Rng) {
+        let bound = 1.0 / (self.in_features as f32).sqrt();
+        for p in &mut params[self.offset..self.offset + self.num_params()] {
+            *p = rng.random_range(-bound..bound);
+        }
+    }
+
+    /// `y = x W^T + b`.
+    pub fn forward(&self, params: &[f32], x: ArrayView2<f32>, mut y: ArrayViewMut2<f32>) {
+        let dim = y.dim();
+        y.assign(&self.bias(params).broadcast(dim).expect("bias broadcast"));
+        gemm(1.0, &x, &self.weight(params).t(), 1.0, &mut y);
+    }
+
+    /// Writes `dW = dy^T x` and `db = sum_rows(dy)` into `grads` (overwriting), and `dx = dy W`
+    /// when asked for.
+    pub fn backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        x: ArrayView2<f32>,
+        dy: ArrayView2<f32>,
+        dx: Option<ArrayViewMut2<f32>>,
+    ) {
+        gemm(1.0, &dy.t(), &x, 0.0, &mut self.weight_mut(grads));
+        let mut db = self.bias_mut(grads);
+        db.fill(0.0);
+        for row in dy.rows() {
+            db += &row;
+        }
+        if let Some(mut dx) = dx {
+            gemm(1.0, &dy, &self.weight(params), 0.0, &mut dx);
+        }
+    }
+}
+
+/// Element-wise activations, applied in place on the layer's output buffer.
+pub mod activation {
+    use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+
+    /// `y = tanh(y)` in place.
+    pub fn tanh_forward(mut y: ArrayViewMut2<f32>) {
+        y.mapv_inplace(f32::tanh);
+    }
+
+    /// `d = d * (1 - y^2)` in place, where `y` is the forward output.
+    pub fn tanh_backward(y: ArrayView2<f32>, d: ArrayViewMut2<f32>) {
+        Zip::from(d).and(&y).for_each(|d, &y| *d *= 1.0 - y * y);
+    }
+
+    /// `y = max(y, 0)` in place.
+    pub fn relu_forward(mut y: ArrayViewMut2<f32>) {
+        y.mapv_inplace(|v| v.max(0.0));
+    }
+
+    /// `d = d * [y > 0]` in place, where `y` is the forward output.
+    pub fn relu_backward(y: ArrayView2<f32>, d: ArrayViewMut2<f32>) {
+        Zip::from(d).and(&y).for_each(|d, &y| {
+            if y <= 0.0 {
+                *d = 0.0
+            }
+        });
+    }
+}
+
+/// `y = x - log(sum(exp(x)))` per row, in place, computed stably (shifted by the row maximum).
+pub fn log_softmax_forward(mut y: ArrayViewMut2<f32>) {
+    for mut row in y.axis_iter_mut(Axis(0)) {
+        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let lse = max + row.fold(0.0f32, |s, &v| s + (v - max).exp()).ln();
+        row.mapv_inplace(|v| v - lse);
+    }
+}
+
+/// `d = d - softmax(x) sum(d)` per row, in place, where `y` is the forward output
+/// (`softmax(x) = exp(y)`).
+pub fn log_softmax_backward(y: ArrayView2<f32>, mut d: ArrayViewMut2<f32>) {
+    for (yr, mut dr) in y.axis_iter(Axis(0)).zip(d.axis_iter_mut(Axis(0))) {
+        let sum = dr.sum();
+        ndarray::Zip::from(&mut dr)
+            .and(&yr)
+            .for_each(|d, &y| *d -= y.exp() * sum);
+    }
+}
+
+/// Softmax of one vector: `exp(x_i - max) / sum_j exp(x_j - max)`.
+pub fn softmax(x: &[f32]) -> Vec<f32> {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let e: Vec<f32> = x.iter().map(|&v| (v - max).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}

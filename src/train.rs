@@ -1,0 +1,320 @@
+//! The training loop: epochs of shuffled minibatches, SGD or Adam steps, and evaluation.
+//!
+//! For each epoch `e`: draw a permutation, and for each batch `x: [B, 3072]` (normalised on the
+//! fly from `u8`) with labels `t`: forward, loss, backward, optimizer step. The epoch reports the
+//! mean loss over all its samples (the lecture printed only the last batch's loss), the running
+//! training accuracy of its batches, and the validation accuracy after the epoch.
+//!
+//! Work can be done an epoch at a time ([`Trainer::train_epoch`], the CLI) or a few batches at a
+//! time ([`Trainer::train_batches`], the browser worker, so that it can report progress and pause).
+//! Every random choice (initial weights, training subset, shuffling) comes from ChaCha8 streams of
+//! the configured seed, so one seed and configuration give bit-identical weights.
+
+use crate::config::TrainConfig;
+use crate::data::{Dataset, Loader, Normalizer, PIXELS, Split};
+use crate::error::{Error, Result};
+use crate::loss::{BatchLoss, argmax, loss_and_grad};
+use crate::model::Mlp;
+use crate::optim::Optimizer;
+use ndarray::{Array2, s};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+/// Seed stream for the initial weights.
+pub const INIT_STREAM: u64 = 0;
+/// Seed stream for drawing a training subset (`train_size`).
+pub const SUBSET_STREAM: u64 = 2;
+/// Rows per evaluation batch: large enough to keep the GEMM efficient.
+pub const EVAL_BATCH: usize = 500;
+
+/// What one epoch reports (the CLI's `--json` line has exactly these keys).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpochStats {
+    /// Epoch number, from 0 as in the lecture's log.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's samples.
+    pub loss: f64,
+    /// Accuracy over the epoch's training batches, as they were trained.
+    pub train_accuracy: f64,
+    /// Accuracy on the whole validation (test) split after the epoch.
+    pub val_accuracy: f64,
+    /// Seconds spent training the epoch (validation excluded).
+    pub seconds: f64,
+}
+
+/// Accuracy, mean loss and confusion matrix on a split.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalStats {
+    pub count: usize,
+    pub accuracy: f64,
+    pub loss: f64,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Where an epoch in progress stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Progress {
+    pub epoch: usize,
+    pub batch: usize,
+    pub batches: usize,
+    pub samples: usize,
+    pub loss: f64,
+}
+
+/// Sums of the epoch in progress.
+#[derive(Clone, Copy, Debug, Default)]
+struct Running {
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+    seconds: f64,
+}
+
+/// The model, optimizer and data of a run, and where the run stands.
+#[derive(Clone, Debug)]
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub model: Mlp,
+    pub optimizer: Optimizer,
+    pub data: Dataset,
+    loader: Loader,
+    norm: Normalizer,
+    /// Completed epochs.
+    epoch: usize,
+    running: Option<Running>,
+    /// Parameters and optimizer at the start of the epoch in progress: restored if it diverges.
+    last_good: Option<(Vec<f32>, Optimizer)>,
+    x: Array2<f32>,
+    y: Vec<u8>,
+}
+
+impl Trainer {
+    /// Checks the configuration against the data and builds a freshly initialised model.
+    pub fn new(config: TrainConfig, data: Dataset) -> Result<Trainer> {
+        config.validate()?;
+        let m = &config.model;
+        if m.inputs() != PIXELS {
+            return Err(Error::Config(format!(
+                "the first layer must take {PIXELS} inputs (3x32x32), got {}",
+                m.inputs()
+            )));
+        }
+        if m.classes() != data.classes.len() {
+            return Err(Error::Config(format!(
+                "the last layer has {} outputs but the data has {} classes ({})",
+                m.classes(),
+                data.classes.len(),
+                data.classes.join(", ")
+            )));
+        }
+        if data.train.is_empty() {
+            return Err(Error::Config("the training split is empty".into()));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        rng.set_stream(INIT_STREAM);
+        let model = Mlp::new(m, &mut rng)?;
+        let optimizer = Optimizer::new(config.optimizer.clone(), model.num_params());
+        let indices = training_indices(data.train.len(), config.train_size, config.seed);
+        let loader = Loader::new(indices, config.batch_size, config.seed);
+        Ok(Trainer {
+            x: Array2::zeros((config.batch_size, PIXELS)),
+            y: Vec::with_capacity(config.batch_size),
+            config,
+            model,
+            optimizer,
+            data,
+            loader,
+            norm: Normalizer::default(),
+            epoch: 0,
+            running: None,
+            last_good: None,
+        })
+    }
+
+    /// Completed epochs.
+    pub fn epochs_done(&self) -> usize {
+        self.epoch
+    }
+
+    /// Training images per epoch.
+    pub fn train_len(&self) -> usize {
+        self.loader.len()
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.loader.batches_per_epoch()
+    }
+
+    /// Trains up to `max_batches` batches of the current epoch (starting one if needed). Returns
+    /// the epoch's statistics when this call finished it, `None` otherwise. On a non-finite loss
+    /// the weights and optimizer return to the start of the epoch and `Error::Diverged` says so.
+    pub fn train_batches(
+        &mut self,
+        max_batches: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Option<EpochStats>> {
+        if self.running.is_none() {
+            self.loader.start_epoch();
+            self.last_good = Some((self.model.params.clone(), self.optimizer.clone()));
+            self.running = Some(Running::default());
+        }
+        let clock = Stopwatch::start();
+        let batches = self.loader.batches_per_epoch();
+        for _ in 0..max_batches {
+            let Some(batch) = self.loader.next_batch() else {
+                break;
+            };
+            let b = batch.len();
+            let mut x = self.x.slice_mut(s![..b, ..]);
+            self.data
+                .train
+                .gather(batch, &self.norm, x.view_mut(), &mut self.y);
+            let res = self
+                .model
+                .train_batch(x.view(), &self.y, &mut self.optimizer);
+            let r = self.running.as_mut().expect("epoch started");
+            if !res.loss_sum.is_finite() {
+                let (params, opt) = self
+                    .last_good
+                    .take()
+                    .expect("snapshot taken at epoch start");
+                self.model.params = params;
+                self.optimizer = opt;
+                self.running = None;
+                return Err(Error::Diverged {
+                    epoch: self.epoch,
+                    batch: self.loader.batches_done() - 1,
+                    loss: res.loss_sum as f32,
+                });
+            }
+            r.loss_sum += res.loss_sum;
+            r.correct += res.correct;
+            r.seen += b;
+            progress(Progress {
+                epoch: self.epoch,
+                batch: self.loader.batches_done(),
+                batches,
+                samples: r.seen,
+                loss: r.loss_sum / r.seen as f64,
+            });
+        }
+        let r = self.running.as_mut().expect("epoch started");
+        r.seconds += clock.seconds();
+        if self.loader.batches_done() < batches {
+            return Ok(None);
+        }
+        let r = self.running.take().expect("epoch started");
+        self.last_good = None;
+        let val = self.evaluate_split(false);
+        let stats = EpochStats {
+            epoch: self.epoch,
+            loss: r.loss_sum / r.seen as f64,
+            train_accuracy: r.correct as f64 / r.seen as f64,
+            val_accuracy: val.accuracy,
+            seconds: r.seconds,
+        };
+        self.epoch += 1;
+        Ok(Some(stats))
+    }
+
+    /// Trains one whole epoch (or the rest of the one in progress).
+    pub fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochStats> {
+        loop {
+            if let Some(stats) = self.train_batches(usize::MAX, progress)? {
+                return Ok(stats);
+            }
+        }
+    }
+
+    /// Accuracy and confusion on the training split (`train = true`) or the validation split.
+    pub fn evaluate_split(&mut self, train: bool) -> EvalStats {
+        let split = if train {
+            &self.data.train
+        } else {
+            &self.data.test
+        };
+        evaluate(&mut self.model, split, &self.norm)
+    }
+}
+
+/// The training images a run uses: all of them, or `train_size` drawn without replacement from
+/// the seed's subset stream.
+pub fn training_indices(len: usize, train_size: Option<usize>, seed: u64) -> Vec<u32> {
+    let mut all: Vec<u32> = (0..len as u32).collect();
+    match train_size {
+        Some(n) if n < len => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(SUBSET_STREAM);
+            all.shuffle(&mut rng);
+            all.truncate(n);
+            all.sort_unstable();
+            all
+        }
+        _ => all,
+    }
+}
+
+/// Evaluates `model` on a whole split in batches of [`EVAL_BATCH`].
+pub fn evaluate(model: &mut Mlp, split: &Split, norm: &Normalizer) -> EvalStats {
+    let (k, loss) = (model.config.classes(), model.config.loss);
+    let n = split.len();
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut total = BatchLoss::default();
+    let mut x = Array2::zeros((EVAL_BATCH.min(n.max(1)), PIXELS));
+    let mut y = Vec::with_capacity(EVAL_BATCH);
+    let all: Vec<u32> = (0..n as u32).collect();
+    for idx in all.chunks(EVAL_BATCH) {
+        let mut xb = x.slice_mut(s![..idx.len(), ..]);
+        split.gather(idx, norm, xb.view_mut(), &mut y);
+        let out = model.forward(xb.view());
+        let res = loss_and_grad(loss, out, &y, None);
+        total.loss_sum += res.loss_sum;
+        total.correct += res.correct;
+        for (row, &t) in out.rows().into_iter().zip(&y) {
+            confusion[t as usize][argmax(row)] += 1;
+        }
+    }
+    EvalStats {
+        count: n,
+        accuracy: if n == 0 {
+            0.0
+        } else {
+            total.correct as f64 / n as f64
+        },
+        loss: if n == 0 {
+            0.0
+        } else {
+            total.loss_sum / n as f64
+        },
+        confusion,
+    }
+}
+
+/// Wall-clock timer that works natively and in wasm (where `std::time::Instant` panics).
+pub struct Stopwatch(f64);
+
+impl Stopwatch {
+    pub fn start() -> Self {
+        Stopwatch(now_seconds())
+    }
+
+    pub fn seconds(&self) -> f64 {
+        now_seconds() - self.0
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn now_seconds() -> f64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn now_seconds() -> f64 {
+    js_sys::Date::now() / 1000.0
+}

@@ -1,0 +1,1 @@
+//! The JavaScript API (wasm-bindgen). Filled in by the browser trainer.
