@@ -60,15 +60,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.gemm_only {
         return Ok(());
     }
-    let data = match &args.data {
+    let data = std::sync::Arc::new(match &args.data {
         Some(dir) => Dataset::load(dir)?,
         None => synthetic_cifar2(10_000, 2_000, 0),
-    };
+    });
     for preset in &args.presets {
         let config = TrainConfig::preset(preset)?;
         for &threads in &args.threads {
             in_pool(threads, || -> Result<()> {
-                let mut t = Trainer::new(config.clone(), data.clone())?;
+                let mut t = Trainer::new(config.clone(), std::sync::Arc::clone(&data))?;
                 // One warm-up epoch: page faults, packing buffers and caches settle.
                 t.train_epoch(&mut |_| {})?;
                 let mut secs: Vec<f64> = (0..args.epochs.max(1))

@@ -52,11 +52,11 @@ pub fn save(model: &Mlp) -> Vec<u8> {
     safetensors::serialize(tensors, Some(meta)).expect("valid tensors serialise")
 }
 
-/// Loads a checkpoint. With `expected`, the file must hold exactly that model (layer widths are
-/// compared tensor by tensor); without it, the configuration comes from the file's metadata, or
-/// from the tensor shapes for a file saved by PyTorch (activation then assumed `tanh`, the loss
-/// `nll`: a plain `state_dict` does not record them).
-pub fn load(bytes: &[u8], expected: Option<&ModelConfig>) -> Result<Mlp> {
+/// Loads a checkpoint. The configuration comes from the file's metadata; a file without it (a
+/// PyTorch `state_dict`) gets its layer widths from the tensor shapes, and its activation and loss
+/// from `hint` when the widths agree with it (tanh and NLL otherwise: a plain `state_dict` does
+/// not record them).
+pub fn load(bytes: &[u8], hint: Option<&ModelConfig>) -> Result<Mlp> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(Error::Checkpoint(format!(
             "file of {} bytes is larger than any model this build can hold ({MAX_FILE_BYTES} bytes)",
@@ -79,10 +79,15 @@ pub fn load(bytes: &[u8], expected: Option<&ModelConfig>) -> Result<Mlp> {
             })
         })
         .transpose()?;
-    let config = match (expected, stored) {
-        (Some(e), _) => e.clone(),
-        (None, Some(s)) => s,
-        (None, None) => infer_config(&st)?,
+    let config = match stored {
+        Some(s) => s,
+        None => {
+            let inferred = infer_config(&st)?;
+            match hint {
+                Some(h) if h.layers == inferred.layers => h.clone(),
+                _ => inferred,
+            }
+        }
     };
     let mut model = Mlp::zeros(&config)?;
     let mut names: Vec<String> = Vec::new();
@@ -117,6 +122,35 @@ pub fn load(bytes: &[u8], expected: Option<&ModelConfig>) -> Result<Mlp> {
         return Err(Error::Checkpoint(format!(
             "unexpected tensors {extra:?}: the model {:?} has only {names:?}",
             config.layers
+        )));
+    }
+    Ok(model)
+}
+
+/// Loads a checkpoint that must hold exactly the model `expected`; a different architecture is
+/// refused with the first tensor whose shape differs.
+pub fn load_exact(bytes: &[u8], expected: &ModelConfig) -> Result<Mlp> {
+    let model = load(bytes, Some(expected))?;
+    if model.config.layers != expected.layers {
+        let got = &model.config.layers;
+        let l = (0..expected.layers.len() - 1)
+            .find(|&l| got.get(l..l + 2) != expected.layers.get(l..l + 2))
+            .unwrap_or(0);
+        let shape = |v: &[usize]| {
+            v.get(l..l + 2)
+                .map(|w| vec![w[1], w[0]])
+                .unwrap_or_default()
+        };
+        return Err(Error::Shape {
+            what: format!("tensor '{}.weight'", 2 * l),
+            expected: shape(&expected.layers),
+            actual: shape(got),
+        });
+    }
+    if model.config != *expected {
+        return Err(Error::Checkpoint(format!(
+            "the file is for {:?} / {:?}, the run uses {:?} / {:?}",
+            model.config.activation, model.config.loss, expected.activation, expected.loss
         )));
     }
     Ok(model)

@@ -108,17 +108,17 @@ struct TrainArgs {
     epochs: Option<usize>,
     #[arg(long)]
     seed: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     #[arg(long)]
     batch_size: Option<usize>,
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f32>,
     #[arg(long)]
     nesterov: bool,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
     /// Train on this many images drawn (seeded) from the training split.
     #[arg(long)]

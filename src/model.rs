@@ -15,7 +15,7 @@ use crate::optim::Optimizer;
 use ndarray::{Array2, ArrayView2, s};
 use rand::Rng;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Mlp {
     pub config: ModelConfig,
     pub linears: Vec<Linear>,
@@ -25,6 +25,16 @@ pub struct Mlp {
     outs: Vec<Array2<f32>>,
     /// Gradient of the loss with respect to each linear layer's output, same shapes.
     deltas: Vec<Array2<f32>>,
+}
+
+/// Shape only: the parameters are millions of numbers.
+impl std::fmt::Debug for Mlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mlp")
+            .field("config", &self.config)
+            .field("params", &self.params.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Mlp {

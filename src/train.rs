@@ -10,6 +10,7 @@
 //! Every random choice (initial weights, training subset, shuffling) comes from ChaCha8 streams of
 //! the configured seed, so one seed and configuration give bit-identical weights.
 
+use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::{Dataset, Loader, Normalizer, PIXELS, Split};
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Seed stream for the initial weights.
 pub const INIT_STREAM: u64 = 0;
@@ -79,7 +81,7 @@ pub struct Trainer {
     pub config: TrainConfig,
     pub model: Mlp,
     pub optimizer: Optimizer,
-    pub data: Dataset,
+    pub data: Arc<Dataset>,
     loader: Loader,
     norm: Normalizer,
     /// Completed epochs.
@@ -93,7 +95,9 @@ pub struct Trainer {
 
 impl Trainer {
     /// Checks the configuration against the data and builds a freshly initialised model.
-    pub fn new(config: TrainConfig, data: Dataset) -> Result<Trainer> {
+    /// The data is shared (`Arc`), so several runs on one dataset do not copy it.
+    pub fn new(config: TrainConfig, data: impl Into<Arc<Dataset>>) -> Result<Trainer> {
+        let data = data.into();
         config.validate()?;
         let m = &config.model;
         if m.inputs() != PIXELS {
@@ -227,6 +231,37 @@ impl Trainer {
                 return Ok(stats);
             }
         }
+    }
+
+    /// Replaces the model with a checkpoint's (from the CLI, the page or PyTorch). The file may
+    /// hold another architecture, if it fits the data; the optimizer then starts afresh.
+    pub fn load_weights(&mut self, bytes: &[u8]) -> Result<()> {
+        let model = checkpoint::load(bytes, Some(&self.config.model))?;
+        let m = &model.config;
+        if m.inputs() != PIXELS || m.classes() != self.data.classes.len() {
+            return Err(Error::Checkpoint(format!(
+                "the file's model {:?} does not fit {PIXELS} inputs and {} classes",
+                m.layers,
+                self.data.classes.len()
+            )));
+        }
+        self.config.model = model.config.clone();
+        self.optimizer = Optimizer::new(self.config.optimizer.clone(), model.num_params());
+        self.model = model;
+        self.running = None;
+        self.last_good = None;
+        Ok(())
+    }
+
+    /// Class probabilities for images given as planar `u8` (`n * 3072` bytes), `[n, classes]`.
+    pub fn predict(&mut self, images: &[u8]) -> Array2<f32> {
+        let rows: Vec<&[u8]> = images.chunks_exact(PIXELS).collect();
+        let mut x = Array2::zeros((rows.len(), PIXELS));
+        for (mut row, img) in x.rows_mut().into_iter().zip(rows) {
+            self.norm
+                .apply(img, row.as_slice_mut().expect("contiguous rows"));
+        }
+        self.model.predict_proba(x.view())
     }
 
     /// Accuracy and confusion on the training split (`train = true`) or the validation split.

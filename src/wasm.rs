@@ -1,1 +1,281 @@
-//! The JavaScript API (wasm-bindgen). Filled in by the browser trainer.
+//! The JavaScript API, and the only module that knows about JS.
+//!
+//! ```js
+//! const data = new Data(manifestJson, trainBytes, testBytes);   // checks sizes and sha256
+//! const s = new Session(JSON.stringify(config), data);           // config: TrainConfig
+//! const r = s.trainBatches(20);       // {progress, epoch: EpochStats | null}
+//! s.evaluate("test");                 // EvalStats
+//! s.predictRgba(rgba, w, h);          // {probabilities, image: 32x32 RGBA}
+//! const bytes = s.exportWeights();    // safetensors, the same files as the CLI's
+//! s.importWeights(bytes);
+//! ```
+//! Errors are thrown as `Error` with the crate's message; no user input can panic.
+//! In the threaded package, `initThreadPool(n)` (wasm-bindgen-rayon) must be awaited in the
+//! Worker before training; the GEMM then splits across that pool.
+
+use crate::checkpoint;
+use crate::config::TrainConfig;
+use crate::data::resize::{chw_to_rgba, rgba_to_chw};
+use crate::data::{Dataset, Manifest, PIXELS};
+use crate::error::Error;
+use crate::matmul::Kernel;
+use crate::train::Trainer;
+use serde::Serialize;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+
+#[cfg(feature = "wasm-threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+export interface ModelConfig { layers: number[]; activation: "tanh" | "relu"; loss: "nll" | "cross-entropy"; }
+export interface OptimizerConfig { kind: "sgd" | "adam"; lr: number; momentum?: number; nesterov?: boolean;
+  weight_decay?: number; beta1?: number; beta2?: number; eps?: number; }
+export interface TrainConfig { model: ModelConfig; optimizer: OptimizerConfig; batch_size: number; epochs: number;
+  seed: number; train_size?: number | null; }
+export interface EpochStats { epoch: number; loss: number; train_accuracy: number; val_accuracy: number; seconds: number; }
+export interface Progress { epoch: number; batch: number; batches: number; samples: number; loss: number; }
+export interface TrainStep { progress: Progress; epoch: EpochStats | null; }
+export interface EvalStats { count: number; accuracy: number; loss: number; confusion: number[][]; }
+export interface Prediction { probabilities: number[]; image: Uint8Array; }
+export interface BuildInfo { kernel: string; threads: boolean; version: string; }
+"#;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&format!("internal: cannot convert to JS: {e}")))
+}
+
+/// What this build runs: the GEMM kernel and whether it was built with threads.
+#[wasm_bindgen(js_name = buildInfo, unchecked_return_type = "BuildInfo")]
+pub fn build_info() -> Result<JsValue, JsError> {
+    #[derive(Serialize)]
+    struct Info {
+        kernel: &'static str,
+        threads: bool,
+        version: &'static str,
+    }
+    to_js(&Info {
+        kernel: Kernel::best().name(),
+        threads: cfg!(feature = "wasm-threads"),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// A preset's configuration (`lecture` or `deep`) as JSON.
+#[wasm_bindgen(js_name = presetConfig)]
+pub fn preset_config(name: &str) -> Result<String, JsError> {
+    Ok(serde_json::to_string(&TrainConfig::preset(name)?).expect("config serialises"))
+}
+
+/// Checks a configuration (JSON); returns the parameter count as the lecture prints it.
+#[wasm_bindgen(js_name = describeConfig)]
+pub fn describe_config(config_json: &str) -> Result<String, JsError> {
+    let c = parse_config(config_json)?;
+    Ok(c.model.parameter_summary())
+}
+
+fn parse_config(json: &str) -> Result<TrainConfig, Error> {
+    let c: TrainConfig = serde_json::from_str(json)
+        .map_err(|e| Error::Config(format!("not a valid configuration: {e}")))?;
+    c.validate()?;
+    Ok(c)
+}
+
+/// A checked bundle in wasm memory, shared by the sessions trained on it.
+#[wasm_bindgen]
+pub struct Data {
+    inner: Arc<Dataset>,
+}
+
+#[wasm_bindgen]
+impl Data {
+    /// Checks both files against the manifest (byte length, sha256, labels).
+    #[wasm_bindgen(constructor)]
+    pub fn new(manifest_json: &str, train: Vec<u8>, test: Vec<u8>) -> Result<Data, JsError> {
+        let manifest = Manifest::parse(manifest_json.as_bytes())?;
+        Ok(Data {
+            inner: Arc::new(Dataset::from_bundle(&manifest, train, test)?),
+        })
+    }
+
+    pub fn classes(&self) -> Vec<String> {
+        self.inner.classes.clone()
+    }
+
+    #[wasm_bindgen(js_name = trainLength)]
+    pub fn train_len(&self) -> usize {
+        self.inner.train.len()
+    }
+
+    #[wasm_bindgen(js_name = testLength)]
+    pub fn test_len(&self) -> usize {
+        self.inner.test.len()
+    }
+
+    /// Test image `i` as 32x32 RGBA, for display.
+    #[wasm_bindgen(js_name = testImageRgba)]
+    pub fn test_image_rgba(&self, i: usize) -> Result<Vec<u8>, JsError> {
+        self.check_index(i)?;
+        Ok(chw_to_rgba(self.inner.test.image(i)))
+    }
+
+    #[wasm_bindgen(js_name = testLabel)]
+    pub fn test_label(&self, i: usize) -> Result<u8, JsError> {
+        self.check_index(i)?;
+        Ok(self.inner.test.label(i))
+    }
+
+    fn check_index(&self, i: usize) -> Result<(), Error> {
+        if i >= self.inner.test.len() {
+            return Err(Error::Config(format!(
+                "test image {i} does not exist (there are {})",
+                self.inner.test.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A training run: model, optimizer, loader position.
+#[wasm_bindgen]
+pub struct Session {
+    trainer: Trainer,
+}
+
+#[wasm_bindgen]
+impl Session {
+    #[wasm_bindgen(constructor)]
+    pub fn new(config_json: &str, data: &Data) -> Result<Session, JsError> {
+        let config = parse_config(config_json)?;
+        Ok(Session {
+            trainer: Trainer::new(config, Arc::clone(&data.inner))?,
+        })
+    }
+
+    /// The configuration, as JSON.
+    pub fn config(&self) -> String {
+        serde_json::to_string(&self.trainer.config).expect("config serialises")
+    }
+
+    #[wasm_bindgen(js_name = parameterSummary)]
+    pub fn parameter_summary(&self) -> String {
+        self.trainer.config.model.parameter_summary()
+    }
+
+    #[wasm_bindgen(js_name = epochsDone)]
+    pub fn epochs_done(&self) -> usize {
+        self.trainer.epochs_done()
+    }
+
+    #[wasm_bindgen(js_name = batchesPerEpoch)]
+    pub fn batches_per_epoch(&self) -> usize {
+        self.trainer.batches_per_epoch()
+    }
+
+    #[wasm_bindgen(js_name = trainLength)]
+    pub fn train_len(&self) -> usize {
+        self.trainer.train_len()
+    }
+
+    /// Trains up to `n` batches; `epoch` is set when this call finished an epoch.
+    #[wasm_bindgen(js_name = trainBatches, unchecked_return_type = "TrainStep")]
+    pub fn train_batches(&mut self, n: usize) -> Result<JsValue, JsError> {
+        #[derive(Serialize)]
+        struct Step {
+            progress: crate::train::Progress,
+            epoch: Option<crate::train::EpochStats>,
+        }
+        let mut last = crate::train::Progress::default();
+        let epoch = self.trainer.train_batches(n, &mut |p| last = p)?;
+        to_js(&Step {
+            progress: last,
+            epoch,
+        })
+    }
+
+    /// Accuracy, loss and confusion matrix on `"train"` or `"test"`.
+    #[wasm_bindgen(unchecked_return_type = "EvalStats")]
+    pub fn evaluate(&mut self, split: &str) -> Result<JsValue, JsError> {
+        let train = match split {
+            "train" => true,
+            "test" => false,
+            other => {
+                return Err(
+                    Error::Config(format!("unknown split '{other}' (train or test)")).into(),
+                );
+            }
+        };
+        to_js(&self.trainer.evaluate_split(train))
+    }
+
+    /// Class probabilities of a picture given as RGBA (`width * height * 4` bytes, any size: the
+    /// centre square is resized to 32x32), with the 32x32 RGBA the model saw.
+    #[wasm_bindgen(js_name = predictRgba, unchecked_return_type = "Prediction")]
+    pub fn predict_rgba(
+        &mut self,
+        rgba: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<JsValue, JsError> {
+        #[derive(Serialize)]
+        struct Prediction {
+            probabilities: Vec<f32>,
+            #[serde(with = "serde_bytes_as_array")]
+            image: Vec<u8>,
+        }
+        let chw = rgba_to_chw(rgba, width, height)?;
+        let probabilities = self.trainer.predict(&chw).row(0).to_vec();
+        let p = Prediction {
+            probabilities,
+            image: chw_to_rgba(&chw),
+        };
+        let js = to_js(&p)?;
+        Ok(js)
+    }
+
+    /// Probabilities for test images `indices`, flattened `[indices.len() * classes]`.
+    #[wasm_bindgen(js_name = predictTest)]
+    pub fn predict_test(&mut self, indices: &[u32]) -> Result<Vec<f32>, JsError> {
+        let test = &self.trainer.data.test;
+        let mut images = Vec::with_capacity(indices.len() * PIXELS);
+        for &i in indices {
+            if i as usize >= test.len() {
+                return Err(Error::Config(format!(
+                    "test image {i} does not exist (there are {})",
+                    test.len()
+                ))
+                .into());
+            }
+            images.extend_from_slice(test.image(i as usize));
+        }
+        Ok(self.trainer.predict(&images).into_raw_vec_and_offset().0)
+    }
+
+    /// The weights as a safetensors file (PyTorch `state_dict` names).
+    #[wasm_bindgen(js_name = exportWeights)]
+    pub fn export_weights(&self) -> Vec<u8> {
+        checkpoint::save(&self.trainer.model)
+    }
+
+    /// Replaces the weights from a safetensors file (from the CLI, the page or PyTorch).
+    #[wasm_bindgen(js_name = importWeights)]
+    pub fn import_weights(&mut self, bytes: &[u8]) -> Result<(), JsError> {
+        self.trainer.load_weights(bytes)?;
+        Ok(())
+    }
+}
+
+/// Serialises bytes as a `Uint8Array`-friendly array (serde-wasm-bindgen maps `serde_bytes` to
+/// `Uint8Array`; a plain `Vec<u8>` would become an array of numbers).
+mod serde_bytes_as_array {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+}

@@ -82,6 +82,13 @@ fn a_pytorch_state_dict_loads_with_widths_from_the_shapes() {
     let file = pytorch_file(&small_state_dict(vec![4, 3072]));
     let model = checkpoint::load(&file, None).unwrap();
     assert_eq!(model.config.layers, vec![3072, 4, 2]);
+    // A hint with the same widths supplies what a state_dict does not record.
+    let hint = ModelConfig {
+        layers: vec![3072, 4, 2],
+        activation: Activation::Relu,
+        loss: LossKind::CrossEntropy,
+    };
+    assert_eq!(checkpoint::load(&file, Some(&hint)).unwrap().config, hint);
     let lin = &model.linears[1];
     assert_eq!(lin.bias(&model.params).to_vec(), vec![1.0, -1.0]);
     assert_eq!(
@@ -94,7 +101,7 @@ fn a_pytorch_state_dict_loads_with_widths_from_the_shapes() {
 fn wrong_shape_is_refused_with_the_tensor_name() {
     let model = Mlp::new(&lecture(), &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     let file = pytorch_file(&small_state_dict(vec![4, 3072]));
-    let err = checkpoint::load(&file, Some(&model.config))
+    let err = checkpoint::load_exact(&file, &model.config)
         .unwrap_err()
         .to_string();
     assert!(

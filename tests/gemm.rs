@@ -24,8 +24,9 @@ fn view(a: &Array2<f32>, trans: bool) -> ArrayView2<'_, f32> {
     if trans { a.t() } else { a.view() }
 }
 
-fn check(
-    kernel: Kernel,
+/// One product to check: `C (m x n) = alpha * op(A) op(B) + beta * C`, `op` a transpose when set.
+#[derive(Clone, Copy)]
+struct Case {
     m: usize,
     k: usize,
     n: usize,
@@ -33,8 +34,19 @@ fn check(
     tb: bool,
     alpha: f32,
     beta: f32,
-    rng: &mut ChaCha8Rng,
-) {
+}
+
+fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
+    let Case {
+        m,
+        k,
+        n,
+        ta,
+        tb,
+        alpha,
+        beta,
+    } = case;
+
     let a = operand(m, k, ta, rng);
     let b = operand(k, n, tb, rng);
     // C lives at rows 2.., cols 3.. of a NaN-filled buffer; with beta != 0 it starts random.
@@ -95,10 +107,46 @@ fn every_kernel_matches_the_reference_on_odd_sizes_and_transposes() {
     for kernel in Kernel::available() {
         for &(m, k, n) in &sizes {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                check(kernel, m, k, n, ta, tb, 1.0, 0.0, &mut rng);
+                check(
+                    kernel,
+                    Case {
+                        m,
+                        k,
+                        n,
+                        ta,
+                        tb,
+                        alpha: 1.0,
+                        beta: 0.0,
+                    },
+                    &mut rng,
+                );
             }
-            check(kernel, m, k, n, false, true, -0.5, 1.0, &mut rng);
-            check(kernel, m, k, n, true, false, 2.0, 0.25, &mut rng);
+            check(
+                kernel,
+                Case {
+                    m,
+                    k,
+                    n,
+                    ta: false,
+                    tb: true,
+                    alpha: -0.5,
+                    beta: 1.0,
+                },
+                &mut rng,
+            );
+            check(
+                kernel,
+                Case {
+                    m,
+                    k,
+                    n,
+                    ta: true,
+                    tb: false,
+                    alpha: 2.0,
+                    beta: 0.25,
+                },
+                &mut rng,
+            );
         }
     }
 }
@@ -107,9 +155,45 @@ fn every_kernel_matches_the_reference_on_odd_sizes_and_transposes() {
 fn the_workload_shapes_match_the_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     for kernel in Kernel::available() {
-        check(kernel, 64, 3072, 512, false, true, 1.0, 1.0, &mut rng); // forward x W^T + b
-        check(kernel, 512, 64, 3072, true, false, 1.0, 0.0, &mut rng); // dW = dy^T x
-        check(kernel, 64, 512, 3072, false, false, 1.0, 0.0, &mut rng); // dx = dy W
+        check(
+            kernel,
+            Case {
+                m: 64,
+                k: 3072,
+                n: 512,
+                ta: false,
+                tb: true,
+                alpha: 1.0,
+                beta: 1.0,
+            },
+            &mut rng,
+        ); // forward x W^T + b
+        check(
+            kernel,
+            Case {
+                m: 512,
+                k: 64,
+                n: 3072,
+                ta: true,
+                tb: false,
+                alpha: 1.0,
+                beta: 0.0,
+            },
+            &mut rng,
+        ); // dW = dy^T x
+        check(
+            kernel,
+            Case {
+                m: 64,
+                k: 512,
+                n: 3072,
+                ta: false,
+                tb: false,
+                alpha: 1.0,
+                beta: 0.0,
+            },
+            &mut rng,
+        ); // dx = dy W
     }
 }
 

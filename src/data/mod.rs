@@ -14,6 +14,7 @@
 #[cfg(feature = "cli")]
 pub mod build;
 mod loader;
+pub mod resize;
 
 pub use loader::Loader;
 
@@ -157,9 +158,16 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// One split in memory: its records, as on disk.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Split {
     records: Vec<u8>,
+}
+
+/// Size only: the records are megabytes.
+impl std::fmt::Debug for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Split({} images)", self.len())
+    }
 }
 
 impl Split {
@@ -191,7 +199,7 @@ impl Split {
 
     /// Records without a manifest (used when building bundles and in tests).
     pub fn from_records(file: &str, classes: usize, records: Vec<u8>) -> Result<Split> {
-        if records.len() % RECORD_BYTES != 0 {
+        if !records.len().is_multiple_of(RECORD_BYTES) {
             return Err(Error::format(
                 file,
                 None,
@@ -316,9 +324,9 @@ impl Default for Normalizer {
 impl Normalizer {
     pub fn new(mean: [f32; 3], std: [f32; 3]) -> Self {
         let mut lut = [[0.0; 256]; 3];
-        for c in 0..3 {
-            for v in 0..256 {
-                lut[c][v] = (v as f32 / 255.0 - mean[c]) / std[c];
+        for (c, table) in lut.iter_mut().enumerate() {
+            for (v, out) in table.iter_mut().enumerate() {
+                *out = (v as f32 / 255.0 - mean[c]) / std[c];
             }
         }
         Normalizer { lut }
