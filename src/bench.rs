@@ -41,10 +41,7 @@ pub struct BenchArgs {
 /// Runs the benchmarks and prints one JSON object per line.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let kernel = Kernel::best();
-    println!(
-        "{}",
-        json!({"bench": "peak", "kernel": kernel.name(), "threads": 1, "gflops": round(peak_gflops())})
-    );
+    println!("{}", json!({"bench": "peak", "kernel": kernel.name(), "threads": 1, "gflops": round(peak_gflops())}));
     for &threads in &args.threads {
         in_pool(threads, || {
             for (name, m, k, n) in GEMM_SHAPES {
@@ -91,11 +88,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 /// The products of one training step of the lecture model, in training's layouts.
-pub const GEMM_SHAPES: [(&str, usize, usize, usize); 3] = [
-    ("forward x W^T", 64, 3072, 512),
-    ("weight grad dy^T x", 512, 64, 3072),
-    ("input grad dy W", 64, 512, 3072),
-];
+pub const GEMM_SHAPES: [(&str, usize, usize, usize); 3] =
+    [("forward x W^T", 64, 3072, 512), ("weight grad dy^T x", 512, 64, 3072), ("input grad dy W", 64, 512, 3072)];
 
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -115,16 +109,8 @@ pub fn gemm_gflops(kernel: Kernel, shape: &str, m: usize, k: usize, n: usize) ->
         "weight grad dy^T x" => (rand(k, m), rand(k, n)), // dy [64,512], x [64,3072]
         _ => (rand(m, k), rand(k, n)),               // dy [64,512], W [512,3072]
     };
-    let a = if shape.starts_with("weight") {
-        a_store.t()
-    } else {
-        a_store.view()
-    };
-    let b = if shape.starts_with("forward") {
-        b_store.t()
-    } else {
-        b_store.view()
-    };
+    let a = if shape.starts_with("weight") { a_store.t() } else { a_store.view() };
+    let b = if shape.starts_with("forward") { b_store.t() } else { b_store.view() };
     let mut c = Array2::<f32>::zeros((m, n));
     let flops = 2.0 * (m * n * k) as f64;
     for _ in 0..3 {
@@ -183,11 +169,7 @@ pub fn synthetic_cifar2(train: usize, test: usize, seed: u64) -> Dataset {
         }
         Split::from_records("synthetic", 2, rec).expect("valid synthetic records")
     };
-    Dataset {
-        classes: vec!["airplane".into(), "bird".into()],
-        train: split(train),
-        test: split(test),
-    }
+    Dataset { classes: vec!["airplane".into(), "bird".into()], train: split(train), test: split(test) }
 }
 
 fn round(x: f64) -> f64 {

@@ -30,24 +30,14 @@ pub fn save(model: &Mlp) -> Vec<u8> {
             bytes_of(w.as_slice().expect("contiguous")),
             vec![lin.out_features, lin.in_features],
         ));
-        views.push((
-            format!("{}.bias", 2 * l),
-            bytes_of(b.as_slice().expect("contiguous")),
-            vec![lin.out_features],
-        ));
+        views.push((format!("{}.bias", 2 * l), bytes_of(b.as_slice().expect("contiguous")), vec![lin.out_features]));
     }
     let tensors = views.iter().map(|(name, data, shape)| {
-        (
-            name.clone(),
-            TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"),
-        )
+        (name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
     });
     let meta = HashMap::from([
         ("format".to_string(), "pt".to_string()),
-        (
-            MODEL_KEY.to_string(),
-            serde_json::to_string(&model.config).expect("config serialises"),
-        ),
+        (MODEL_KEY.to_string(), serde_json::to_string(&model.config).expect("config serialises")),
     ]);
     safetensors::serialize(tensors, Some(meta)).expect("valid tensors serialise")
 }
@@ -63,20 +53,16 @@ pub fn load(bytes: &[u8], hint: Option<&ModelConfig>) -> Result<Mlp> {
             bytes.len()
         )));
     }
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::Checkpoint(format!("not a safetensors file: {e}")))?;
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| Error::Checkpoint(format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Checkpoint(format!("not a safetensors file: {e}")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::Checkpoint(format!("not a safetensors file: {e}")))?;
     let stored = header
         .metadata()
         .as_ref()
         .and_then(|m| m.get(MODEL_KEY))
         .map(|json| {
-            serde_json::from_str::<ModelConfig>(json).map_err(|e| {
-                Error::Checkpoint(format!(
-                    "metadata '{MODEL_KEY}' is not a model configuration: {e}"
-                ))
-            })
+            serde_json::from_str::<ModelConfig>(json)
+                .map_err(|e| Error::Checkpoint(format!("metadata '{MODEL_KEY}' is not a model configuration: {e}")))
         })
         .transpose()?;
     let config = match stored {
@@ -98,25 +84,17 @@ pub fn load(bytes: &[u8], hint: Option<&ModelConfig>) -> Result<Mlp> {
             &st,
             &wname,
             &[lin.out_features, lin.in_features],
-            lin.weight_mut(&mut model.params)
-                .as_slice_mut()
-                .expect("contiguous"),
+            lin.weight_mut(&mut model.params).as_slice_mut().expect("contiguous"),
         )?;
         read_tensor(
             &st,
             &bname,
             &[lin.out_features],
-            lin.bias_mut(&mut model.params)
-                .as_slice_mut()
-                .expect("contiguous"),
+            lin.bias_mut(&mut model.params).as_slice_mut().expect("contiguous"),
         )?;
         names.extend([wname, bname]);
     }
-    let mut extra: Vec<&str> = st
-        .names()
-        .into_iter()
-        .filter(|n| !names.iter().any(|m| m == n))
-        .collect();
+    let mut extra: Vec<&str> = st.names().into_iter().filter(|n| !names.iter().any(|m| m == n)).collect();
     if !extra.is_empty() {
         extra.sort_unstable();
         return Err(Error::Checkpoint(format!(
@@ -133,14 +111,9 @@ pub fn load_exact(bytes: &[u8], expected: &ModelConfig) -> Result<Mlp> {
     let model = load(bytes, Some(expected))?;
     if model.config.layers != expected.layers {
         let got = &model.config.layers;
-        let l = (0..expected.layers.len() - 1)
-            .find(|&l| got.get(l..l + 2) != expected.layers.get(l..l + 2))
-            .unwrap_or(0);
-        let shape = |v: &[usize]| {
-            v.get(l..l + 2)
-                .map(|w| vec![w[1], w[0]])
-                .unwrap_or_default()
-        };
+        let l =
+            (0..expected.layers.len() - 1).find(|&l| got.get(l..l + 2) != expected.layers.get(l..l + 2)).unwrap_or(0);
+        let shape = |v: &[usize]| v.get(l..l + 2).map(|w| vec![w[1], w[0]]).unwrap_or_default();
         return Err(Error::Shape {
             what: format!("tensor '{}.weight'", 2 * l),
             expected: shape(&expected.layers),
@@ -164,19 +137,12 @@ fn infer_config(st: &SafeTensors) -> Result<ModelConfig> {
             break;
         };
         let [out, inp] = w.shape() else {
-            return Err(Error::Checkpoint(format!(
-                "{}.weight has shape {:?}, expected [out, in]",
-                2 * l,
-                w.shape()
-            )));
+            return Err(Error::Checkpoint(format!("{}.weight has shape {:?}, expected [out, in]", 2 * l, w.shape())));
         };
         if let Some(&prev) = layers.last() {
             if prev != *inp {
                 return Err(Error::Shape {
-                    what: format!(
-                        "{}.weight (input width must equal the previous layer's output)",
-                        2 * l
-                    ),
+                    what: format!("{}.weight (input width must equal the previous layer's output)", 2 * l),
                     expected: vec![*out, prev],
                     actual: w.shape().to_vec(),
                 });
@@ -192,11 +158,7 @@ fn infer_config(st: &SafeTensors) -> Result<ModelConfig> {
             "no tensor named '0.weight': not an nn.Sequential MLP state_dict (found {names:?})"
         )));
     }
-    Ok(ModelConfig {
-        layers,
-        activation: Activation::Tanh,
-        loss: LossKind::Nll,
-    })
+    Ok(ModelConfig { layers, activation: Activation::Tanh, loss: LossKind::Nll })
 }
 
 fn read_tensor(st: &SafeTensors, name: &str, shape: &[usize], out: &mut [f32]) -> Result<()> {
@@ -215,19 +177,13 @@ fn read_tensor(st: &SafeTensors, name: &str, shape: &[usize], out: &mut [f32]) -
         });
     }
     if t.dtype() != Dtype::F32 {
-        return Err(Error::Checkpoint(format!(
-            "tensor '{name}' is {:?}; only F32 (float32) is supported",
-            t.dtype()
-        )));
+        return Err(Error::Checkpoint(format!("tensor '{name}' is {:?}; only F32 (float32) is supported", t.dtype())));
     }
     for (o, c) in out.iter_mut().zip(t.data().chunks_exact(4)) {
         *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
     }
     if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Checkpoint(format!(
-            "tensor '{name}' holds a non-finite value ({}) at index {i}",
-            out[i]
-        )));
+        return Err(Error::Checkpoint(format!("tensor '{name}' holds a non-finite value ({}) at index {i}", out[i])));
     }
     Ok(())
 }

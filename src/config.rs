@@ -106,21 +106,14 @@ impl TrainConfig {
     /// `deep`: 3072-1024-512-128-2, Tanh, CrossEntropyLoss, same optimizer and loop.
     pub fn preset(name: &str) -> Result<TrainConfig> {
         let model = match name {
-            "lecture" => ModelConfig {
-                layers: vec![3072, 512, 2],
-                activation: Activation::Tanh,
-                loss: LossKind::Nll,
-            },
+            "lecture" => ModelConfig { layers: vec![3072, 512, 2], activation: Activation::Tanh, loss: LossKind::Nll },
             "deep" => ModelConfig {
                 layers: vec![3072, 1024, 512, 128, 2],
                 activation: Activation::Tanh,
                 loss: LossKind::CrossEntropy,
             },
             other => {
-                return Err(Error::Config(format!(
-                    "unknown preset '{other}' (known: {})",
-                    PRESETS.join(", ")
-                )));
+                return Err(Error::Config(format!("unknown preset '{other}' (known: {})", PRESETS.join(", "))));
             }
         };
         Ok(TrainConfig {
@@ -138,25 +131,16 @@ impl TrainConfig {
         self.model.validate()?;
         let o = &self.optimizer;
         if !(o.lr.is_finite() && o.lr > 0.0) {
-            return Err(Error::Config(format!(
-                "learning rate must be a finite number > 0, got {}",
-                o.lr
-            )));
+            return Err(Error::Config(format!("learning rate must be a finite number > 0, got {}", o.lr)));
         }
         if !(o.momentum.is_finite() && (0.0..1.0).contains(&o.momentum)) {
-            return Err(Error::Config(format!(
-                "momentum must be in [0, 1), got {}",
-                o.momentum
-            )));
+            return Err(Error::Config(format!("momentum must be in [0, 1), got {}", o.momentum)));
         }
         if o.nesterov && o.momentum == 0.0 {
             return Err(Error::Config("nesterov momentum needs momentum > 0".into()));
         }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return Err(Error::Config(format!(
-                "weight decay must be >= 0, got {}",
-                o.weight_decay
-            )));
+            return Err(Error::Config(format!("weight decay must be >= 0, got {}", o.weight_decay)));
         }
         for (name, b) in [("beta1", o.beta1), ("beta2", o.beta2)] {
             if !(b.is_finite() && (0.0..1.0).contains(&b)) {
@@ -185,30 +169,18 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         let l = &self.layers;
         if l.len() < 2 {
-            return Err(Error::Config(format!(
-                "layers must list at least the input and output widths, got {l:?}"
-            )));
+            return Err(Error::Config(format!("layers must list at least the input and output widths, got {l:?}")));
         }
         if let Some(w) = l.iter().find(|&&w| w == 0 || w > MAX_LAYER_WIDTH) {
-            return Err(Error::Config(format!(
-                "layer width {w} is out of range 1..={MAX_LAYER_WIDTH} in {l:?}"
-            )));
+            return Err(Error::Config(format!("layer width {w} is out of range 1..={MAX_LAYER_WIDTH} in {l:?}")));
         }
         if l[l.len() - 1] < 2 {
-            return Err(Error::Config(format!(
-                "the output layer needs at least 2 classes, got {l:?}"
-            )));
+            return Err(Error::Config(format!("the output layer needs at least 2 classes, got {l:?}")));
         }
         if l.len() > MAX_LAYERS {
-            return Err(Error::Config(format!(
-                "at most {MAX_LAYERS} layer widths, got {}",
-                l.len()
-            )));
+            return Err(Error::Config(format!("at most {MAX_LAYERS} layer widths, got {}", l.len())));
         }
-        let params = self
-            .parameter_counts()
-            .iter()
-            .fold(0usize, |a, &c| a.saturating_add(c));
+        let params = self.parameter_counts().iter().fold(0usize, |a, &c| a.saturating_add(c));
         if params > MAX_PARAMETERS {
             return Err(Error::Config(format!(
                 "{params} parameters exceed the limit of {MAX_PARAMETERS} for layers {l:?}"
@@ -219,10 +191,7 @@ impl ModelConfig {
 
     /// Per-tensor parameter counts in PyTorch's `parameters()` order: weight, bias, weight, ...
     pub fn parameter_counts(&self) -> Vec<usize> {
-        self.layers
-            .windows(2)
-            .flat_map(|w| [w[0].saturating_mul(w[1]), w[1]])
-            .collect()
+        self.layers.windows(2).flat_map(|w| [w[0].saturating_mul(w[1]), w[1]]).collect()
     }
 
     pub fn inputs(&self) -> usize {

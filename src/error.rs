@@ -14,28 +14,15 @@ pub enum Error {
 
     /// Bytes that do not follow their format: a bundle, an archive member, a manifest, an image.
     #[error("{file}: {reason}{}", offset.map(|o| format!(" (at byte {o})")).unwrap_or_default())]
-    Format {
-        file: String,
-        offset: Option<u64>,
-        reason: String,
-    },
+    Format { file: String, offset: Option<u64>, reason: String },
 
     /// A checksum that does not match the one expected.
     #[error("{file}: {algorithm} checksum mismatch: expected {expected}, got {actual}")]
-    Checksum {
-        file: String,
-        algorithm: &'static str,
-        expected: String,
-        actual: String,
-    },
+    Checksum { file: String, algorithm: &'static str, expected: String, actual: String },
 
     /// A tensor whose shape does not match the model.
     #[error("{what}: expected shape {expected:?}, got {actual:?}")]
-    Shape {
-        what: String,
-        expected: Vec<usize>,
-        actual: Vec<usize>,
-    },
+    Shape { what: String, expected: Vec<usize>, actual: Vec<usize> },
 
     /// A checkpoint that cannot be used with this model (missing or unexpected tensors, bad values).
     #[error("checkpoint: {0}")]
@@ -45,18 +32,11 @@ pub enum Error {
     #[error(
         "training diverged: loss became {loss} at epoch {epoch}, batch {batch}; the weights of the last finished epoch were kept (try a smaller learning rate)"
     )]
-    Diverged {
-        epoch: usize,
-        batch: usize,
-        loss: f32,
-    },
+    Diverged { epoch: usize, batch: usize, loss: f32 },
 
     /// An operating-system error on a named file (native only).
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// A network download failed (native only).
     #[error("download of {url} failed: {reason}")]
@@ -65,17 +45,10 @@ pub enum Error {
 
 impl Error {
     pub fn format(file: impl Into<String>, offset: Option<u64>, reason: impl Into<String>) -> Self {
-        Error::Format {
-            file: file.into(),
-            offset,
-            reason: reason.into(),
-        }
+        Error::Format { file: file.into(), offset, reason: reason.into() }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

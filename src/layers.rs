@@ -27,11 +27,7 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(in_features: usize, out_features: usize, offset: usize) -> Self {
-        Linear {
-            in_features,
-            out_features,
-            offset,
-        }
+        Linear { in_features, out_features, offset }
     }
 
     pub fn num_params(&self) -> usize {
@@ -142,9 +138,7 @@ pub fn log_softmax_forward(mut y: ArrayViewMut2<f32>) {
 pub fn log_softmax_backward(y: ArrayView2<f32>, mut d: ArrayViewMut2<f32>) {
     for (yr, mut dr) in y.axis_iter(Axis(0)).zip(d.axis_iter_mut(Axis(0))) {
         let sum = dr.sum();
-        ndarray::Zip::from(&mut dr)
-            .and(&yr)
-            .for_each(|d, &y| *d -= y.exp() * sum);
+        ndarray::Zip::from(&mut dr).and(&yr).for_each(|d, &y| *d -= y.exp() * sum);
     }
 }
 

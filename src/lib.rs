@@ -16,7 +16,8 @@
 //! | [`checkpoint`] | safetensors files with PyTorch `state_dict` names                        |
 //! | [`error`]      | the one error type                                                      |
 //!
-//! Native only (feature `cli`): [`data::build`] (download and build bundles), [`bench`].
+//! Native only (feature `cli`): [`data::build`] (download and build bundles),
+//! [`bench`](mod@bench), [`serve`] (the static web server for the page).
 //! In wasm only: `wasm`, the JavaScript API; nothing else in the crate knows about JS.
 //! The core does no I/O and starts no threads: the GEMM runs on whatever rayon pool the caller
 //! installs (feature `parallel`).
@@ -34,6 +35,8 @@ pub mod train;
 
 #[cfg(feature = "cli")]
 pub mod bench;
+#[cfg(feature = "cli")]
+pub mod serve;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

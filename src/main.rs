@@ -6,7 +6,7 @@ use skywatch::config::{Activation, LossKind, ModelConfig, OptimizerKind, TrainCo
 use skywatch::data::build::{self, BuildOptions, BuildOutcome, SourceSpec};
 use skywatch::data::{Dataset, Normalizer};
 use skywatch::train::{Trainer, evaluate};
-use skywatch::{Error, Result, bench, checkpoint};
+use skywatch::{Error, Result, bench, checkpoint, serve};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,11 +15,7 @@ use std::process::ExitCode;
 const DEFAULT_DATA_DIR: &str = "www/data";
 
 #[derive(Parser)]
-#[command(
-    name = "skywatch",
-    version,
-    about = "Train the lecture's MLP on CIFAR-2 (airplane vs bird)"
-)]
+#[command(name = "skywatch", version, about = "Train the lecture's MLP on CIFAR-2 (airplane vs bird)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +33,8 @@ enum Command {
     Info(ModelArgs),
     /// GEMM GFLOP/s and seconds per epoch, as JSON lines.
     Bench(bench::BenchArgs),
+    /// Serve the page (www/) over HTTP, cross-origin isolated for the threaded package.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Args)]
@@ -158,6 +156,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => with_threads(a.threads, || cmd_eval(&a)),
         Command::Info(a) => model_config(&a).map(|m| println!("{}", m.parameter_summary())),
         Command::Bench(a) => bench::run(&a),
+        Command::Serve(a) => serve::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,10 +168,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs `f` on a rayon pool of `threads` threads (all cores when `None`).
-fn with_threads<T: Send>(
-    threads: Option<usize>,
-    f: impl FnOnce() -> Result<T> + Send,
-) -> Result<T> {
+fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         .build()
@@ -183,18 +179,9 @@ fn with_threads<T: Send>(
 fn cmd_data(a: DataArgs) -> Result<()> {
     let source = match a.from {
         Some(p) => SourceSpec::Path(p),
-        None => SourceSpec::Download {
-            url: a.url,
-            cache_dir: a.cache_dir.unwrap_or_else(default_cache_dir),
-        },
+        None => SourceSpec::Download { url: a.url, cache_dir: a.cache_dir.unwrap_or_else(default_cache_dir) },
     };
-    let opts = BuildOptions {
-        source,
-        classes: a.classes,
-        out: a.out.clone(),
-        md5: a.md5,
-        progress: !a.quiet,
-    };
+    let opts = BuildOptions { source, classes: a.classes, out: a.out.clone(), md5: a.md5, progress: !a.quiet };
     let (verb, m) = match build::build(&opts)? {
         BuildOutcome::Built(m) => ("built", m),
         BuildOutcome::UpToDate(m) => ("up to date", m),
@@ -269,17 +256,11 @@ fn cmd_train(a: &TrainArgs) -> Result<()> {
     if !a.json {
         println!("{}", t.config.model.parameter_summary());
     }
-    let bar = if a.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(t.batches_per_epoch() as u64)
-    };
+    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(t.batches_per_epoch() as u64) };
     bar.set_style(
-        ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({eta})",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({eta})")
+            .expect("static template")
+            .progress_chars("=> "),
     );
     let stdout = std::io::stdout();
     for _ in 0..epochs {
@@ -313,12 +294,7 @@ fn cmd_train(a: &TrainArgs) -> Result<()> {
 
 fn cmd_eval(a: &EvalArgs) -> Result<()> {
     let bytes = std::fs::read(&a.model).map_err(|e| Error::io(&a.model, e))?;
-    let expected = a
-        .preset
-        .as_deref()
-        .map(TrainConfig::preset)
-        .transpose()?
-        .map(|c| c.model);
+    let expected = a.preset.as_deref().map(TrainConfig::preset).transpose()?.map(|c| c.model);
     let mut model = checkpoint::load(&bytes, expected.as_ref())?;
     let data = Dataset::load(&a.data)?;
     if model.config.classes() != data.classes.len() {
@@ -338,10 +314,7 @@ fn cmd_eval(a: &EvalArgs) -> Result<()> {
             });
             println!("{v}");
         } else {
-            println!(
-                "{name}: accuracy {:.4} on {} images, mean loss {:.4}",
-                s.accuracy, s.count, s.loss
-            );
+            println!("{name}: accuracy {:.4} on {} images, mean loss {:.4}", s.accuracy, s.count, s.loss);
             print_confusion(&data.classes, &s.confusion);
         }
     }
@@ -367,10 +340,7 @@ fn print_confusion(classes: &[String], confusion: &[Vec<usize>]) {
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a reader never
 /// sees a half-written checkpoint, and an interrupted run keeps the previous one.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;

@@ -50,9 +50,7 @@ impl Kernel {
             *BEST.get_or_init(|| {
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     Kernel::Avx512
-                } else if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                     Kernel::Avx2
                 } else {
                     Kernel::Scalar
@@ -63,18 +61,11 @@ impl Kernel {
         {
             Kernel::RelaxedSimd
         }
-        #[cfg(all(
-            target_arch = "wasm32",
-            target_feature = "simd128",
-            not(target_feature = "relaxed-simd")
-        ))]
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
         {
             Kernel::Simd128
         }
-        #[cfg(not(any(
-            target_arch = "x86_64",
-            all(target_arch = "wasm32", target_feature = "simd128")
-        )))]
+        #[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
         {
             Kernel::Scalar
         }
@@ -86,9 +77,7 @@ impl Kernel {
         let mut v = vec![Kernel::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 v.push(Kernel::Avx2);
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -122,13 +111,7 @@ impl Kernel {
 /// `parallel` feature is on. When `beta == 0`, `C` is not read (it may hold NaN), as in BLAS.
 ///
 /// Panics if the shapes do not agree: shapes are fixed by the model, never by user input.
-pub fn gemm(
-    alpha: f32,
-    a: &ArrayView2<f32>,
-    b: &ArrayView2<f32>,
-    beta: f32,
-    c: &mut ArrayViewMut2<f32>,
-) {
+pub fn gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
     gemm_with(Kernel::best(), alpha, a, b, beta, c)
 }
 
@@ -141,37 +124,28 @@ pub fn gemm_with(
     beta: f32,
     c: &mut ArrayViewMut2<f32>,
 ) {
+    gemm_with_threads(kernel, usize::MAX, alpha, a, b, beta, c)
+}
+
+/// [`gemm_with`] on at most `max_threads` threads of the current pool (tests compare thread
+/// counts inside one pool, which wasm cannot create twice).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with_threads(
+    kernel: Kernel,
+    max_threads: usize,
+    alpha: f32,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<f32>,
+) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
-    assert!(
-        k == k2 && c.dim() == (m, n),
-        "gemm shapes: A {:?} B {:?} C {:?}",
-        a.dim(),
-        b.dim(),
-        c.dim()
-    );
-    let a = Strided {
-        ptr: a.as_ptr(),
-        rs: a.strides()[0],
-        cs: a.strides()[1],
-    };
-    let b = Strided {
-        ptr: b.as_ptr(),
-        rs: b.strides()[0],
-        cs: b.strides()[1],
-    };
-    let c = StridedMut {
-        ptr: c.as_mut_ptr(),
-        rs: c.strides()[0],
-        cs: c.strides()[1],
-    };
-    let p = Problem {
-        m,
-        n,
-        k,
-        alpha,
-        beta,
-    };
+    assert!(k == k2 && c.dim() == (m, n), "gemm shapes: A {:?} B {:?} C {:?}", a.dim(), b.dim(), c.dim());
+    let a = Strided { ptr: a.as_ptr(), rs: a.strides()[0], cs: a.strides()[1] };
+    let b = Strided { ptr: b.as_ptr(), rs: b.strides()[0], cs: b.strides()[1] };
+    let c = StridedMut { ptr: c.as_mut_ptr(), rs: c.strides()[0], cs: c.strides()[1] };
+    let p = Problem { m, n, k, alpha, beta, max_threads };
     // SAFETY: the pointers and strides come from live ndarray views whose shapes were checked
     // above; `c` is borrowed mutably for the whole call.
     unsafe {
@@ -191,13 +165,7 @@ pub fn gemm_with(
 
 /// The naive triple loop: the oracle the blocked kernels are tested against. Accumulates in f64
 /// so that it is more accurate than what it checks.
-pub fn gemm_reference(
-    alpha: f32,
-    a: &ArrayView2<f32>,
-    b: &ArrayView2<f32>,
-    beta: f32,
-    c: &mut ArrayViewMut2<f32>,
-) {
+pub fn gemm_reference(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
     let (m, k) = a.dim();
     let n = b.dim().1;
     assert!(b.dim().0 == k && c.dim() == (m, n), "gemm_reference shapes");
@@ -207,11 +175,7 @@ pub fn gemm_reference(
             for p in 0..k {
                 acc += a[[i, p]] as f64 * b[[p, j]] as f64;
             }
-            let prev = if beta == 0.0 {
-                0.0
-            } else {
-                beta as f64 * c[[i, j]] as f64
-            };
+            let prev = if beta == 0.0 { 0.0 } else { beta as f64 * c[[i, j]] as f64 };
             c[[i, j]] = (alpha as f64 * acc + prev) as f32;
         }
     }
@@ -224,6 +188,7 @@ struct Problem {
     k: usize,
     alpha: f32,
     beta: f32,
+    max_threads: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -248,19 +213,13 @@ unsafe impl Sync for StridedMut {}
 
 impl Strided {
     unsafe fn at(self, i: usize, j: usize) -> Strided {
-        Strided {
-            ptr: unsafe { self.ptr.offset(i as isize * self.rs + j as isize * self.cs) },
-            ..self
-        }
+        Strided { ptr: unsafe { self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }, ..self }
     }
 }
 
 impl StridedMut {
     unsafe fn at(self, i: usize, j: usize) -> StridedMut {
-        StridedMut {
-            ptr: unsafe { self.ptr.offset(i as isize * self.rs + j as isize * self.cs) },
-            ..self
-        }
+        StridedMut { ptr: unsafe { self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }, ..self }
     }
 }
 
@@ -280,15 +239,7 @@ trait MicroKernel {
     /// `C[0..MR, 0..NR] = alpha * (A_panel B_panel) + beta * C`, where `a` holds `kc` groups of `MR`
     /// values and `b` holds `kc` groups of `NR` values. `C` is row-major with row stride `rsc`.
     /// When `beta == 0`, `C` must not be read.
-    unsafe fn kernel(
-        kc: usize,
-        alpha: f32,
-        a: *const f32,
-        b: *const f32,
-        beta: f32,
-        c: *mut f32,
-        rsc: usize,
-    );
+    unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: usize);
 }
 
 thread_local! {
@@ -300,7 +251,7 @@ thread_local! {
 unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: StridedMut) {
     #[cfg(feature = "parallel")]
     {
-        let threads = rayon::current_num_threads();
+        let threads = rayon::current_num_threads().min(p.max_threads);
         // Below about 2 MFLOP the fork/join costs more than it saves.
         if threads > 1 && p.m * p.n * p.k >= 1 << 20 {
             // Split the longer side into pieces aligned to the register tile: the 64-row batches
@@ -317,16 +268,10 @@ unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: S
                     // SAFETY: blocks [start, end) of C are disjoint between parts.
                     unsafe {
                         if split_n {
-                            let q = Problem {
-                                n: end - start,
-                                ..p
-                            };
+                            let q = Problem { n: end - start, ..p };
                             serial_gemm::<K>(q, a, b.at(0, start), c.at(0, start));
                         } else {
-                            let q = Problem {
-                                m: end - start,
-                                ..p
-                            };
+                            let q = Problem { m: end - start, ..p };
                             serial_gemm::<K>(q, a.at(start, 0), b, c.at(start, 0));
                         }
                     }
@@ -340,13 +285,7 @@ unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: S
 
 /// One thread's share: the BLIS loop nest over the packed blocks.
 unsafe fn serial_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: StridedMut) {
-    let Problem {
-        m,
-        n,
-        k,
-        alpha,
-        beta,
-    } = p;
+    let Problem { m, n, k, alpha, beta, .. } = p;
     if m == 0 || n == 0 {
         return;
     }
@@ -388,17 +327,7 @@ unsafe fn serial_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: Str
                             let ap = unsafe { apack.as_ptr().add(ir * kc) };
                             let cblk = unsafe { c.at(ic + ir, jc + jr) };
                             if mr == K::MR && nr == K::NR && cblk.cs == 1 && cblk.rs > 0 {
-                                unsafe {
-                                    K::kernel(
-                                        kc,
-                                        alpha,
-                                        ap,
-                                        bp,
-                                        beta_block,
-                                        cblk.ptr,
-                                        cblk.rs as usize,
-                                    )
-                                };
+                                unsafe { K::kernel(kc, alpha, ap, bp, beta_block, cblk.ptr, cblk.rs as usize) };
                             } else {
                                 // Edge tile or unusual strides: go through a dense tile so the
                                 // kernel never touches memory outside C.
@@ -410,11 +339,7 @@ unsafe fn serial_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: Str
                                         let cij = unsafe { cblk.at(i, j).ptr };
                                         let v = tile[i * K::NR + j];
                                         unsafe {
-                                            *cij = if beta_block == 0.0 {
-                                                v
-                                            } else {
-                                                v + beta_block * *cij
-                                            };
+                                            *cij = if beta_block == 0.0 { v } else { v + beta_block * *cij };
                                         }
                                     }
                                 }
@@ -506,11 +431,7 @@ unsafe fn store_tile<const MR: usize, const NR: usize>(
         for (j, &v) in row.iter().enumerate() {
             unsafe {
                 let p = crow.add(j);
-                *p = if beta == 0.0 {
-                    alpha * v
-                } else {
-                    alpha * v + beta * *p
-                };
+                *p = if beta == 0.0 { alpha * v } else { alpha * v + beta * *p };
             }
         }
     }
@@ -526,15 +447,7 @@ impl MicroKernel for ScalarKernel {
     const MC: usize = 64;
     const NC: usize = 1024;
 
-    unsafe fn kernel(
-        kc: usize,
-        alpha: f32,
-        a: *const f32,
-        b: *const f32,
-        beta: f32,
-        c: *mut f32,
-        rsc: usize,
-    ) {
+    unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: usize) {
         let mut acc = [[0.0f32; 8]; 4];
         for kk in 0..kc {
             let av = unsafe { std::slice::from_raw_parts(a.add(kk * 4), 4) };
@@ -563,29 +476,13 @@ mod x86 {
         const MC: usize = 96;
         const NC: usize = 2048;
 
-        unsafe fn kernel(
-            kc: usize,
-            alpha: f32,
-            a: *const f32,
-            b: *const f32,
-            beta: f32,
-            c: *mut f32,
-            rsc: usize,
-        ) {
+        unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: usize) {
             unsafe { avx2_6x16(kc, alpha, a, b, beta, c, rsc) }
         }
     }
 
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2_6x16(
-        kc: usize,
-        alpha: f32,
-        a: *const f32,
-        b: *const f32,
-        beta: f32,
-        c: *mut f32,
-        rsc: usize,
-    ) {
+    unsafe fn avx2_6x16(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: usize) {
         unsafe {
             let mut acc = [[_mm256_setzero_ps(); 2]; 6];
             for kk in 0..kc {
@@ -623,29 +520,13 @@ mod x86 {
         const MC: usize = 128;
         const NC: usize = 2048;
 
-        unsafe fn kernel(
-            kc: usize,
-            alpha: f32,
-            a: *const f32,
-            b: *const f32,
-            beta: f32,
-            c: *mut f32,
-            rsc: usize,
-        ) {
+        unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: usize) {
             unsafe { avx512_8x32(kc, alpha, a, b, beta, c, rsc) }
         }
     }
 
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512_8x32(
-        kc: usize,
-        alpha: f32,
-        a: *const f32,
-        b: *const f32,
-        beta: f32,
-        c: *mut f32,
-        rsc: usize,
-    ) {
+    unsafe fn avx512_8x32(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: usize) {
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); 2]; 8];
             for kk in 0..kc {

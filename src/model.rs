@@ -30,10 +30,7 @@ pub struct Mlp {
 /// Shape only: the parameters are millions of numbers.
 impl std::fmt::Debug for Mlp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mlp")
-            .field("config", &self.config)
-            .field("params", &self.params.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Mlp").field("config", &self.config).field("params", &self.params.len()).finish_non_exhaustive()
     }
 }
 
@@ -76,11 +73,7 @@ impl Mlp {
         if self.outs.first().is_some_and(|o| o.nrows() >= rows) {
             return;
         }
-        self.outs = self
-            .linears
-            .iter()
-            .map(|l| Array2::zeros((rows, l.out_features)))
-            .collect();
+        self.outs = self.linears.iter().map(|l| Array2::zeros((rows, l.out_features))).collect();
         self.deltas = self.outs.clone();
     }
 
@@ -93,11 +86,7 @@ impl Mlp {
         let last = self.linears.len() - 1;
         for (l, lin) in self.linears.iter().enumerate() {
             let (before, after) = self.outs.split_at_mut(l);
-            let input = if l == 0 {
-                x
-            } else {
-                before[l - 1].slice(s![..b, ..])
-            };
+            let input = if l == 0 { x } else { before[l - 1].slice(s![..b, ..]) };
             let mut y = after[0].slice_mut(s![..b, ..]);
             lin.forward(&self.params, input, y.view_mut());
             if l < last {
@@ -126,11 +115,7 @@ impl Mlp {
             log_softmax_backward(out, d);
         }
         for l in (0..=last).rev() {
-            let input = if l == 0 {
-                x
-            } else {
-                self.outs[l - 1].slice(s![..b, ..])
-            };
+            let input = if l == 0 { x } else { self.outs[l - 1].slice(s![..b, ..]) };
             let (before, after) = self.deltas.split_at_mut(l);
             let dy = after[0].slice(s![..b, ..]);
             // The first layer's input is the data: its gradient is never needed.
@@ -149,12 +134,7 @@ impl Mlp {
     }
 
     /// One optimisation step on a batch.
-    pub fn train_batch(
-        &mut self,
-        x: ArrayView2<f32>,
-        targets: &[u8],
-        opt: &mut Optimizer,
-    ) -> BatchLoss {
+    pub fn train_batch(&mut self, x: ArrayView2<f32>, targets: &[u8], opt: &mut Optimizer) -> BatchLoss {
         let res = self.loss_and_backward(x, targets);
         opt.step(&mut self.params, &self.grads);
         res

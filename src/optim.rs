@@ -29,21 +29,12 @@ impl Optimizer {
             OptimizerKind::Sgd => (0, 0),
             OptimizerKind::Adam => (num_params, num_params),
         };
-        Optimizer {
-            config,
-            step: 0,
-            state1: vec![0.0; n1],
-            state2: vec![0.0; n2],
-        }
+        Optimizer { config, step: 0, state1: vec![0.0; n1], state2: vec![0.0; n2] }
     }
 
     /// One update of `params` from `grads`.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
-        assert_eq!(
-            params.len(),
-            grads.len(),
-            "parameter and gradient buffers differ in length"
-        );
+        assert_eq!(params.len(), grads.len(), "parameter and gradient buffers differ in length");
         self.step += 1;
         let c = &self.config;
         let (lr, wd) = (c.lr, c.weight_decay);

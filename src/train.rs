@@ -173,18 +173,11 @@ impl Trainer {
             };
             let b = batch.len();
             let mut x = self.x.slice_mut(s![..b, ..]);
-            self.data
-                .train
-                .gather(batch, &self.norm, x.view_mut(), &mut self.y);
-            let res = self
-                .model
-                .train_batch(x.view(), &self.y, &mut self.optimizer);
+            self.data.train.gather(batch, &self.norm, x.view_mut(), &mut self.y);
+            let res = self.model.train_batch(x.view(), &self.y, &mut self.optimizer);
             let r = self.running.as_mut().expect("epoch started");
             if !res.loss_sum.is_finite() {
-                let (params, opt) = self
-                    .last_good
-                    .take()
-                    .expect("snapshot taken at epoch start");
+                let (params, opt) = self.last_good.take().expect("snapshot taken at epoch start");
                 self.model.params = params;
                 self.optimizer = opt;
                 self.running = None;
@@ -258,19 +251,14 @@ impl Trainer {
         let rows: Vec<&[u8]> = images.chunks_exact(PIXELS).collect();
         let mut x = Array2::zeros((rows.len(), PIXELS));
         for (mut row, img) in x.rows_mut().into_iter().zip(rows) {
-            self.norm
-                .apply(img, row.as_slice_mut().expect("contiguous rows"));
+            self.norm.apply(img, row.as_slice_mut().expect("contiguous rows"));
         }
         self.model.predict_proba(x.view())
     }
 
     /// Accuracy and confusion on the training split (`train = true`) or the validation split.
     pub fn evaluate_split(&mut self, train: bool) -> EvalStats {
-        let split = if train {
-            &self.data.train
-        } else {
-            &self.data.test
-        };
+        let split = if train { &self.data.train } else { &self.data.test };
         evaluate(&mut self.model, split, &self.norm)
     }
 }
@@ -314,16 +302,8 @@ pub fn evaluate(model: &mut Mlp, split: &Split, norm: &Normalizer) -> EvalStats 
     }
     EvalStats {
         count: n,
-        accuracy: if n == 0 {
-            0.0
-        } else {
-            total.correct as f64 / n as f64
-        },
-        loss: if n == 0 {
-            0.0
-        } else {
-            total.loss_sum / n as f64
-        },
+        accuracy: if n == 0 { 0.0 } else { total.correct as f64 / n as f64 },
+        loss: if n == 0 { 0.0 } else { total.loss_sum / n as f64 },
         confusion,
     }
 }

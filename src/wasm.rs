@@ -82,8 +82,8 @@ pub fn describe_config(config_json: &str) -> Result<String, JsError> {
 }
 
 fn parse_config(json: &str) -> Result<TrainConfig, Error> {
-    let c: TrainConfig = serde_json::from_str(json)
-        .map_err(|e| Error::Config(format!("not a valid configuration: {e}")))?;
+    let c: TrainConfig =
+        serde_json::from_str(json).map_err(|e| Error::Config(format!("not a valid configuration: {e}")))?;
     c.validate()?;
     Ok(c)
 }
@@ -100,9 +100,7 @@ impl Data {
     #[wasm_bindgen(constructor)]
     pub fn new(manifest_json: &str, train: Vec<u8>, test: Vec<u8>) -> Result<Data, JsError> {
         let manifest = Manifest::parse(manifest_json.as_bytes())?;
-        Ok(Data {
-            inner: Arc::new(Dataset::from_bundle(&manifest, train, test)?),
-        })
+        Ok(Data { inner: Arc::new(Dataset::from_bundle(&manifest, train, test)?) })
     }
 
     pub fn classes(&self) -> Vec<String> {
@@ -134,10 +132,7 @@ impl Data {
 
     fn check_index(&self, i: usize) -> Result<(), Error> {
         if i >= self.inner.test.len() {
-            return Err(Error::Config(format!(
-                "test image {i} does not exist (there are {})",
-                self.inner.test.len()
-            )));
+            return Err(Error::Config(format!("test image {i} does not exist (there are {})", self.inner.test.len())));
         }
         Ok(())
     }
@@ -154,9 +149,7 @@ impl Session {
     #[wasm_bindgen(constructor)]
     pub fn new(config_json: &str, data: &Data) -> Result<Session, JsError> {
         let config = parse_config(config_json)?;
-        Ok(Session {
-            trainer: Trainer::new(config, Arc::clone(&data.inner))?,
-        })
+        Ok(Session { trainer: Trainer::new(config, Arc::clone(&data.inner))? })
     }
 
     /// The configuration, as JSON.
@@ -194,10 +187,7 @@ impl Session {
         }
         let mut last = crate::train::Progress::default();
         let epoch = self.trainer.train_batches(n, &mut |p| last = p)?;
-        to_js(&Step {
-            progress: last,
-            epoch,
-        })
+        to_js(&Step { progress: last, epoch })
     }
 
     /// Accuracy, loss and confusion matrix on `"train"` or `"test"`.
@@ -207,9 +197,7 @@ impl Session {
             "train" => true,
             "test" => false,
             other => {
-                return Err(
-                    Error::Config(format!("unknown split '{other}' (train or test)")).into(),
-                );
+                return Err(Error::Config(format!("unknown split '{other}' (train or test)")).into());
             }
         };
         to_js(&self.trainer.evaluate_split(train))
@@ -218,12 +206,7 @@ impl Session {
     /// Class probabilities of a picture given as RGBA (`width * height * 4` bytes, any size: the
     /// centre square is resized to 32x32), with the 32x32 RGBA the model saw.
     #[wasm_bindgen(js_name = predictRgba, unchecked_return_type = "Prediction")]
-    pub fn predict_rgba(
-        &mut self,
-        rgba: &[u8],
-        width: u32,
-        height: u32,
-    ) -> Result<JsValue, JsError> {
+    pub fn predict_rgba(&mut self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Prediction {
             probabilities: Vec<f32>,
@@ -232,10 +215,7 @@ impl Session {
         }
         let chw = rgba_to_chw(rgba, width, height)?;
         let probabilities = self.trainer.predict(&chw).row(0).to_vec();
-        let p = Prediction {
-            probabilities,
-            image: chw_to_rgba(&chw),
-        };
+        let p = Prediction { probabilities, image: chw_to_rgba(&chw) };
         let js = to_js(&p)?;
         Ok(js)
     }
@@ -247,11 +227,7 @@ impl Session {
         let mut images = Vec::with_capacity(indices.len() * PIXELS);
         for &i in indices {
             if i as usize >= test.len() {
-                return Err(Error::Config(format!(
-                    "test image {i} does not exist (there are {})",
-                    test.len()
-                ))
-                .into());
+                return Err(Error::Config(format!("test image {i} does not exist (there are {})", test.len())).into());
             }
             images.extend_from_slice(test.image(i as usize));
         }

@@ -83,28 +83,16 @@ fn tar_gz(members: &[(String, Vec<u8>)]) -> Vec<u8> {
 
 /// The members of a fake release, deliberately not in batch order and with unrelated files.
 fn fake_members() -> Vec<(String, Vec<u8>)> {
-    let mut m = vec![(
-        "cifar-10-batches-bin/batches.meta.txt".to_string(),
-        CIFAR10_CLASSES.join("\n").into_bytes(),
-    )];
+    let mut m = vec![("cifar-10-batches-bin/batches.meta.txt".to_string(), CIFAR10_CLASSES.join("\n").into_bytes())];
     for b in [5, 2, 0, 4, 1, 3] {
-        m.push((
-            format!("cifar-10-batches-bin/{}", BATCHES[b]),
-            batch_records(b),
-        ));
+        m.push((format!("cifar-10-batches-bin/{}", BATCHES[b]), batch_records(b)));
     }
-    m.push((
-        "cifar-10-batches-bin/readme.html".to_string(),
-        b"<p>fake</p>".to_vec(),
-    ));
+    m.push(("cifar-10-batches-bin/readme.html".to_string(), b"<p>fake</p>".to_vec()));
     m
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes `bytes` as `dir/name` and returns the path and its md5.
@@ -125,12 +113,7 @@ fn opts(source: SourceSpec, classes: &[&str], out: &Path, md5: Option<&str>) -> 
 }
 
 fn archive_opts(archive: &Path, md5: &str, classes: &[&str], out: &Path) -> BuildOptions {
-    opts(
-        SourceSpec::Path(archive.to_path_buf()),
-        classes,
-        out,
-        Some(md5),
-    )
+    opts(SourceSpec::Path(archive.to_path_buf()), classes, out, Some(md5))
 }
 
 fn built(outcome: BuildOutcome) -> Manifest {
@@ -155,21 +138,15 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
 
 fn format_error(e: Error) -> (String, Option<u64>, String) {
     match e {
-        Error::Format {
-            file,
-            offset,
-            reason,
-        } => {
+        Error::Format { file, offset, reason } => {
             // Shown with --nocapture, to read the messages users get.
             eprintln!("error: {file}: {reason} (offset {offset:?})");
             (file, offset, reason)
@@ -189,11 +166,7 @@ fn check_bundle(out: &Path, manifest: &Manifest, train: &[u8], test: &[u8]) -> D
     assert_eq!(
         names(out),
         {
-            let mut v = vec![
-                "manifest.json".to_string(),
-                manifest.train.file.clone(),
-                manifest.test.file.clone(),
-            ];
+            let mut v = vec!["manifest.json".to_string(), manifest.train.file.clone(), manifest.test.file.clone()];
             v.sort();
             v
         },
@@ -287,14 +260,8 @@ fn truncated_archive_is_a_format_error_and_leaves_nothing() {
         let msg = err.to_string();
         let (file, _, reason) = format_error(err);
         assert!(file.contains("cut.tar.gz"), "{msg}");
-        assert!(
-            reason.contains("truncated or corrupt") || reason.contains("missing"),
-            "{msg}"
-        );
-        assert!(
-            !tmp.path().join("new").exists(),
-            "output left behind: {msg}"
-        );
+        assert!(reason.contains("truncated or corrupt") || reason.contains("missing"), "{msg}");
+        assert!(!tmp.path().join("new").exists(), "output left behind: {msg}");
         assert_eq!(names(tmp.path()), ["cut.tar.gz"], "stray files: {msg}");
     }
 }
@@ -322,12 +289,7 @@ fn wrong_md5_is_a_checksum_error() {
     let out = tmp.path().join("bundle");
     let wrong = "0123456789abcdef0123456789abcdef";
     match build(&archive_opts(&archive, wrong, &["airplane", "bird"], &out)) {
-        Err(Error::Checksum {
-            file,
-            algorithm,
-            expected,
-            actual,
-        }) => {
+        Err(Error::Checksum { file, algorithm, expected, actual }) => {
             assert!(file.contains("cifar.tar.gz"));
             assert_eq!(algorithm, "md5");
             assert_eq!(expected, wrong);
@@ -336,12 +298,7 @@ fn wrong_md5_is_a_checksum_error() {
         other => panic!("expected a Checksum error, got {other:?}"),
     }
     // Without an md5 the official one is expected, which a fake archive does not have.
-    let no_md5 = opts(
-        SourceSpec::Path(archive.clone()),
-        &["airplane", "bird"],
-        &out,
-        None,
-    );
+    let no_md5 = opts(SourceSpec::Path(archive.clone()), &["airplane", "bird"], &out, None);
     assert!(matches!(build(&no_md5), Err(Error::Checksum { .. })));
     // A malformed md5 is a configuration error.
     let bad = archive_opts(&archive, "xyz", &["airplane", "bird"], &out);
@@ -363,14 +320,8 @@ fn member_with_partial_record_is_named() {
     let err = build(&archive_opts(&archive, &md5, &["airplane", "bird"], &out)).unwrap_err();
     let msg = err.to_string();
     let (file, _, reason) = format_error(err);
-    assert!(
-        file.contains("cifar.tar.gz") && file.ends_with("cifar-10-batches-bin/data_batch_3.bin"),
-        "{msg}"
-    );
-    assert!(
-        reason.contains("not a whole number of 3073-byte records"),
-        "{msg}"
-    );
+    assert!(file.contains("cifar.tar.gz") && file.ends_with("cifar-10-batches-bin/data_batch_3.bin"), "{msg}");
+    assert!(reason.contains("not a whole number of 3073-byte records"), "{msg}");
     assert!(!out.exists());
 }
 
@@ -391,19 +342,13 @@ fn bad_label_gives_its_byte_offset() {
     assert!(file.ends_with("data_batch_2.bin"), "{msg}");
     assert_eq!(offset, Some(7 * RECORD_BYTES as u64), "{msg}");
     assert!(reason.contains("label 12"), "{msg}");
-    assert!(
-        msg.contains(&format!("at byte {}", 7 * RECORD_BYTES)),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("at byte {}", 7 * RECORD_BYTES)), "{msg}");
 }
 
 #[test]
 fn missing_member_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let members: Vec<_> = fake_members()
-        .into_iter()
-        .filter(|(p, _)| !p.ends_with("data_batch_4.bin"))
-        .collect();
+    let members: Vec<_> = fake_members().into_iter().filter(|(p, _)| !p.ends_with("data_batch_4.bin")).collect();
     let (archive, md5) = write_archive(tmp.path(), "cifar.tar.gz", &tar_gz(&members));
     let out = tmp.path().join("bundle");
     let err = build(&archive_opts(&archive, &md5, &["airplane", "bird"], &out)).unwrap_err();
@@ -442,12 +387,7 @@ fn extracted_folder_matches_the_archive() {
     let mut bad = batch_records(5);
     bad[2 * RECORD_BYTES] = 10;
     fs::write(dir.join("test_batch.bin"), bad).unwrap();
-    let o = opts(
-        SourceSpec::Path(dir.clone()),
-        &classes,
-        &tmp.path().join("bundle0"),
-        None,
-    );
+    let o = opts(SourceSpec::Path(dir.clone()), &classes, &tmp.path().join("bundle0"), None);
     let (file, offset, _) = format_error(build(&o).unwrap_err());
     assert!(file.ends_with("test_batch.bin"));
     assert_eq!(offset, Some(2 * RECORD_BYTES as u64));
@@ -487,23 +427,12 @@ fn unknown_source_is_refused() {
     let txt = tmp.path().join("notes.txt");
     fs::write(&txt, "hello").unwrap();
     let classes = ["airplane", "bird"];
-    assert!(matches!(
-        build(&opts(SourceSpec::Path(txt), &classes, &out, None)),
-        Err(Error::Config(_))
-    ));
+    assert!(matches!(build(&opts(SourceSpec::Path(txt), &classes, &out, None)), Err(Error::Config(_))));
     let empty = tmp.path().join("empty");
     fs::create_dir(&empty).unwrap();
+    assert!(matches!(build(&opts(SourceSpec::Path(empty), &classes, &out, None)), Err(Error::Config(_))));
     assert!(matches!(
-        build(&opts(SourceSpec::Path(empty), &classes, &out, None)),
-        Err(Error::Config(_))
-    ));
-    assert!(matches!(
-        build(&opts(
-            SourceSpec::Path(tmp.path().join("missing")),
-            &classes,
-            &out,
-            None
-        )),
+        build(&opts(SourceSpec::Path(tmp.path().join("missing")), &classes, &out, None)),
         Err(Error::Io { .. })
     ));
     assert!(!out.exists());
@@ -539,10 +468,7 @@ fn failed_build_leaves_the_existing_bundle_intact() {
 /// Serves `body` for every request on a local port; returns the URL and the request counter.
 fn serve(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/cifar-10-binary.tar.gz",
-        listener.local_addr().unwrap()
-    );
+    let url = format!("http://{}/cifar-10-binary.tar.gz", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
     std::thread::spawn(move || {
@@ -576,20 +502,14 @@ fn download_is_cached_and_skipped_when_up_to_date() {
     let (url, hits) = serve(bytes.clone());
     let cache = tmp.path().join("cache");
     let out = tmp.path().join("bundle");
-    let source = SourceSpec::Download {
-        url: url.clone(),
-        cache_dir: cache.clone(),
-    };
+    let source = SourceSpec::Download { url: url.clone(), cache_dir: cache.clone() };
     let classes = ["airplane", "bird"];
     let o = opts(source.clone(), &classes, &out, Some(&md5));
 
     let m = built(build(&o).unwrap());
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert_eq!(names(&cache), ["cifar-10-binary.tar.gz"]);
-    assert_eq!(
-        fs::read(cache.join("cifar-10-binary.tar.gz")).unwrap(),
-        bytes
-    );
+    assert_eq!(fs::read(cache.join("cifar-10-binary.tar.gz")).unwrap(), bytes);
     assert_eq!(m.source.location, url);
     let (train, _) = expected(&[0, 1, 2, 3, 4], &classes);
     let (test, _) = expected(&[5], &classes);
@@ -606,20 +526,11 @@ fn download_is_cached_and_skipped_when_up_to_date() {
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     let o3 = opts(source, &["ship", "truck"], &out, Some(&md5));
     built(build(&o3).unwrap());
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        2,
-        "the cached archive was not used"
-    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "the cached archive was not used");
 
     // The same archive from disk has the same fingerprint as the download.
     let m3 = Manifest::parse(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    let from_disk = archive_opts(
-        &cache.join("cifar-10-binary.tar.gz"),
-        &md5,
-        &["ship", "truck"],
-        &out,
-    );
+    let from_disk = archive_opts(&cache.join("cifar-10-binary.tar.gz"), &md5, &["ship", "truck"], &out);
     match build(&from_disk).unwrap() {
         BuildOutcome::UpToDate(m) => assert_eq!(m, m3),
         BuildOutcome::Built(_) => panic!("same archive from disk was rebuilt"),
@@ -633,10 +544,7 @@ fn bad_download_leaves_no_cache_file() {
     let (url, _) = serve(bytes);
     let cache = tmp.path().join("cache");
     let out = tmp.path().join("bundle");
-    let source = SourceSpec::Download {
-        url: url.clone(),
-        cache_dir: cache.clone(),
-    };
+    let source = SourceSpec::Download { url: url.clone(), cache_dir: cache.clone() };
     let wrong = "ffffffffffffffffffffffffffffffff";
     match build(&opts(source, &["airplane", "bird"], &out, Some(wrong))) {
         Err(Error::Checksum { file, expected, .. }) => {
@@ -645,11 +553,7 @@ fn bad_download_leaves_no_cache_file() {
         }
         other => panic!("expected a Checksum error, got {other:?}"),
     }
-    assert!(
-        names(&cache).is_empty(),
-        "left in cache: {:?}",
-        names(&cache)
-    );
+    assert!(names(&cache).is_empty(), "left in cache: {:?}", names(&cache));
     assert!(!out.exists());
 
     // Nothing listening: a Download error naming the URL.
@@ -657,10 +561,7 @@ fn bad_download_leaves_no_cache_file() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/x.tar.gz", l.local_addr().unwrap())
     };
-    let source = SourceSpec::Download {
-        url: dead.clone(),
-        cache_dir: cache.clone(),
-    };
+    let source = SourceSpec::Download { url: dead.clone(), cache_dir: cache.clone() };
     match build(&opts(source, &["airplane", "bird"], &out, None)) {
         Err(Error::Download { url, .. }) => assert_eq!(url, dead),
         other => panic!("expected a Download error, got {other:?}"),
@@ -675,11 +576,7 @@ fn bad_download_leaves_no_cache_file() {
 fn rgb(seed: usize) -> (image::RgbImage, Vec<u8>) {
     let img = image::RgbImage::from_fn(32, 32, |x, y| {
         let v = seed * 53 + (y * 32 + x) as usize * 3;
-        image::Rgb([
-            (v % 256) as u8,
-            ((v + 85) % 256) as u8,
-            ((v * 7) % 256) as u8,
-        ])
+        image::Rgb([(v % 256) as u8, ((v + 85) % 256) as u8, ((v * 7) % 256) as u8])
     });
     let mut planar = vec![0u8; 3072];
     for (i, px) in img.pixels().enumerate() {
@@ -692,10 +589,7 @@ fn rgb(seed: usize) -> (image::RgbImage, Vec<u8>) {
 
 /// `root/{split}/{class}/{index:03}.png` for the given counts; returns planar pixels per
 /// `(split, class)` in file order.
-fn image_tree(
-    root: &Path,
-    counts: &[(&str, &str, usize)],
-) -> BTreeMap<(String, String), Vec<Vec<u8>>> {
+fn image_tree(root: &Path, counts: &[(&str, &str, usize)]) -> BTreeMap<(String, String), Vec<Vec<u8>>> {
     let mut out = BTreeMap::new();
     let mut seed = 0;
     for &(split, class, n) in counts {
@@ -755,12 +649,9 @@ fn image_folder_interleaves_classes() {
         record(1, get("train", "airplane", 3)),
     ]
     .concat();
-    let test: Vec<u8> = [
-        record(0, get("test", "bird", 0)),
-        record(1, get("test", "airplane", 0)),
-        record(0, get("test", "bird", 1)),
-    ]
-    .concat();
+    let test: Vec<u8> =
+        [record(0, get("test", "bird", 0)), record(1, get("test", "airplane", 0)), record(0, get("test", "bird", 1))]
+            .concat();
     check_bundle(&out, &m, &train, &test);
 
     // Unchanged files: up to date. A rewritten file: rebuilt.
@@ -770,12 +661,7 @@ fn image_folder_interleaves_classes() {
     img.save(root.join("test/bird/001.png")).unwrap();
     let m2 = built(build(&o).unwrap());
     assert_ne!(m2.source.fingerprint, m.source.fingerprint);
-    let test2 = [
-        record(0, get("test", "bird", 0)),
-        record(1, get("test", "airplane", 0)),
-        record(0, &planar),
-    ]
-    .concat();
+    let test2 = [record(0, get("test", "bird", 0)), record(1, get("test", "airplane", 0)), record(0, &planar)].concat();
     check_bundle(&out, &m2, &train, &test2);
 }
 
@@ -785,32 +671,15 @@ fn image_of_wrong_size_or_colour_is_named() {
     let classes = ["airplane", "bird"];
     type Write = fn(&Path);
     let cases: [(&str, Write, &str); 3] = [
-        (
-            "narrow.png",
-            |p| image::RgbImage::new(31, 32).save(p).unwrap(),
-            "31x32",
-        ),
-        (
-            "grey.png",
-            |p| image::GrayImage::new(32, 32).save(p).unwrap(),
-            "L8",
-        ),
-        (
-            "alpha.png",
-            |p| image::RgbaImage::new(32, 32).save(p).unwrap(),
-            "Rgba8",
-        ),
+        ("narrow.png", |p| image::RgbImage::new(31, 32).save(p).unwrap(), "31x32"),
+        ("grey.png", |p| image::GrayImage::new(32, 32).save(p).unwrap(), "L8"),
+        ("alpha.png", |p| image::RgbaImage::new(32, 32).save(p).unwrap(), "Rgba8"),
     ];
     for (i, (name, write, needle)) in cases.iter().enumerate() {
         let root = tmp.path().join(format!("images{i}"));
         image_tree(
             &root,
-            &[
-                ("train", "airplane", 2),
-                ("train", "bird", 2),
-                ("test", "airplane", 1),
-                ("test", "bird", 1),
-            ],
+            &[("train", "airplane", 2), ("train", "bird", 2), ("test", "airplane", 1), ("test", "bird", 1)],
         );
         let bad = root.join("train/bird").join(name);
         write(&bad);
@@ -825,20 +694,11 @@ fn image_of_wrong_size_or_colour_is_named() {
 
     // Not an image at all, under an image name.
     let root = tmp.path().join("junk");
-    image_tree(
-        &root,
-        &[
-            ("train", "airplane", 1),
-            ("train", "bird", 1),
-            ("test", "airplane", 1),
-            ("test", "bird", 1),
-        ],
-    );
+    image_tree(&root, &[("train", "airplane", 1), ("train", "bird", 1), ("test", "airplane", 1), ("test", "bird", 1)]);
     let bad = root.join("test/airplane/zzz.jpg");
     fs::write(&bad, b"definitely not a jpeg").unwrap();
     let out = tmp.path().join("bundle-junk");
-    let (file, _, _) =
-        format_error(build(&opts(SourceSpec::Path(root), &classes, &out, None)).unwrap_err());
+    let (file, _, _) = format_error(build(&opts(SourceSpec::Path(root), &classes, &out, None)).unwrap_err());
     assert_eq!(file, bad.display().to_string());
 }
 
@@ -846,14 +706,7 @@ fn image_of_wrong_size_or_colour_is_named() {
 fn empty_or_missing_class_folder_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("images");
-    image_tree(
-        &root,
-        &[
-            ("train", "airplane", 2),
-            ("train", "bird", 2),
-            ("test", "airplane", 1),
-        ],
-    );
+    image_tree(&root, &[("train", "airplane", 2), ("train", "bird", 2), ("test", "airplane", 1)]);
     fs::create_dir_all(root.join("test/bird")).unwrap();
     fs::write(root.join("test/bird/readme.txt"), "no images here").unwrap();
     let out = tmp.path().join("bundle");
@@ -864,13 +717,7 @@ fn empty_or_missing_class_folder_is_an_error() {
     assert!(file.ends_with("test/bird"), "{msg}");
     assert!(reason.contains("no .jpg"), "{msg}");
 
-    let err = build(&opts(
-        SourceSpec::Path(root),
-        &["airplane", "deer"],
-        &out,
-        None,
-    ))
-    .unwrap_err();
+    let err = build(&opts(SourceSpec::Path(root), &["airplane", "deer"], &out, None)).unwrap_err();
     let msg = err.to_string();
     let (file, _, reason) = format_error(err);
     assert!(file.ends_with("train/deer"), "{msg}");
@@ -891,10 +738,7 @@ fn real_image_folder_cifar2() {
     let o = opts(SourceSpec::Path(src), &["airplane", "bird"], &out, None);
     let start = Instant::now();
     let m = built(build(&o).unwrap());
-    eprintln!(
-        "built CIFAR-2 from the image folder in {:.2?}",
-        start.elapsed()
-    );
+    eprintln!("built CIFAR-2 from the image folder in {:.2?}", start.elapsed());
     assert_eq!(m.train.count, 10000);
     assert_eq!(m.test.count, 2000);
     assert_eq!(m.train.per_class, [5000, 5000]);

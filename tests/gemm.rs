@@ -13,11 +13,7 @@ fn random(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
 
 /// A or B in the requested layout: `trans` stores the transpose and returns a `.t()` view of it.
 fn operand(rows: usize, cols: usize, trans: bool, rng: &mut ChaCha8Rng) -> Array2<f32> {
-    if trans {
-        random(cols, rows, rng)
-    } else {
-        random(rows, cols, rng)
-    }
+    if trans { random(cols, rows, rng) } else { random(rows, cols, rng) }
 }
 
 fn view(a: &Array2<f32>, trans: bool) -> ArrayView2<'_, f32> {
@@ -37,15 +33,7 @@ struct Case {
 }
 
 fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
-    let Case {
-        m,
-        k,
-        n,
-        ta,
-        tb,
-        alpha,
-        beta,
-    } = case;
+    let Case { m, k, n, ta, tb, alpha, beta } = case;
 
     let a = operand(m, k, ta, rng);
     let b = operand(k, n, tb, rng);
@@ -56,21 +44,8 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
         big.slice_mut(s![2..2 + m, 3..3 + n]).assign(&init);
     }
     let mut expected = big.clone();
-    gemm_reference(
-        alpha,
-        &view(&a, ta),
-        &view(&b, tb),
-        beta,
-        &mut expected.slice_mut(s![2..2 + m, 3..3 + n]),
-    );
-    gemm_with(
-        kernel,
-        alpha,
-        &view(&a, ta),
-        &view(&b, tb),
-        beta,
-        &mut big.slice_mut(s![2..2 + m, 3..3 + n]),
-    );
+    gemm_reference(alpha, &view(&a, ta), &view(&b, tb), beta, &mut expected.slice_mut(s![2..2 + m, 3..3 + n]));
+    gemm_with(kernel, alpha, &view(&a, ta), &view(&b, tb), beta, &mut big.slice_mut(s![2..2 + m, 3..3 + n]));
     // f32 accumulation over k terms of size <= 1: error bound about k * eps.
     let tol = 1e-6 * (k as f32 + 1.0) * 4.0;
     for ((i, j), &v) in big.indexed_iter() {
@@ -84,10 +59,7 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
                 j - 3
             );
         } else {
-            assert!(
-                v.is_nan(),
-                "{kernel:?} m={m} k={k} n={n}: wrote outside C at [{i},{j}]"
-            );
+            assert!(v.is_nan(), "{kernel:?} m={m} k={k} n={n}: wrote outside C at [{i},{j}]");
         }
     }
 }
@@ -95,58 +67,14 @@ fn check(kernel: Kernel, case: Case, rng: &mut ChaCha8Rng) {
 #[test]
 fn every_kernel_matches_the_reference_on_odd_sizes_and_transposes() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let sizes = [
-        (1, 1, 1),
-        (3, 5, 7),
-        (13, 17, 33),
-        (65, 130, 47),
-        (8, 300, 32),
-        (31, 257, 95),
-        (64, 70, 513),
-    ];
+    let sizes = [(1, 1, 1), (3, 5, 7), (13, 17, 33), (65, 130, 47), (8, 300, 32), (31, 257, 95), (64, 70, 513)];
     for kernel in Kernel::available() {
         for &(m, k, n) in &sizes {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                check(
-                    kernel,
-                    Case {
-                        m,
-                        k,
-                        n,
-                        ta,
-                        tb,
-                        alpha: 1.0,
-                        beta: 0.0,
-                    },
-                    &mut rng,
-                );
+                check(kernel, Case { m, k, n, ta, tb, alpha: 1.0, beta: 0.0 }, &mut rng);
             }
-            check(
-                kernel,
-                Case {
-                    m,
-                    k,
-                    n,
-                    ta: false,
-                    tb: true,
-                    alpha: -0.5,
-                    beta: 1.0,
-                },
-                &mut rng,
-            );
-            check(
-                kernel,
-                Case {
-                    m,
-                    k,
-                    n,
-                    ta: true,
-                    tb: false,
-                    alpha: 2.0,
-                    beta: 0.25,
-                },
-                &mut rng,
-            );
+            check(kernel, Case { m, k, n, ta: false, tb: true, alpha: -0.5, beta: 1.0 }, &mut rng);
+            check(kernel, Case { m, k, n, ta: true, tb: false, alpha: 2.0, beta: 0.25 }, &mut rng);
         }
     }
 }
@@ -155,45 +83,9 @@ fn every_kernel_matches_the_reference_on_odd_sizes_and_transposes() {
 fn the_workload_shapes_match_the_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     for kernel in Kernel::available() {
-        check(
-            kernel,
-            Case {
-                m: 64,
-                k: 3072,
-                n: 512,
-                ta: false,
-                tb: true,
-                alpha: 1.0,
-                beta: 1.0,
-            },
-            &mut rng,
-        ); // forward x W^T + b
-        check(
-            kernel,
-            Case {
-                m: 512,
-                k: 64,
-                n: 3072,
-                ta: true,
-                tb: false,
-                alpha: 1.0,
-                beta: 0.0,
-            },
-            &mut rng,
-        ); // dW = dy^T x
-        check(
-            kernel,
-            Case {
-                m: 64,
-                k: 512,
-                n: 3072,
-                ta: false,
-                tb: false,
-                alpha: 1.0,
-                beta: 0.0,
-            },
-            &mut rng,
-        ); // dx = dy W
+        check(kernel, Case { m: 64, k: 3072, n: 512, ta: false, tb: true, alpha: 1.0, beta: 1.0 }, &mut rng); // forward x W^T + b
+        check(kernel, Case { m: 512, k: 64, n: 3072, ta: true, tb: false, alpha: 1.0, beta: 0.0 }, &mut rng); // dW = dy^T x
+        check(kernel, Case { m: 64, k: 512, n: 3072, ta: false, tb: false, alpha: 1.0, beta: 0.0 }, &mut rng); // dx = dy W
     }
 }
 
@@ -213,29 +105,19 @@ fn k_zero_scales_c_by_beta() {
 #[test]
 fn results_are_bit_identical_for_any_thread_count() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    for (m, k, n, ta, tb) in [
-        (64, 3072, 512, false, true),
-        (512, 64, 3072, true, false),
-        (300, 200, 40, false, false),
-    ] {
+    for (m, k, n, ta, tb) in [(64, 3072, 512, false, true), (512, 64, 3072, true, false), (300, 200, 40, false, false)]
+    {
         let a = operand(m, k, ta, &mut rng);
         let b = operand(k, n, tb, &mut rng);
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut c = Array2::<f32>::zeros((m, n));
             pool.install(|| gemm(1.0, &view(&a, ta), &view(&b, tb), 0.0, &mut c.view_mut()));
             c
         };
         let one = run(1);
         for threads in [2, 3, 4] {
-            assert_eq!(
-                one,
-                run(threads),
-                "m={m} k={k} n={n}: {threads} threads differ from 1"
-            );
+            assert_eq!(one, run(threads), "m={m} k={k} n={n}: {threads} threads differ from 1");
         }
     }
 }

@@ -20,10 +20,7 @@ fn random(r: usize, c: usize, rng: &mut ChaCha8Rng, scale: f32) -> Array2<f32> {
 
 fn close(analytic: f32, numeric: f64, what: &str) {
     let err = (analytic as f64 - numeric).abs();
-    assert!(
-        err <= 2e-3 + 2e-2 * numeric.abs(),
-        "{what}: analytic {analytic}, finite difference {numeric}"
-    );
+    assert!(err <= 2e-3 + 2e-2 * numeric.abs(), "{what}: analytic {analytic}, finite difference {numeric}");
 }
 
 fn dot(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
@@ -51,21 +48,13 @@ fn linear_weight_bias_and_input_gradients() {
         let (mut p, mut m) = (params.clone(), params.clone());
         p[i] += h;
         m[i] -= h;
-        close(
-            grads[i],
-            (f(&p, &x) - f(&m, &x)) / (2.0 * h as f64),
-            &format!("param {i}"),
-        );
+        close(grads[i], (f(&p, &x) - f(&m, &x)) / (2.0 * h as f64), &format!("param {i}"));
     }
     for idx in [(0, 0), (1, 3), (2, 4)] {
         let (mut xp, mut xm) = (x.clone(), x.clone());
         xp[idx] += h;
         xm[idx] -= h;
-        close(
-            dx[idx],
-            (f(&params, &xp) - f(&params, &xm)) / (2.0 * h as f64),
-            &format!("x{idx:?}"),
-        );
+        close(dx[idx], (f(&params, &xp) - f(&params, &xm)) / (2.0 * h as f64), &format!("x{idx:?}"));
     }
 }
 
@@ -92,11 +81,7 @@ fn check_layer(
         let (mut xp, mut xm) = (x.clone(), x.clone());
         xp[idx] += h;
         xm[idx] -= h;
-        close(
-            d[idx],
-            (f(&xp) - f(&xm)) / (2.0 * h as f64),
-            &format!("{name} {idx:?}"),
-        );
+        close(d[idx], (f(&xp) - f(&xm)) / (2.0 * h as f64), &format!("{name} {idx:?}"));
     }
 }
 
@@ -140,11 +125,7 @@ fn nll_and_cross_entropy_gradients() {
             let (mut xp, mut xm) = (x.clone(), x.clone());
             xp[idx] += h;
             xm[idx] -= h;
-            close(
-                g[idx],
-                (mean(&xp) - mean(&xm)) / (2.0 * h as f64),
-                &format!("{kind:?} {idx:?}"),
-            );
+            close(g[idx], (mean(&xp) - mean(&xm)) / (2.0 * h as f64), &format!("{kind:?} {idx:?}"));
         }
     }
 }
@@ -154,11 +135,7 @@ fn whole_model_gradients_for_every_activation_and_loss() {
     let mut rng = rng();
     for activation in [Activation::Tanh, Activation::Relu] {
         for loss in [LossKind::Nll, LossKind::CrossEntropy] {
-            let config = ModelConfig {
-                layers: vec![7, 6, 5, 3],
-                activation,
-                loss,
-            };
+            let config = ModelConfig { layers: vec![7, 6, 5, 3], activation, loss };
             let mut model = Mlp::new(&config, &mut rng).unwrap();
             let x = random(4, 7, &mut rng, 1.0);
             let t = [0u8, 1, 2, 1];
@@ -177,11 +154,7 @@ fn whole_model_gradients_for_every_activation_and_loss() {
                 p[i] += h;
                 m[i] -= h;
                 let numeric = (mean_loss(&p) - mean_loss(&m)) / (2.0 * h as f64);
-                close(
-                    grads[i],
-                    numeric,
-                    &format!("{activation:?}/{loss:?} param {i}"),
-                );
+                close(grads[i], numeric, &format!("{activation:?}/{loss:?} param {i}"));
             }
         }
     }
@@ -191,11 +164,7 @@ fn whole_model_gradients_for_every_activation_and_loss() {
 fn first_layer_gradients_do_not_depend_on_batch_rows_outside_the_batch() {
     // The workspace is sized for the largest batch seen; a smaller batch must only use its rows.
     let mut rng = rng();
-    let config = ModelConfig {
-        layers: vec![6, 4, 2],
-        activation: Activation::Tanh,
-        loss: LossKind::Nll,
-    };
+    let config = ModelConfig { layers: vec![6, 4, 2], activation: Activation::Tanh, loss: LossKind::Nll };
     let mut model = Mlp::new(&config, &mut rng).unwrap();
     let big = random(10, 6, &mut rng, 1.0);
     model.loss_and_backward(big.view(), &[0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);

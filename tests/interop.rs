@@ -16,11 +16,7 @@ use std::process::Command;
 
 /// Minimal `.npy` (format 1.0) writer for a little-endian f32 matrix.
 fn write_npy(path: &Path, a: &Array2<f32>) {
-    let header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
-        a.nrows(),
-        a.ncols()
-    );
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", a.nrows(), a.ncols());
     let pad = 64 - (10 + header.len() + 1) % 64;
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend(((header.len() + pad + 1) as u16).to_le_bytes());
@@ -34,8 +30,8 @@ fn write_npy(path: &Path, a: &Array2<f32>) {
 #[test]
 #[ignore = "needs SKYWATCH_PYTHON with numpy and safetensors; run by scripts/test"]
 fn python_safetensors_reads_and_writes_our_checkpoints() {
-    let python = std::env::var("SKYWATCH_PYTHON")
-        .expect("SKYWATCH_PYTHON must name a Python with numpy and safetensors");
+    let python =
+        std::env::var("SKYWATCH_PYTHON").expect("SKYWATCH_PYTHON must name a Python with numpy and safetensors");
     let dir = tempfile::tempdir().unwrap();
     let config = TrainConfig::preset("lecture").unwrap().model;
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -48,11 +44,7 @@ fn python_safetensors_reads_and_writes_our_checkpoints() {
     write_npy(&xin, &x);
     write_npy(&xout, &out);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/interop.py");
-    let res = Command::new(&python)
-        .arg(script)
-        .args([&ckpt, &xin, &xout, &back])
-        .output()
-        .unwrap();
+    let res = Command::new(&python).arg(script).args([&ckpt, &xin, &xout, &back]).output().unwrap();
     assert!(
         res.status.success(),
         "interop.py failed:\n{}{}",

@@ -23,19 +23,10 @@ fn softmax_of_one_two_three() {
 fn parameter_counts_as_the_lecture_prints_them() {
     let lecture = TrainConfig::preset("lecture").unwrap().model;
     assert_eq!(lecture.parameter_counts(), vec![1572864, 512, 1024, 2]);
-    assert_eq!(
-        lecture.parameter_summary(),
-        "(1574402, [1572864, 512, 1024, 2])"
-    );
+    assert_eq!(lecture.parameter_summary(), "(1574402, [1572864, 512, 1024, 2])");
     let deep = TrainConfig::preset("deep").unwrap().model;
-    assert_eq!(
-        deep.parameter_counts(),
-        vec![3145728, 1024, 524288, 512, 65536, 128, 256, 2]
-    );
-    assert_eq!(
-        deep.parameter_summary(),
-        "(3737474, [3145728, 1024, 524288, 512, 65536, 128, 256, 2])"
-    );
+    assert_eq!(deep.parameter_counts(), vec![3145728, 1024, 524288, 512, 65536, 128, 256, 2]);
+    assert_eq!(deep.parameter_summary(), "(3737474, [3145728, 1024, 524288, 512, 65536, 128, 256, 2])");
     let model = Mlp::new(&deep, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     assert_eq!(model.num_params(), 3_737_474);
 }
@@ -43,19 +34,11 @@ fn parameter_counts_as_the_lecture_prints_them() {
 #[test]
 fn presets_match_the_lecture_setup() {
     let l = TrainConfig::preset("lecture").unwrap();
-    assert_eq!(
-        (l.model.layers.as_slice(), l.model.loss),
-        ([3072, 512, 2].as_slice(), LossKind::Nll)
-    );
+    assert_eq!((l.model.layers.as_slice(), l.model.loss), ([3072, 512, 2].as_slice(), LossKind::Nll));
     assert_eq!((l.optimizer.lr, l.batch_size, l.epochs), (1e-2, 64, 100));
     let d = TrainConfig::preset("deep").unwrap();
     assert_eq!(d.model.loss, LossKind::CrossEntropy);
-    assert!(
-        TrainConfig::preset("huge")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown preset 'huge'")
-    );
+    assert!(TrainConfig::preset("huge").unwrap_err().to_string().contains("unknown preset 'huge'"));
 }
 
 #[test]
@@ -66,11 +49,7 @@ fn state_dict_names_and_shapes() {
     let model = Mlp::new(&config, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     let bytes = checkpoint::save(&model);
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut got: Vec<(String, Vec<usize>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| (n, t.shape().to_vec()))
-        .collect();
+    let mut got: Vec<(String, Vec<usize>)> = st.tensors().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
     got.sort();
     let want = [
         ("0.bias", vec![1024]),
@@ -82,12 +61,7 @@ fn state_dict_names_and_shapes() {
         ("6.bias", vec![2]),
         ("6.weight", vec![2, 128]),
     ];
-    assert_eq!(
-        got,
-        want.iter()
-            .map(|(n, s)| (n.to_string(), s.clone()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(got, want.iter().map(|(n, s)| (n.to_string(), s.clone())).collect::<Vec<_>>());
 }
 
 #[test]
@@ -100,10 +74,7 @@ fn initialisation_follows_pytorch_bounds() {
     let w = first.weight(&model.params);
     let bound = 1.0 / 3072f32.sqrt();
     let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    assert!(
-        max <= bound && max > 0.99 * bound,
-        "max |w| = {max}, bound {bound}"
-    );
+    assert!(max <= bound && max > 0.99 * bound, "max |w| = {max}, bound {bound}");
     let mean = w.iter().map(|&v| v as f64).sum::<f64>() / w.len() as f64;
     assert!(mean.abs() < 1e-4, "mean {mean}");
     let second = model.linears[1].weight(&model.params);

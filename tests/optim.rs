@@ -19,74 +19,33 @@ fn run(config: OptimizerConfig) -> Vec<f32> {
 
 fn assert_close(got: &[f32], want: [f32; 3], name: &str) {
     for (g, w) in got.iter().zip(want) {
-        assert!(
-            (g - w).abs() <= 2e-6 * (1.0 + w.abs()),
-            "{name}: got {got:?}, PyTorch {want:?}"
-        );
+        assert!((g - w).abs() <= 2e-6 * (1.0 + w.abs()), "{name}: got {got:?}, PyTorch {want:?}");
     }
 }
 
 fn sgd(lr: f32) -> OptimizerConfig {
-    OptimizerConfig {
-        kind: OptimizerKind::Sgd,
-        lr,
-        ..Default::default()
-    }
+    OptimizerConfig { kind: OptimizerKind::Sgd, lr, ..Default::default() }
 }
 
 fn adam(lr: f32) -> OptimizerConfig {
-    OptimizerConfig {
-        kind: OptimizerKind::Adam,
-        lr,
-        ..Default::default()
-    }
+    OptimizerConfig { kind: OptimizerKind::Adam, lr, ..Default::default() }
 }
 
 #[test]
 fn sgd_matches_pytorch() {
+    assert_close(&run(sgd(0.1)), [0.439999998, -1.44000006, 1.94000006], "sgd");
     assert_close(
-        &run(sgd(0.1)),
-        [0.439999998, -1.44000006, 1.94000006],
-        "sgd",
-    );
-    assert_close(
-        &run(OptimizerConfig {
-            momentum: 0.9,
-            ..sgd(0.1)
-        }),
+        &run(OptimizerConfig { momentum: 0.9, ..sgd(0.1) }),
         [0.404899985, -1.38779998, 1.87925005],
         "momentum",
     );
-    let nesterov = OptimizerConfig {
-        momentum: 0.9,
-        nesterov: true,
-        weight_decay: 0.01,
-        ..sgd(0.1)
-    };
-    assert_close(
-        &run(nesterov),
-        [0.350567549, -1.32724535, 1.81558418],
-        "nesterov + weight decay",
-    );
+    let nesterov = OptimizerConfig { momentum: 0.9, nesterov: true, weight_decay: 0.01, ..sgd(0.1) };
+    assert_close(&run(nesterov), [0.350567549, -1.32724535, 1.81558418], "nesterov + weight decay");
 }
 
 #[test]
 fn adam_matches_pytorch() {
-    assert_close(
-        &run(adam(0.01)),
-        [0.470768183, -1.47000003, 1.97049093],
-        "adam",
-    );
-    let wd = OptimizerConfig {
-        beta1: 0.8,
-        beta2: 0.9,
-        eps: 1e-6,
-        weight_decay: 0.1,
-        ..adam(0.01)
-    };
-    assert_close(
-        &run(wd),
-        [0.470323592, -1.47000313, 1.97020733],
-        "adam + weight decay",
-    );
+    assert_close(&run(adam(0.01)), [0.470768183, -1.47000003, 1.97049093], "adam");
+    let wd = OptimizerConfig { beta1: 0.8, beta2: 0.9, eps: 1e-6, weight_decay: 0.1, ..adam(0.01) };
+    assert_close(&run(wd), [0.470323592, -1.47000313, 1.97020733], "adam + weight decay");
 }

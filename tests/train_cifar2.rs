@@ -45,29 +45,14 @@ fn lecture_model_reaches_078_validation_accuracy_within_five_epochs() {
     };
     assert_eq!((data.train.len(), data.test.len()), (10_000, 2_000));
     let mut t = Trainer::new(TrainConfig::preset("lecture").unwrap(), data).unwrap();
-    let stats: Vec<_> = (0..EPOCHS_TO_078)
-        .map(|_| t.train_epoch(&mut |_| {}).unwrap())
-        .collect();
+    let stats: Vec<_> = (0..EPOCHS_TO_078).map(|_| t.train_epoch(&mut |_| {}).unwrap()).collect();
     for s in &stats {
-        eprintln!(
-            "epoch {}: loss {:.4}, train {:.4}, val {:.4}",
-            s.epoch, s.loss, s.train_accuracy, s.val_accuracy
-        );
+        eprintln!("epoch {}: loss {:.4}, train {:.4}, val {:.4}", s.epoch, s.loss, s.train_accuracy, s.val_accuracy);
     }
-    assert!(
-        (0.48..0.53).contains(&stats[0].loss),
-        "epoch-0 loss {} far from PyTorch's 0.508",
-        stats[0].loss
-    );
-    assert!(
-        stats[EPOCHS_TO_078 - 1].loss < stats[0].loss - 0.05,
-        "the loss must fall"
-    );
+    assert!((0.48..0.53).contains(&stats[0].loss), "epoch-0 loss {} far from PyTorch's 0.508", stats[0].loss);
+    assert!(stats[EPOCHS_TO_078 - 1].loss < stats[0].loss - 0.05, "the loss must fall");
     let best = stats.iter().map(|s| s.val_accuracy).fold(0.0, f64::max);
-    assert!(
-        best >= 0.78,
-        "best validation accuracy {best} < 0.78 within {EPOCHS_TO_078} epochs"
-    );
+    assert!(best >= 0.78, "best validation accuracy {best} < 0.78 within {EPOCHS_TO_078} epochs");
 }
 
 #[test]
@@ -78,10 +63,7 @@ fn same_seed_gives_bit_identical_weights_for_any_thread_count() {
     let run = |seed: u64, threads: usize| {
         let mut c = TrainConfig::preset("lecture").unwrap();
         (c.seed, c.train_size) = (seed, Some(3000));
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let mut t = Trainer::new(c, Arc::clone(&data)).unwrap();
             t.train_epoch(&mut |_| {}).unwrap();
@@ -104,42 +86,21 @@ fn cli_trains_saves_and_evaluates_with_json_output() {
     let model = dir.path().join("m.safetensors");
     let exe = env!("CARGO_BIN_EXE_skywatch");
     let out = Command::new(exe)
-        .args([
-            "train",
-            "--preset",
-            "lecture",
-            "--epochs",
-            "2",
-            "--train-size",
-            "2000",
-            "--json",
-            "--seed",
-            "3",
-        ])
+        .args(["train", "--preset", "lecture", "--epochs", "2", "--train-size", "2000", "--json", "--seed", "3"])
         .arg("--data")
         .arg(&bundle)
         .arg("--save")
         .arg(&model)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     for (i, l) in lines.iter().enumerate() {
         let mut keys: Vec<&str> = l.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(
-            keys,
-            ["epoch", "loss", "seconds", "train_accuracy", "val_accuracy"]
-        );
+        assert_eq!(keys, ["epoch", "loss", "seconds", "train_accuracy", "val_accuracy"]);
         assert_eq!(l["epoch"], i);
     }
     let out = Command::new(exe)
@@ -150,19 +111,9 @@ fn cli_trains_saves_and_evaluates_with_json_output() {
         .arg(&model)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let test: serde_json::Value = serde_json::from_str(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .nth(1)
-            .unwrap(),
-    )
-    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let test: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap()).unwrap();
     assert_eq!(test["split"], "test");
     let confusion: Vec<Vec<u64>> = serde_json::from_value(test["confusion"].clone()).unwrap();
     assert_eq!(confusion.iter().flatten().sum::<u64>(), 2000);
@@ -171,14 +122,7 @@ fn cli_trains_saves_and_evaluates_with_json_output() {
     // The final epoch's validation accuracy in the training log is the saved model's.
     assert!((acc - lines[1]["val_accuracy"].as_f64().unwrap()).abs() < 1e-12);
 
-    let bad = Command::new(exe)
-        .args(["train", "--lr", "-1"])
-        .arg("--data")
-        .arg(&bundle)
-        .output()
-        .unwrap();
+    let bad = Command::new(exe).args(["train", "--lr", "-1"]).arg("--data").arg(&bundle).output().unwrap();
     assert!(!bad.status.success());
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("learning rate must be a finite number > 0")
-    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("learning rate must be a finite number > 0"));
 }

@@ -35,8 +35,7 @@
 //! if this build created it.
 
 use super::{
-    CIFAR10_CLASSES, FORMAT_NAME, FORMAT_VERSION, Manifest, PIXELS, RECORD_BYTES, SIDE, SourceInfo,
-    SplitInfo, hex,
+    CIFAR10_CLASSES, FORMAT_NAME, FORMAT_VERSION, Manifest, PIXELS, RECORD_BYTES, SIDE, SourceInfo, SplitInfo, hex,
 };
 use crate::error::{Error, Result};
 use flate2::read::GzDecoder;
@@ -60,13 +59,8 @@ pub const OFFICIAL_BYTES: u64 = 170_052_171;
 const CACHE_NAME: &str = "cifar-10-binary.tar.gz";
 const KIND_BINARY: &str = "cifar-10-binary";
 const KIND_IMAGES: &str = "image-folder";
-const TRAIN_BATCHES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+const TRAIN_BATCHES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 const TEST_BATCH: &str = "test_batch.bin";
 const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 /// Prefix of every temporary file this module creates, so they are recognisable as ours.
@@ -144,9 +138,7 @@ fn resolve_classes(names: &[String]) -> Result<Vec<u8>> {
     let mut labels = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let Some(label) = CIFAR10_CLASSES.iter().position(|c| c == name) else {
-            return Err(Error::Config(format!(
-                "unknown class '{name}'; the CIFAR-10 classes are: {known}"
-            )));
+            return Err(Error::Config(format!("unknown class '{name}'; the CIFAR-10 classes are: {known}")));
         };
         if names[..i].contains(name) {
             return Err(Error::Config(format!(
@@ -161,10 +153,7 @@ fn resolve_classes(names: &[String]) -> Result<Vec<u8>> {
 fn expected_md5(given: Option<&str>) -> Result<String> {
     let md5 = given.unwrap_or(OFFICIAL_MD5).trim().to_ascii_lowercase();
     if md5.len() != 32 || !md5.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Config(format!(
-            "md5 '{}' is not 32 hexadecimal digits",
-            given.unwrap_or_default()
-        )));
+        return Err(Error::Config(format!("md5 '{}' is not 32 hexadecimal digits", given.unwrap_or_default())));
     }
     Ok(md5)
 }
@@ -222,11 +211,7 @@ impl Plan {
                     location: url.clone(),
                     fingerprint: archive_fingerprint(md5),
                 },
-                input: Input::Download {
-                    url: url.clone(),
-                    cache_dir: cache_dir.clone(),
-                    md5: md5.to_string(),
-                },
+                input: Input::Download { url: url.clone(), cache_dir: cache_dir.clone(), md5: md5.to_string() },
             }),
             SourceSpec::Path(path) => {
                 let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -247,10 +232,7 @@ impl Plan {
     }
 
     fn archive(path: &Path, md5: &str, progress: bool) -> Result<Plan> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         if !(name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
             return Err(Error::Config(format!(
                 "{}: expected the CIFAR-10 binary archive (a .tar.gz or .tgz file), an extracted cifar-10-batches-bin folder or an image folder",
@@ -267,10 +249,7 @@ impl Plan {
                 location: location(path),
                 fingerprint: archive_fingerprint(&actual),
             },
-            input: Input::Archive {
-                path: path.to_path_buf(),
-                md5: actual,
-            },
+            input: Input::Archive { path: path.to_path_buf(), md5: actual },
         })
     }
 
@@ -281,11 +260,7 @@ impl Plan {
             let meta = match fs::metadata(&file) {
                 Ok(m) if m.is_file() => m,
                 Ok(_) => {
-                    return Err(Error::format(
-                        file.display().to_string(),
-                        None,
-                        "is not a regular file",
-                    ));
+                    return Err(Error::format(file.display().to_string(), None, "is not a regular file"));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(Error::format(
@@ -304,9 +279,7 @@ impl Plan {
                 location: location(dir),
                 fingerprint: files_fingerprint(KIND_BINARY, stamps),
             },
-            input: Input::Batches {
-                dir: dir.to_path_buf(),
-            },
+            input: Input::Batches { dir: dir.to_path_buf() },
         })
     }
 
@@ -342,17 +315,11 @@ impl Input {
     fn read(self, info: &SourceInfo, labels: &[u8], progress: bool) -> Result<(Records, Records)> {
         let map = label_map(labels);
         let (train, test) = match self {
-            Input::Download {
-                url,
-                cache_dir,
-                md5,
-            } => {
+            Input::Download { url, cache_dir, md5 } => {
                 let path = fetch(&url, &cache_dir, &md5, progress)?;
                 read_archive(&path, &md5, &map, labels.len(), progress)?
             }
-            Input::Archive { path, md5 } => {
-                read_archive(&path, &md5, &map, labels.len(), progress)?
-            }
+            Input::Archive { path, md5 } => read_archive(&path, &md5, &map, labels.len(), progress)?,
             Input::Batches { dir } => read_batches(&dir, &map, labels.len())?,
             Input::Images { splits } => {
                 let [train, test] = splits;
@@ -373,10 +340,7 @@ impl Input {
                 return Err(Error::format(
                     source.clone(),
                     None,
-                    format!(
-                        "the {split} split has no image of class {}",
-                        CIFAR10_CLASSES[labels[c] as usize]
-                    ),
+                    format!("the {split} split has no image of class {}", CIFAR10_CLASSES[labels[c] as usize]),
                 ));
             }
         }
@@ -386,12 +350,7 @@ impl Input {
 
 /// The folder with the batch files: `dir` itself or its `cifar-10-batches-bin/`.
 fn batches_dir(dir: &Path) -> Option<PathBuf> {
-    let has_batches = |d: &Path| {
-        TRAIN_BATCHES
-            .iter()
-            .chain([&TEST_BATCH])
-            .any(|n| d.join(n).exists())
-    };
+    let has_batches = |d: &Path| TRAIN_BATCHES.iter().chain([&TEST_BATCH]).any(|n| d.join(n).exists());
     if has_batches(dir) {
         return Some(dir.to_path_buf());
     }
@@ -400,10 +359,7 @@ fn batches_dir(dir: &Path) -> Option<PathBuf> {
 }
 
 fn location(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
 
 fn archive_fingerprint(md5: &str) -> String {
@@ -442,12 +398,7 @@ fn list_images(dir: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>> {
     let shown = dir.display().to_string();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
             return Err(Error::format(
                 shown,
                 None,
@@ -473,11 +424,7 @@ fn list_images(dir: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>> {
         }
     }
     if files.is_empty() {
-        return Err(Error::format(
-            shown,
-            None,
-            "class folder has no .jpg, .jpeg or .png images",
-        ));
+        return Err(Error::format(shown, None, "class folder has no .jpg, .jpeg or .png images"));
     }
     files.sort_by(|a, b| a.0.file_name().cmp(&b.0.file_name()));
     Ok(files)
@@ -494,10 +441,7 @@ struct Records {
 
 impl Records {
     fn new(classes: usize) -> Records {
-        Records {
-            bytes: Vec::new(),
-            per_class: vec![0; classes],
-        }
+        Records { bytes: Vec::new(), per_class: vec![0; classes] }
     }
 
     fn push(&mut self, label: u8, pixels: &[u8]) {
@@ -577,11 +521,7 @@ fn read_archive(
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let bar = progress_bar(progress, Some(len), "reading archive", true);
-    let hashing = HashingReader {
-        inner: file,
-        md5: Md5::new(),
-        bar: bar.clone(),
-    };
+    let hashing = HashingReader { inner: file, md5: Md5::new(), bar: bar.clone() };
     let mut archive = tar::Archive::new(GzDecoder::new(hashing));
     let corrupt = |member: Option<&str>, e: io::Error| {
         let file = match member {
@@ -596,15 +536,8 @@ fn read_archive(
     let entries = archive.entries().map_err(|e| corrupt(None, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(None, e))?;
-        let member = entry
-            .path()
-            .map_err(|e| corrupt(None, e))?
-            .to_string_lossy()
-            .into_owned();
-        let name = Path::new(&member)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let member = entry.path().map_err(|e| corrupt(None, e))?.to_string_lossy().into_owned();
+        let name = Path::new(&member).file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let slot = if name == TEST_BATCH {
             &mut test
         } else if let Some(i) = TRAIN_BATCHES.iter().position(|b| *b == name) {
@@ -617,16 +550,10 @@ fn read_archive(
             return Err(Error::format(file, None, "is not a regular file"));
         }
         if slot.is_some() {
-            return Err(Error::format(
-                file,
-                None,
-                format!("the archive holds {name} more than once"),
-            ));
+            return Err(Error::format(file, None, format!("the archive holds {name} more than once")));
         }
         let size = entry.size();
-        *slot = Some(read_batch(&mut entry, size, &file, map, classes, |e| {
-            corrupt(Some(&member), e)
-        })?);
+        *slot = Some(read_batch(&mut entry, size, &file, map, classes, |e| corrupt(Some(&member), e))?);
     }
 
     // Read to the very end: the gzip trailer's CRC is checked there, and the md5 needs every byte.
@@ -660,9 +587,7 @@ fn read_batches(dir: &Path, map: &[Option<u8>; 10], classes: usize) -> Result<(R
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let size = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         let shown = path.display().to_string();
-        read_batch(&mut BufReader::new(file), size, &shown, map, classes, |e| {
-            Error::io(&path, e)
-        })
+        read_batch(&mut BufReader::new(file), size, &shown, map, classes, |e| Error::io(&path, e))
     };
     let mut train = Records::new(classes);
     for name in TRAIN_BATCHES {
@@ -712,15 +637,12 @@ fn decode_image(path: &Path) -> Result<Vec<u8>> {
     let shown = || path.display().to_string();
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
     // The format is taken from the content, not the extension: a PNG named .jpg still works.
-    let reader = image::ImageReader::new(io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+    let reader =
+        image::ImageReader::new(io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
     if reader.format().is_none() {
         return Err(Error::format(shown(), None, "is not a JPEG or PNG image"));
     }
-    let img = reader
-        .decode()
-        .map_err(|e| Error::format(shown(), None, format!("cannot be decoded: {e}")))?;
+    let img = reader.decode().map_err(|e| Error::format(shown(), None, format!("cannot be decoded: {e}")))?;
     let (w, h, color) = (img.width(), img.height(), img.color());
     let image::DynamicImage::ImageRgb8(rgb) = img else {
         return Err(Error::format(
@@ -730,11 +652,7 @@ fn decode_image(path: &Path) -> Result<Vec<u8>> {
         ));
     };
     if (w, h) != (SIDE as u32, SIDE as u32) {
-        return Err(Error::format(
-            shown(),
-            None,
-            format!("is a {w}x{h} {color:?} image, expected 32x32 Rgb8"),
-        ));
+        return Err(Error::format(shown(), None, format!("is a {w}x{h} {color:?} image, expected 32x32 Rgb8")));
     }
     let mut planar = vec![0u8; PIXELS];
     let plane = SIDE * SIDE;
@@ -806,10 +724,7 @@ fn fetch(url: &str, cache_dir: &Path, md5: &str, progress: bool) -> Result<PathB
     }
     fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
     let mut tmp = temp_file(cache_dir)?;
-    let failed = |reason: String| Error::Download {
-        url: url.to_string(),
-        reason,
-    };
+    let failed = |reason: String| Error::Download { url: url.to_string(), reason };
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
@@ -832,18 +747,14 @@ fn fetch(url: &str, cache_dir: &Path, md5: &str, progress: bool) -> Result<PathB
             Err(e) => return Err(failed(e.to_string())),
         };
         hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n])
-            .map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.write_all(&buf[..n]).map_err(|e| Error::io(tmp.path(), e))?;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     // Dropping `tmp` on this error deletes the bad download.
     check_md5(url, md5, &hex(&hasher.finalize()))?;
-    tmp.persist(&target)
-        .map_err(|e| Error::io(&target, e.error))?;
+    tmp.persist(&target).map_err(|e| Error::io(&target, e.error))?;
     sync_dir(cache_dir);
     Ok(target)
 }
@@ -858,12 +769,9 @@ fn progress_bar(show: bool, len: Option<u64>, message: &'static str, bytes: bool
         (None, true) => "{spinner} {msg} {bytes} {bytes_per_sec}",
         (None, false) => "{spinner} {msg} {pos}",
     };
-    let style = ProgressStyle::with_template(template)
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr())
-        .with_style(style)
-        .with_message(message)
+    let style =
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ");
+    ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr()).with_style(style).with_message(message)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -874,9 +782,7 @@ fn progress_bar(show: bool, len: Option<u64>, message: &'static str, bytes: bool
 fn up_to_date(out: &Path, source: &SourceInfo, classes: &[String]) -> Option<Manifest> {
     let json = fs::read(out.join("manifest.json")).ok()?;
     let m = Manifest::parse(&json).ok()?;
-    let same = m.source.kind == source.kind
-        && m.source.fingerprint == source.fingerprint
-        && m.classes == classes;
+    let same = m.source.kind == source.kind && m.source.fingerprint == source.fingerprint && m.classes == classes;
     if !same {
         return None;
     }
@@ -906,12 +812,9 @@ fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
 /// absent, the old file, or complete.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let mut tmp = temp_file(dir)?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(|e| Error::io(tmp.path(), e))?;
     let target = dir.join(name);
-    tmp.persist(&target)
-        .map_err(|e| Error::io(&target, e.error))?;
+    tmp.persist(&target).map_err(|e| Error::io(&target, e.error))?;
     Ok(())
 }
 
@@ -957,19 +860,12 @@ fn write_bundle(
     let json = manifest.to_json();
     // Self-check before touching the disk: what we are about to commit must read back.
     if Manifest::parse(json.as_bytes())? != manifest {
-        return Err(Error::format(
-            "manifest.json",
-            None,
-            "the new manifest does not read back as written",
-        ));
+        return Err(Error::format("manifest.json", None, "the new manifest does not read back as written"));
     }
 
     // The first missing ancestor is the one to remove on failure, so no empty parents remain.
-    let created = out
-        .ancestors()
-        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
-        .last()
-        .map(Path::to_path_buf);
+    let created =
+        out.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).last().map(Path::to_path_buf);
     if let Err(e) = fs::create_dir_all(out) {
         // It may have created some of the parents before failing.
         if let Some(root) = &created {
@@ -977,9 +873,7 @@ fn write_bundle(
         }
         return Err(Error::io(out, e));
     }
-    let previous = fs::read(out.join("manifest.json"))
-        .ok()
-        .and_then(|json| Manifest::parse(&json).ok());
+    let previous = fs::read(out.join("manifest.json")).ok().and_then(|json| Manifest::parse(&json).ok());
 
     let mut added: Vec<PathBuf> = Vec::new();
     let result = (|| -> Result<()> {

@@ -28,21 +28,12 @@ pub struct Loader {
 impl Loader {
     /// A loader over `indices`. Call [`Loader::start_epoch`] before drawing batches.
     pub fn new(indices: Vec<u32>, batch_size: usize, seed: u64) -> Self {
-        assert!(
-            batch_size > 0,
-            "batch size is validated by the configuration"
-        );
+        assert!(batch_size > 0, "batch size is validated by the configuration");
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(SHUFFLE_STREAM);
         let order = indices.clone();
         let cursor = order.len();
-        Loader {
-            indices,
-            order,
-            batch_size,
-            rng,
-            cursor,
-        }
+        Loader { indices, order, batch_size, rng, cursor }
     }
 
     /// Draws this epoch's permutation.

@@ -34,18 +34,8 @@ pub const MEAN: [f32; 3] = [0.4915, 0.4823, 0.4468];
 /// Per-channel standard deviation (the lecture's constants).
 pub const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
 /// The ten CIFAR-10 classes, in the order of their labels in the official release.
-pub const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 /// `format` field of every manifest.
 pub const FORMAT_NAME: &str = "skywatch-cifar-bundle";
 /// Current bundle format version; readers refuse any other.
@@ -94,15 +84,11 @@ pub struct SourceInfo {
 impl Manifest {
     /// Parses and checks `manifest.json`: format name and version, shapes, counts that add up.
     pub fn parse(json: &[u8]) -> Result<Manifest> {
-        let m: Manifest = serde_json::from_slice(json).map_err(|e| {
-            Error::format("manifest.json", None, format!("not a valid manifest: {e}"))
-        })?;
+        let m: Manifest = serde_json::from_slice(json)
+            .map_err(|e| Error::format("manifest.json", None, format!("not a valid manifest: {e}")))?;
         let bad = |reason: String| Err(Error::format("manifest.json", None, reason));
         if m.format != FORMAT_NAME {
-            return bad(format!(
-                "format is '{}', expected '{FORMAT_NAME}'",
-                m.format
-            ));
+            return bad(format!("format is '{}', expected '{FORMAT_NAME}'", m.format));
         }
         if m.version != FORMAT_VERSION {
             return bad(format!(
@@ -120,24 +106,14 @@ impl Manifest {
             return bad(format!("needs 2 to 256 classes, has {}", m.classes.len()));
         }
         for (name, s) in [("train", &m.train), ("test", &m.test)] {
-            if s.per_class.len() != m.classes.len() || s.per_class.iter().sum::<usize>() != s.count
-            {
-                return bad(format!(
-                    "{name}: per-class counts {:?} do not add up to {}",
-                    s.per_class, s.count
-                ));
+            if s.per_class.len() != m.classes.len() || s.per_class.iter().sum::<usize>() != s.count {
+                return bad(format!("{name}: per-class counts {:?} do not add up to {}", s.per_class, s.count));
             }
             if s.bytes != (s.count * RECORD_BYTES) as u64 {
-                return bad(format!(
-                    "{name}: {} bytes for {} records of {RECORD_BYTES}",
-                    s.bytes, s.count
-                ));
+                return bad(format!("{name}: {} bytes for {} records of {RECORD_BYTES}", s.bytes, s.count));
             }
             if s.file.contains(['/', '\\']) || s.file.starts_with('.') {
-                return bad(format!(
-                    "{name}: file name '{}' must be a plain name in the bundle folder",
-                    s.file
-                ));
+                return bad(format!("{name}: file name '{}' must be a plain name in the bundle folder", s.file));
             }
         }
         Ok(m)
@@ -178,11 +154,7 @@ impl Split {
             return Err(Error::format(
                 &info.file,
                 None,
-                format!(
-                    "{} bytes, the manifest says {} (truncated or wrong file)",
-                    bytes.len(),
-                    info.bytes
-                ),
+                format!("{} bytes, the manifest says {} (truncated or wrong file)", bytes.len(), info.bytes),
             ));
         }
         let actual = sha256_hex(&bytes);
@@ -203,10 +175,7 @@ impl Split {
             return Err(Error::format(
                 file,
                 None,
-                format!(
-                    "{} bytes is not a whole number of {RECORD_BYTES}-byte records",
-                    records.len()
-                ),
+                format!("{} bytes is not a whole number of {RECORD_BYTES}-byte records", records.len()),
             ));
         }
         for (i, rec) in records.chunks_exact(RECORD_BYTES).enumerate() {
@@ -214,10 +183,7 @@ impl Split {
                 return Err(Error::format(
                     file,
                     Some((i * RECORD_BYTES) as u64),
-                    format!(
-                        "label {} of record {i} is not below the class count {classes}",
-                        rec[0]
-                    ),
+                    format!("label {} of record {i} is not below the class count {classes}", rec[0]),
                 ));
             }
         }
@@ -256,20 +222,11 @@ impl Split {
 
     /// Normalised `f32` rows for the images `indices` into `x` (`[indices.len(), 3072]`) and
     /// their labels into `y`.
-    pub fn gather(
-        &self,
-        indices: &[u32],
-        norm: &Normalizer,
-        mut x: ArrayViewMut2<f32>,
-        y: &mut Vec<u8>,
-    ) {
+    pub fn gather(&self, indices: &[u32], norm: &Normalizer, mut x: ArrayViewMut2<f32>, y: &mut Vec<u8>) {
         y.clear();
         for (mut row, &i) in x.rows_mut().into_iter().zip(indices) {
             let i = i as usize;
-            norm.apply(
-                self.image(i),
-                row.as_slice_mut().expect("batch rows are contiguous"),
-            );
+            norm.apply(self.image(i), row.as_slice_mut().expect("batch rows are contiguous"));
             y.push(self.label(i));
         }
     }
@@ -297,14 +254,9 @@ impl Dataset {
     /// Reads a bundle folder (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path) -> Result<Dataset> {
-        let read =
-            |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
         let manifest = Manifest::parse(&read("manifest.json")?)?;
-        Dataset::from_bundle(
-            &manifest,
-            read(&manifest.train.file)?,
-            read(&manifest.test.file)?,
-        )
+        Dataset::from_bundle(&manifest, read(&manifest.train.file)?, read(&manifest.test.file)?)
     }
 }
 
@@ -334,11 +286,7 @@ impl Normalizer {
 
     /// One image: `out[c * 1024 + p] = lut[c][image[c * 1024 + p]]`.
     pub fn apply(&self, image: &[u8], out: &mut [f32]) {
-        for (c, (src, dst)) in image
-            .chunks_exact(SIDE * SIDE)
-            .zip(out.chunks_exact_mut(SIDE * SIDE))
-            .enumerate()
-        {
+        for (c, (src, dst)) in image.chunks_exact(SIDE * SIDE).zip(out.chunks_exact_mut(SIDE * SIDE)).enumerate() {
             let lut = &self.lut[c];
             for (d, &s) in dst.iter_mut().zip(src) {
                 *d = lut[s as usize];

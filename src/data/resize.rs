@@ -16,28 +16,16 @@ pub fn rgba_to_chw(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     let (w, h) = (width as usize, height as usize);
     let what = "picture";
     if w == 0 || h == 0 {
-        return Err(Error::format(
-            what,
-            None,
-            format!("empty picture ({width}x{height})"),
-        ));
+        return Err(Error::format(what, None, format!("empty picture ({width}x{height})")));
     }
     if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(Error::format(
-            what,
-            None,
-            format!("{width}x{height} is larger than {MAX_PIXELS} pixels"),
-        ));
+        return Err(Error::format(what, None, format!("{width}x{height} is larger than {MAX_PIXELS} pixels")));
     }
     if rgba.len() != w * h * 4 {
         return Err(Error::format(
             what,
             None,
-            format!(
-                "{} bytes for {width}x{height} RGBA (expected {})",
-                rgba.len(),
-                w * h * 4
-            ),
+            format!("{} bytes for {width}x{height} RGBA (expected {})", rgba.len(), w * h * 4),
         ));
     }
     let side = w.min(h);
@@ -62,8 +50,7 @@ pub fn rgba_to_chw(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
                 }
             }
             for c in 0..3 {
-                out[c * SIDE * SIDE + oy * SIDE + ox] =
-                    (acc[c] / total).round().clamp(0.0, 255.0) as u8;
+                out[c * SIDE * SIDE + oy * SIDE + ox] = (acc[c] / total).round().clamp(0.0, 255.0) as u8;
             }
         }
     }
@@ -78,9 +65,7 @@ fn coverage(side: usize) -> Vec<Vec<(usize, f64)>> {
             let (lo, hi) = (o as f64 * scale, (o + 1) as f64 * scale);
             let first = lo.floor() as usize;
             let last = (hi.ceil() as usize).min(side).max(first + 1);
-            (first..last)
-                .map(|s| (s, (hi.min(s as f64 + 1.0) - lo.max(s as f64)).max(1e-9)))
-                .collect()
+            (first..last).map(|s| (s, (hi.min(s as f64 + 1.0) - lo.max(s as f64)).max(1e-9))).collect()
         })
         .collect()
 }
@@ -102,20 +87,13 @@ mod tests {
     use super::*;
 
     fn solid(w: u32, h: u32, px: [u8; 4]) -> Vec<u8> {
-        px.iter()
-            .copied()
-            .cycle()
-            .take((w * h * 4) as usize)
-            .collect()
+        px.iter().copied().cycle().take((w * h * 4) as usize).collect()
     }
 
     #[test]
     fn a_32x32_picture_is_copied_exactly() {
         let rgba: Vec<u8> = (0..32 * 32 * 4).map(|i| (i * 7 % 251) as u8).collect();
-        let rgba: Vec<u8> = rgba
-            .chunks(4)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect();
+        let rgba: Vec<u8> = rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
         let chw = rgba_to_chw(&rgba, 32, 32).unwrap();
         assert_eq!(chw_to_rgba(&chw), rgba);
     }
@@ -128,11 +106,7 @@ mod tests {
         let mut rgba = Vec::new();
         for _y in 0..h {
             for x in 0..w {
-                rgba.extend(if x < 48 {
-                    [255, 0, 0, 255]
-                } else {
-                    [0, 0, 255, 255]
-                });
+                rgba.extend(if x < 48 { [255, 0, 0, 255] } else { [0, 0, 255, 255] });
             }
         }
         let chw = rgba_to_chw(&rgba, w, h).unwrap();
@@ -147,18 +121,8 @@ mod tests {
     fn transparency_is_white_and_bad_sizes_are_refused() {
         let chw = rgba_to_chw(&solid(8, 8, [0, 0, 0, 0]), 8, 8).unwrap();
         assert!(chw.iter().all(|&v| v == 255));
-        assert!(
-            rgba_to_chw(&[0; 10], 2, 2)
-                .unwrap_err()
-                .to_string()
-                .contains("10 bytes for 2x2")
-        );
+        assert!(rgba_to_chw(&[0; 10], 2, 2).unwrap_err().to_string().contains("10 bytes for 2x2"));
         assert!(rgba_to_chw(&[], 0, 5).is_err());
-        assert!(
-            rgba_to_chw(&[], 1 << 14, 1 << 14)
-                .unwrap_err()
-                .to_string()
-                .contains("larger than")
-        );
+        assert!(rgba_to_chw(&[], 1 << 14, 1 << 14).unwrap_err().to_string().contains("larger than"));
     }
 }

@@ -9,14 +9,12 @@ pub fn data_source(test: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SKYWATCH_DATA_SOURCE") {
         return Some(PathBuf::from(p));
     }
-    let required = std::env::var("SKYWATCH_REQUIRE_DATA").as_deref() == Ok("1")
-        || std::env::var("CI").as_deref() == Ok("true");
+    let required =
+        std::env::var("SKYWATCH_REQUIRE_DATA").as_deref() == Ok("1") || std::env::var("CI").as_deref() == Ok("true");
     assert!(
         !required,
         "{test}: SKYWATCH_DATA_SOURCE is not set; point it at a CIFAR-10 copy such as ../shared/data/cifar10-jpg"
     );
-    eprintln!(
-        "SKIPPED {test}: SKYWATCH_DATA_SOURCE is not set (point it at a CIFAR-10 copy to run it)"
-    );
+    eprintln!("SKIPPED {test}: SKYWATCH_DATA_SOURCE is not set (point it at a CIFAR-10 copy to run it)");
     None
 }

@@ -1,0 +1,167 @@
+//! Tests that run inside headless Chromium (`wasm-pack test --headless --chrome`, see
+//! `scripts/test`): the wasm SIMD kernels against the naive reference, the JavaScript API round
+//! trip, and, in the threaded build, the rayon pool started through wasm-bindgen-rayon.
+//! They run in a dedicated Worker, as the page's training does: rayon must not block the page's
+//! main thread.
+#![cfg(target_arch = "wasm32")]
+
+use ndarray::{Array2, s};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use skywatch::checkpoint;
+use skywatch::data::{FORMAT_NAME, FORMAT_VERSION, Manifest, RECORD_BYTES, SourceInfo, SplitInfo, sha256_hex};
+use skywatch::matmul::{Kernel, gemm_reference, gemm_with};
+use skywatch::wasm::{Data, Session, build_info};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+fn random(r: usize, c: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
+    Array2::from_shape_fn((r, c), |_| rng.random_range(-1.0f32..1.0))
+}
+
+/// In the threaded build, starts the pool of 2 threads before anything touches rayon (the first
+/// use of rayon's global pool would otherwise create a single-threaded one). Tests run one at a
+/// time, so a flag suffices.
+async fn setup() {
+    #[cfg(feature = "wasm-threads")]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static STARTED: AtomicBool = AtomicBool::new(false);
+        if !STARTED.swap(true, Ordering::SeqCst) {
+            wasm_bindgen_futures::JsFuture::from(skywatch::wasm::init_thread_pool(2)).await.unwrap();
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn simd_kernels_match_the_reference() {
+    setup().await;
+    let kernels = Kernel::available();
+    assert!(kernels.iter().any(|k| k.name().contains("simd")), "no SIMD kernel in this build: {kernels:?}");
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for kernel in kernels {
+        for (m, k, n, ta, tb) in
+            [(1, 1, 1, false, false), (5, 9, 11, false, true), (33, 70, 19, true, false), (64, 300, 40, false, true)]
+        {
+            let a = if ta { random(k, m, &mut rng) } else { random(m, k, &mut rng) };
+            let b = if tb { random(n, k, &mut rng) } else { random(k, n, &mut rng) };
+            let (av, bv) = (if ta { a.t() } else { a.view() }, if tb { b.t() } else { b.view() });
+            // C is a window in a NaN-filled buffer: nothing outside it may be written.
+            let mut got = Array2::from_elem((m + 2, n + 3), f32::NAN);
+            let mut want = got.clone();
+            gemm_with(kernel, 1.0, &av, &bv, 0.0, &mut got.slice_mut(s![1..1 + m, 2..2 + n]));
+            gemm_reference(1.0, &av, &bv, 0.0, &mut want.slice_mut(s![1..1 + m, 2..2 + n]));
+            for ((idx, g), w) in got.indexed_iter().zip(want.iter()) {
+                if w.is_nan() {
+                    assert!(g.is_nan(), "{kernel:?} wrote outside C at {idx:?}");
+                } else {
+                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{kernel:?} {m}x{k}x{n} at {idx:?}: {g} vs {w}");
+                }
+            }
+        }
+    }
+}
+
+/// A small bundle in memory: `n` training and `n / 2` test images of two classes, the class
+/// written into the image so that it can be learnt.
+fn bundle(n: usize) -> (String, Vec<u8>, Vec<u8>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut split = |count: usize| {
+        let mut rec = vec![0u8; count * RECORD_BYTES];
+        for (i, r) in rec.chunks_exact_mut(RECORD_BYTES).enumerate() {
+            let label = (i % 2) as u8;
+            r[0] = label;
+            for p in r[1..].iter_mut() {
+                *p = rng.random_range(0..128u8) + 100 * label;
+            }
+        }
+        rec
+    };
+    let (train, test) = (split(n), split(n / 2));
+    let info = |file: &str, bytes: &[u8]| SplitInfo {
+        file: file.into(),
+        count: bytes.len() / RECORD_BYTES,
+        per_class: vec![bytes.len() / RECORD_BYTES / 2; 2],
+        bytes: bytes.len() as u64,
+        sha256: sha256_hex(bytes),
+    };
+    let manifest = Manifest {
+        format: FORMAT_NAME.into(),
+        version: FORMAT_VERSION,
+        classes: vec!["airplane".into(), "bird".into()],
+        image_shape: [3, 32, 32],
+        record_bytes: RECORD_BYTES,
+        train: info("train.bin", &train),
+        test: info("test.bin", &test),
+        source: SourceInfo { kind: "synthetic".into(), location: "test".into(), fingerprint: String::new() },
+    };
+    (manifest.to_json(), train, test)
+}
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(v, &key.into()).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn api_round_trip() {
+    setup().await;
+    let info = build_info().unwrap();
+    assert!(get(&info, "kernel").as_string().unwrap().contains("simd"));
+    let (manifest, train, test) = bundle(200);
+    let data = Data::new(&manifest, train.clone(), test.clone()).unwrap();
+    assert_eq!((data.train_len(), data.test_len()), (200, 100));
+
+    // A corrupted byte is caught by the manifest's sha256.
+    let mut bad = train.clone();
+    bad[5] ^= 1;
+    assert!(Data::new(&manifest, bad, test.clone()).is_err());
+
+    let config = r#"{"model":{"layers":[3072,32,2],"activation":"tanh","loss":"nll"},
+        "optimizer":{"kind":"sgd","lr":0.01},"batch_size":64,"epochs":2,"seed":5,"train_size":null}"#;
+    let mut s = Session::new(config, &data).unwrap();
+    assert_eq!(s.parameter_summary(), "(98402, [98304, 32, 64, 2])");
+    assert_eq!(s.batches_per_epoch(), 4);
+    let step = s.train_batches(3).unwrap();
+    assert!(get(&step, "epoch").is_null());
+    let step = s.train_batches(3).unwrap();
+    let epoch = get(&step, "epoch");
+    assert_eq!(get(&epoch, "epoch").as_f64(), Some(0.0));
+    assert!(get(&epoch, "val_accuracy").as_f64().unwrap() > 0.9, "separable data must be learnt");
+
+    // Predict a 50x40 RGBA picture: probabilities sum to one, the 32x32 view comes back.
+    let rgba: Vec<u8> = (0..50 * 40 * 4).map(|i| (i % 251) as u8).collect();
+    let p = s.predict_rgba(&rgba, 50, 40).unwrap();
+    let probs: Vec<f64> = js_sys::Array::from(&get(&p, "probabilities")).iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+    assert_eq!(js_sys::Uint8Array::new(&get(&p, "image")).length(), 32 * 32 * 4);
+    assert!(s.predict_rgba(&rgba, 51, 40).is_err());
+
+    // Export, then import into a fresh session: identical predictions.
+    let bytes = s.export_weights();
+    let model = checkpoint::load(&bytes, None).unwrap();
+    assert_eq!(model.config.layers, vec![3072, 32, 2]);
+    let mut t = Session::new(config, &data).unwrap();
+    t.import_weights(&bytes).unwrap();
+    assert_eq!(s.predict_test(&[0, 1, 2]).unwrap(), t.predict_test(&[0, 1, 2]).unwrap());
+    assert!(t.import_weights(b"not a checkpoint").is_err());
+    assert!(Session::new(&config.replace("0.01", "-1"), &data).is_err());
+}
+
+#[cfg(feature = "wasm-threads")]
+#[wasm_bindgen_test]
+async fn thread_pool_starts_and_gives_the_same_result_as_one_thread() {
+    use skywatch::matmul::gemm_with_threads;
+    setup().await;
+    assert_eq!(rayon::current_num_threads(), 2);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let a = random(64, 3072, &mut rng);
+    let w = random(512, 3072, &mut rng);
+    let run = |threads| {
+        let mut c = Array2::<f32>::zeros((64, 512));
+        gemm_with_threads(Kernel::best(), threads, 1.0, &a.view(), &w.t(), 0.0, &mut c.view_mut());
+        c
+    };
+    assert_eq!(run(1), run(2), "results must not depend on the thread count");
+}

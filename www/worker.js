@@ -1,0 +1,250 @@
+// The training worker: loads the wasm package (threaded when the page is cross-origin isolated),
+// fetches and caches the CIFAR-2 bundle, trains in time slices so that control messages (pause,
+// stop, predict) are handled between them, and keeps the latest model in IndexedDB.
+//
+// Protocol: see protocol.js. Every request is `{type, ...}`; every reply is `{type, ...}`; an
+// error is `{type: 'error', where, message}` and never leaves the worker in a broken state.
+
+import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-feature-detect/index.js';
+import { createStore, del, get, set } from './vendor/idb-keyval/index.js';
+
+/** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
+const SLICE_MS = 80;
+const DATA_CACHE = 'skywatch-data-v1';
+
+const state = {
+  wasm: null,        // the imported package module
+  mode: null,        // {threads, kernel, isolated, reason}
+  data: null,        // wasm Data
+  manifest: null,
+  session: null,     // wasm Session
+  config: null,      // TrainConfig of the session
+  history: [],       // EpochStats of the session so far
+  running: false,    // a training loop is active
+  paused: false,
+  stopRequested: false,
+  store: null,       // idb-keyval store for the saved model
+  storeKey: 'model',
+};
+
+const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+const fail = (where, err) => post({ type: 'error', where, message: String(err?.message ?? err) });
+
+/** Lets queued messages run between training slices (faster than setTimeout's 4 ms clamp). */
+const yieldToEvents = () => new Promise((resolve) => {
+  const ch = new MessageChannel();
+  ch.port1.onmessage = () => resolve();
+  ch.port2.postMessage(null);
+});
+
+async function init({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', base }) {
+  if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
+  const pkgBase = base ?? new URL('./', import.meta.url).href;
+  const isolated = self.crossOriginIsolated === true;
+  let reason;
+  let useThreads = false;
+  if (threads <= 1) reason = '1 thread: asked for one';
+  else if (!isolated) reason = '1 thread: page not cross-origin isolated';
+  else if (!(await threadsSupported())) reason = '1 thread: no WebAssembly threads in this browser';
+  else if (!(await relaxedSimd())) reason = '1 thread: the threaded build needs relaxed SIMD';
+  else useThreads = true;
+  const wasm = await import(new URL(useThreads ? 'pkg-threads/skywatch.js' : 'pkg/skywatch.js', pkgBase).href);
+  await wasm.default();
+  let n = 1;
+  if (useThreads) {
+    n = threads;
+    // wasm-bindgen-rayon: the pool's workers are started from here, never from the page's main
+    // thread, where rayon would spin-wait (the main thread may not block).
+    await wasm.initThreadPool(n);
+    reason = `${n} threads + SIMD`;
+  }
+  const info = wasm.buildInfo();
+  state.wasm = wasm;
+  state.mode = { threads: n, kernel: info.kernel, isolated, reason: useThreads ? `${reason} (${info.kernel})` : `${reason}, ${info.kernel}` };
+  state.store = createStore(`${store}-db`, 'runs');
+  post({ type: 'ready', mode: state.mode });
+}
+
+/** Fetches `url` with progress reports, from the Cache API when it holds it. */
+async function fetchCached(url, name, cache) {
+  let res = cache ? await cache.match(url) : undefined;
+  const fromCache = Boolean(res);
+  if (!res) {
+    res = await fetch(url);
+    if (!res.ok) throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for ${url}`);
+  }
+  const total = Number(res.headers.get('content-length')) || 0;
+  const reader = res.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    post({ type: 'data-progress', file: name, loaded, total, fromCache });
+  }
+  const bytes = new Uint8Array(loaded);
+  let off = 0;
+  for (const c of chunks) { bytes.set(c, off); off += c.length; }
+  return { bytes, fromCache };
+}
+
+async function loadData({ url = 'data/' }) {
+  const base = new URL(url, self.location.href);
+  const manifestUrl = new URL('manifest.json', base).href;
+  const res = await fetch(manifestUrl, { cache: 'no-cache' });
+  if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status} for ${manifestUrl} (build the data with \`skywatch data\`)`);
+  const manifestText = await res.text();
+  const manifest = JSON.parse(manifestText);
+  const cache = self.caches ? await self.caches.open(DATA_CACHE).catch(() => null) : null;
+  const files = [manifest.train.file, manifest.test.file].map((f) => new URL(f, base).href);
+  const [train, test] = await Promise.all([
+    fetchCached(files[0], manifest.train.file, cache),
+    fetchCached(files[1], manifest.test.file, cache),
+  ]);
+  try {
+    // Checks sizes, sha256 and labels against the manifest; copies the bytes into wasm memory.
+    state.data = new state.wasm.Data(manifestText, train.bytes, test.bytes);
+  } catch (e) {
+    // A corrupt cached copy must not be served again.
+    if (cache) await Promise.all(files.map((f) => cache.delete(f)));
+    throw e;
+  }
+  if (cache) {
+    // Record files carry their hash in their name, so a cached copy never goes stale.
+    for (const [i, f] of files.entries()) {
+      const got = i === 0 ? train : test;
+      if (!got.fromCache) await cache.put(f, new Response(got.bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(got.bytes.length) } }));
+    }
+  }
+  state.manifest = manifest;
+  post({
+    type: 'data-ready',
+    classes: state.data.classes(),
+    train: state.data.trainLength(),
+    test: state.data.testLength(),
+    fromCache: train.fromCache && test.fromCache,
+  });
+}
+
+function newSession(config) {
+  if (!state.data) throw new Error('the data is not loaded yet');
+  state.session?.free();
+  state.session = new state.wasm.Session(JSON.stringify(config), state.data);
+  state.config = JSON.parse(state.session.config());
+  state.history = [];
+}
+
+/** Saves weights, configuration and history after each epoch, so a reload keeps the model. */
+async function persist() {
+  const weights = state.session.exportWeights();
+  await set(state.storeKey, { config: state.config, history: state.history, weights, savedAt: Date.now() }, state.store);
+}
+
+async function restore() {
+  const saved = state.store ? await get(state.storeKey, state.store) : undefined;
+  if (!saved || !state.data) { post({ type: 'restored', found: false }); return; }
+  try {
+    newSession(saved.config);
+    state.session.importWeights(new Uint8Array(saved.weights));
+    state.history = saved.history ?? [];
+    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary() });
+  } catch (e) {
+    await del(state.storeKey, state.store);
+    state.session = null;
+    post({ type: 'restored', found: false, discarded: String(e?.message ?? e) });
+  }
+}
+
+async function train({ config, continueRun = false }) {
+  if (state.running) throw new Error('training is already running');
+  if (!continueRun || !state.session) newSession(config);
+  const epochs = state.config.epochs;
+  state.running = true;
+  state.paused = false;
+  state.stopRequested = false;
+  post({ type: 'started', config: state.config, summary: state.session.parameterSummary(), batchesPerEpoch: state.session.batchesPerEpoch(), trainSize: state.session.trainLength(), epochsDone: state.history.length });
+  let batches = 4;
+  try {
+    while (state.history.length < epochs && !state.stopRequested) {
+      if (state.paused) { await new Promise((r) => { state.resume = r; }); continue; }
+      const t0 = performance.now();
+      const step = state.session.trainBatches(batches);
+      const ms = performance.now() - t0;
+      post({ type: 'progress', progress: step.progress, batches, seconds: ms / 1000 });
+      if (step.epoch) {
+        state.history.push(step.epoch);
+        post({ type: 'epoch', stats: step.epoch });
+        await persist();
+      }
+      // Aim for SLICE_MS per slice whatever the machine and model.
+      batches = Math.max(1, Math.min(1000, Math.round(batches * SLICE_MS / Math.max(ms, 1))));
+      await yieldToEvents();
+    }
+    post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });
+  } finally {
+    state.running = false;
+  }
+}
+
+function evaluate() {
+  if (!state.session) throw new Error('no model yet: train or load one first');
+  post({ type: 'evaluation', train: state.session.evaluate('train'), test: state.session.evaluate('test') });
+}
+
+function predict({ rgba, width, height }) {
+  if (!state.session) throw new Error('no model yet: train or load one first');
+  const p = state.session.predictRgba(new Uint8Array(rgba), width, height);
+  post({ type: 'prediction', probabilities: p.probabilities, image: p.image, classes: state.data.classes() }, [p.image.buffer]);
+}
+
+function gallery({ indices }) {
+  if (!state.session) throw new Error('no model yet: train or load one first');
+  const idx = Uint32Array.from(indices);
+  const probs = state.session.predictTest(idx);
+  const k = state.data.classes().length;
+  const images = new Uint8Array(idx.length * 32 * 32 * 4);
+  const items = [];
+  for (const [n, i] of idx.entries()) {
+    images.set(state.data.testImageRgba(i), n * 4096);
+    items.push({ index: i, label: state.data.testLabel(i), probabilities: Array.from(probs.subarray(n * k, (n + 1) * k)) });
+  }
+  post({ type: 'gallery', items, images, classes: state.data.classes() }, [images.buffer]);
+}
+
+function exportWeights() {
+  if (!state.session) throw new Error('no model yet: train or load one first');
+  const bytes = state.session.exportWeights();
+  post({ type: 'weights', bytes, config: state.config }, [bytes.buffer]);
+}
+
+async function importWeights({ bytes, config }) {
+  if (state.running) throw new Error('stop training before loading weights');
+  if (!state.session) newSession(config);
+  state.session.importWeights(new Uint8Array(bytes));
+  state.config = JSON.parse(state.session.config());
+  state.history = [];
+  await persist();
+  post({ type: 'imported', config: state.config, summary: state.session.parameterSummary() });
+}
+
+const handlers = {
+  init, 'load-data': loadData, restore, train, evaluate, predict, gallery,
+  export: exportWeights, import: importWeights,
+  describe: ({ config }) => post({ type: 'described', summary: state.wasm.describeConfig(JSON.stringify(config)) }),
+  pause: () => { state.paused = true; post({ type: 'paused' }); },
+  resume: () => { state.paused = false; state.resume?.(); state.resume = null; post({ type: 'resumed' }); },
+  stop: () => { state.stopRequested = true; state.paused = false; state.resume?.(); state.resume = null; },
+  forget: async () => { if (state.store) await del(state.storeKey, state.store); post({ type: 'forgotten' }); },
+};
+
+self.onmessage = async ({ data: msg }) => {
+  const handler = handlers[msg?.type];
+  if (!handler) { fail('protocol', `unknown message type ${JSON.stringify(msg?.type)}`); return; }
+  try {
+    await handler(msg);
+  } catch (e) {
+    fail(msg.type, e);
+  }
+};
