@@ -16,8 +16,10 @@
 //! | [`checkpoint`] | safetensors files with PyTorch `state_dict` names                        |
 //! | [`error`]      | the one error type                                                      |
 //!
-//! Native only (feature `cli`): [`data::build`] (download and build bundles),
-//! [`bench`](mod@bench), [`serve`] (the static web server for the page).
+//! | [`bench`](mod@bench) | GEMM, peak and epoch timings (natively and in wasm)             |
+//!
+//! Native only (feature `cli`): [`data::build`] (download and build bundles), the `bench`
+//! command, [`serve`] (the static web server for the page).
 //! In wasm only: `wasm`, the JavaScript API; nothing else in the crate knows about JS.
 //! The core does no I/O and starts no threads: the GEMM runs on whatever rayon pool the caller
 //! installs (feature `parallel`).
@@ -33,7 +35,6 @@ pub mod model;
 pub mod optim;
 pub mod train;
 
-#[cfg(feature = "cli")]
 pub mod bench;
 #[cfg(feature = "cli")]
 pub mod serve;

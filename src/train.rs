@@ -331,5 +331,5 @@ fn now_seconds() -> f64 {
 
 #[cfg(target_arch = "wasm32")]
 fn now_seconds() -> f64 {
-    js_sys::Date::now() / 1000.0
+    crate::wasm::now_seconds()
 }

@@ -42,6 +42,19 @@ export interface Prediction { probabilities: number[]; image: Uint8Array; }
 export interface BuildInfo { kernel: string; threads: boolean; version: string; }
 "#;
 
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`, present in windows and workers alike (microsecond resolution where
+    /// the page is cross-origin isolated, 0.1 ms otherwise; `Date.now()` only has 1 ms).
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+/// Seconds on a monotonic clock, for the core's `Stopwatch` (`std::time::Instant` panics here).
+pub(crate) fn now_seconds() -> f64 {
+    performance_now() / 1000.0
+}
+
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
@@ -254,4 +267,44 @@ mod serde_bytes_as_array {
     pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(v)
     }
+}
+
+/// Benchmark: single-thread register-only FMA throughput, GFLOP/s.
+#[wasm_bindgen(js_name = benchPeak)]
+pub fn bench_peak() -> f64 {
+    crate::bench::peak_gflops()
+}
+
+/// Benchmark: GFLOP/s of the lecture model's three first-layer products on at most `threads`
+/// threads, as `[{shape, m, k, n, gflops}]`.
+#[wasm_bindgen(js_name = benchGemm)]
+pub fn bench_gemm(threads: usize) -> Result<JsValue, JsError> {
+    #[derive(Serialize)]
+    struct Row {
+        shape: &'static str,
+        m: usize,
+        k: usize,
+        n: usize,
+        gflops: f64,
+    }
+    let rows: Vec<Row> = crate::bench::GEMM_SHAPES
+        .iter()
+        .map(|&(shape, m, k, n)| Row {
+            shape,
+            m,
+            k,
+            n,
+            gflops: crate::bench::gemm_gflops(Kernel::best(), threads, shape, m, k, n),
+        })
+        .collect();
+    to_js(&rows)
+}
+
+/// Benchmark: seconds of each of `epochs` training epochs of a preset on synthetic CIFAR-2-sized
+/// data (10000 images), after a warm-up epoch.
+#[wasm_bindgen(js_name = benchEpochs)]
+pub fn bench_epochs(preset: &str, epochs: usize) -> Result<Vec<f64>, JsError> {
+    let config = TrainConfig::preset(preset)?;
+    let data = Arc::new(crate::bench::synthetic_cifar2(10_000, 2_000, 0));
+    Ok(crate::bench::epoch_seconds(&config, data, epochs)?)
 }

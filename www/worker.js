@@ -196,7 +196,9 @@ function evaluate() {
 function predict({ rgba, width, height }) {
   if (!state.session) throw new Error('no model yet: train or load one first');
   const p = state.session.predictRgba(new Uint8Array(rgba), width, height);
-  post({ type: 'prediction', probabilities: p.probabilities, image: p.image, classes: state.data.classes() }, [p.image.buffer]);
+  // The JSON-compatible serializer turns bytes into a plain Array; the protocol promises a Uint8Array.
+  const image = p.image instanceof Uint8Array ? p.image : Uint8Array.from(p.image);
+  post({ type: 'prediction', probabilities: p.probabilities, image, classes: state.data.classes() }, [image.buffer]);
 }
 
 function gallery({ indices }) {
@@ -229,7 +231,21 @@ async function importWeights({ bytes, config }) {
   post({ type: 'imported', config: state.config, summary: state.session.parameterSummary() });
 }
 
+/** Browser benchmark: peak, GEMM and epoch timings with this worker's thread count. */
+function bench({ presets = ['lecture'], epochs = 3 }) {
+  const w = state.wasm;
+  const mode = state.mode;
+  post({ type: 'bench-result', row: { bench: 'peak', kernel: mode.kernel, threads: 1, gflops: w.benchPeak() } });
+  for (const r of w.benchGemm(mode.threads)) post({ type: 'bench-result', row: { bench: 'gemm', kernel: mode.kernel, threads: mode.threads, ...r } });
+  for (const preset of presets) {
+    const secs = Array.from(w.benchEpochs(preset, epochs)).sort((a, b) => a - b);
+    post({ type: 'bench-result', row: { bench: 'epoch', preset, kernel: mode.kernel, threads: mode.threads, seconds: secs[secs.length >> 1], min: secs[0], max: secs[secs.length - 1], data: 'synthetic' } });
+  }
+  post({ type: 'bench-done' });
+}
+
 const handlers = {
+  bench,
   init, 'load-data': loadData, restore, train, evaluate, predict, gallery,
   export: exportWeights, import: importWeights,
   describe: ({ config }) => post({ type: 'described', summary: state.wasm.describeConfig(JSON.stringify(config)) }),

@@ -1,0 +1,92 @@
+//! `skywatch bench`: the native benchmark command.
+
+use super::*;
+
+/// Prints one JSON line; a closed pipe (`| head`) ends the benchmark quietly.
+macro_rules! emit {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+use crate::config::TrainConfig;
+use crate::error::{Error, Result};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Thread counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Presets whose epochs are timed.
+    #[arg(long, value_delimiter = ',', default_value = "lecture")]
+    pub presets: Vec<String>,
+    /// Epochs timed per preset and thread count (the median is reported, with the range).
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Time epochs on this bundle instead of synthetic images.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Only the GEMM figures.
+    #[arg(long)]
+    pub gemm_only: bool,
+}
+
+/// Runs the benchmarks and prints one JSON object per line.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let kernel = Kernel::best();
+    emit!("{}", json!({"bench": "peak", "kernel": kernel.name(), "threads": 1, "gflops": round(peak_gflops())}));
+    for &threads in &args.threads {
+        in_pool(threads, || {
+            for (name, m, k, n) in GEMM_SHAPES {
+                let g = gemm_gflops(kernel, threads, name, m, k, n);
+                emit!(
+                    "{}",
+                    json!({"bench": "gemm", "shape": name, "m": m, "k": k, "n": n,
+                           "kernel": kernel.name(), "threads": threads, "gflops": round(g)})
+                );
+            }
+        })?;
+    }
+    if args.gemm_only {
+        return Ok(());
+    }
+    let data = std::sync::Arc::new(match &args.data {
+        Some(dir) => Dataset::load(dir)?,
+        None => synthetic_cifar2(10_000, 2_000, 0),
+    });
+    for preset in &args.presets {
+        let config = TrainConfig::preset(preset)?;
+        for &threads in &args.threads {
+            in_pool(threads, || -> Result<()> {
+                let mut secs = epoch_seconds(&config, std::sync::Arc::clone(&data), args.epochs)?;
+                secs.sort_by(f64::total_cmp);
+                let median = secs[secs.len() / 2];
+                emit!(
+                    "{}",
+                    json!({"bench": "epoch", "preset": preset, "threads": threads, "kernel": kernel.name(),
+                           "seconds": round(median), "min": round(secs[0]), "max": round(secs[secs.len() - 1]),
+                           "samples_per_second": round(data.train.len() as f64 / median),
+                           "data": if args.data.is_some() { "bundle" } else { "synthetic" }})
+                );
+                Ok(())
+            })??;
+        }
+    }
+    Ok(())
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    Ok(pool.install(f))
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

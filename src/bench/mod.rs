@@ -1,0 +1,156 @@
+//! Benchmarks, printed as JSON lines (figures, never pass/fail). The measurements run natively
+//! (`skywatch bench`) and in wasm (the browser benchmark calls them through `wasm.rs`).
+//!
+//! * `gemm`: GFLOP/s (`2 m n k / seconds`) of the three products of the lecture model's first
+//!   layer on a batch of 64, in the layouts training uses: the forward `x W^T`
+//!   (64x3072 by 3072x512), the weight gradient `dy^T x` (512x64 by 64x3072) and the input
+//!   gradient `dy W` (64x512 by 512x3072, which training skips for the first layer).
+//! * `peak`: a register-only FMA loop, the ceiling a kernel can reach on one core.
+//! * `epoch`: seconds per training epoch of a preset (10000 images, validation excluded), with
+//!   synthetic images unless `--data` names a bundle (speed does not depend on pixel values).
+
+use crate::data::{Dataset, PIXELS, RECORD_BYTES, Split};
+use crate::matmul::{Kernel, gemm_with_threads};
+use crate::train::Stopwatch;
+use ndarray::Array2;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+#[cfg(feature = "cli")]
+mod cli;
+#[cfg(feature = "cli")]
+pub use cli::{BenchArgs, run};
+
+/// The products of one training step of the lecture model, in training's layouts.
+pub const GEMM_SHAPES: [(&str, usize, usize, usize); 3] =
+    [("forward x W^T", 64, 3072, 512), ("weight grad dy^T x", 512, 64, 3072), ("input grad dy W", 64, 512, 3072)];
+
+/// GFLOP/s of one product on at most `threads` threads of the current pool, repeated for at
+/// least half a second after a warm-up.
+pub fn gemm_gflops(kernel: Kernel, threads: usize, shape: &str, m: usize, k: usize, n: usize) -> f64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut rand = |r, c| Array2::from_shape_fn((r, c), |_| rng.random_range(-1.0f32..1.0));
+    // Stored operands as training stores them; the view passed to the GEMM is the product's.
+    let (a_store, b_store) = match shape {
+        "forward x W^T" => (rand(m, k), rand(n, k)), // x [64,3072], W [512,3072]
+        "weight grad dy^T x" => (rand(k, m), rand(k, n)), // dy [64,512], x [64,3072]
+        _ => (rand(m, k), rand(k, n)),               // dy [64,512], W [512,3072]
+    };
+    let a = if shape.starts_with("weight") { a_store.t() } else { a_store.view() };
+    let b = if shape.starts_with("forward") { b_store.t() } else { b_store.view() };
+    let mut c = Array2::<f32>::zeros((m, n));
+    let flops = 2.0 * (m * n * k) as f64;
+    for _ in 0..3 {
+        gemm_with_threads(kernel, threads, 1.0, &a, &b, 0.0, &mut c.view_mut());
+    }
+    let clock = Stopwatch::start();
+    let mut reps = 0;
+    while reps < 10 || clock.seconds() < 0.5 {
+        gemm_with_threads(kernel, threads, 1.0, &a, &b, 0.0, &mut c.view_mut());
+        reps += 1;
+    }
+    flops * reps as f64 / clock.seconds() / 1e9
+}
+
+/// Single-core FMA throughput with everything in registers: the ceiling for "% of peak"
+/// (0 where no loop for this instruction set exists).
+pub fn peak_gflops() -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the feature was just detected.
+            return unsafe { peak_avx512() };
+        }
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        return peak_wasm();
+    }
+    #[allow(unreachable_code)]
+    0.0
+}
+
+/// 12 independent `f32x4` multiply-add chains (fused with relaxed-simd): the instruction mix of
+/// the wasm micro-kernel without its loads. Run in rounds, keeping the best: V8 first runs a
+/// function in its baseline compiler and only later calls see the optimised code (wasm has no
+/// on-stack replacement).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn peak_wasm() -> f64 {
+    (0..8).map(|_| peak_wasm_round(std::hint::black_box(500_000))).fold(0.0, f64::max)
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(never)]
+fn peak_wasm_round(iters: u64) -> f64 {
+    use core::arch::wasm32::*;
+    #[inline(always)]
+    fn madd(a: v128, b: v128, c: v128) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        {
+            f32x4_relaxed_madd(a, b, c)
+        }
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        {
+            f32x4_add(f32x4_mul(a, b), c)
+        }
+    }
+    let a = f32x4_splat(std::hint::black_box(0.999_999));
+    let b = f32x4_splat(std::hint::black_box(1e-7));
+    let mut acc = [f32x4_splat(0.0); 12];
+    let clock = Stopwatch::start();
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = madd(*v, a, b);
+        }
+    }
+    // Consume the result before reading the clock, or the loop may be moved past it.
+    std::hint::black_box(acc.iter().map(|v| f32x4_extract_lane::<0>(*v)).sum::<f32>());
+    let secs = clock.seconds();
+    (iters * 12 * 4 * 2) as f64 / secs / 1e9
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn peak_avx512() -> f64 {
+    use std::arch::x86_64::*;
+    // 12 independent chains hide the FMA latency; 16 lanes x 2 flops each.
+    let iters = std::hint::black_box(20_000_000u64);
+    let mut acc = [_mm512_set1_ps(0.0); 12];
+    let a = _mm512_set1_ps(0.999_999);
+    let b = _mm512_set1_ps(1e-7);
+    let clock = Stopwatch::start();
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    // Consume the result before reading the clock, or the loop may be moved past it.
+    std::hint::black_box(acc.iter().map(|v| _mm512_reduce_add_ps(*v)).sum::<f32>());
+    let secs = clock.seconds();
+    (iters * 12 * 16 * 2) as f64 / secs / 1e9
+}
+
+/// Seconds per training epoch of `config` (after one warm-up epoch), `epochs` times, on `data`.
+pub fn epoch_seconds(
+    config: &crate::config::TrainConfig,
+    data: std::sync::Arc<Dataset>,
+    epochs: usize,
+) -> crate::error::Result<Vec<f64>> {
+    let mut t = crate::train::Trainer::new(config.clone(), data)?;
+    // The warm-up epoch lets page faults, packing buffers and caches settle.
+    t.train_epoch(&mut |_| {})?;
+    (0..epochs.max(1)).map(|_| t.train_epoch(&mut |_| {}).map(|s| s.seconds)).collect()
+}
+
+/// A CIFAR-2-sized dataset of random pixels and balanced labels (for timing only).
+pub fn synthetic_cifar2(train: usize, test: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut split = |n: usize| {
+        let mut rec = vec![0u8; n * RECORD_BYTES];
+        for (i, r) in rec.chunks_exact_mut(RECORD_BYTES).enumerate() {
+            r[0] = (i % 2) as u8;
+            rng.fill(&mut r[1..=PIXELS]);
+        }
+        Split::from_records("synthetic", 2, rec).expect("valid synthetic records")
+    };
+    Dataset { classes: vec!["airplane".into(), "bird".into()], train: split(train), test: split(test) }
+}

@@ -1,0 +1,25 @@
+// Browser benchmark page: runs the worker's `bench` request (peak FMA rate, GEMM GFLOP/s, seconds
+// per epoch on synthetic data) and prints one JSON line per figure. Driven by
+// scripts/bench-browser, which reads `#results` once `data-state` is `done`.
+import { WorkerClient } from './client.js';
+
+const params = new URLSearchParams(location.search);
+const threads = Number(params.get('threads') || navigator.hardwareConcurrency || 1);
+const presets = (params.get('presets') || 'lecture').split(',');
+const epochs = Number(params.get('epochs') || 3);
+const status = document.getElementById('status');
+const results = document.getElementById('results');
+const root = document.documentElement;
+root.dataset.state = 'loading';
+
+const client = new WorkerClient(new URL('./worker.js', import.meta.url));
+client.on('bench-result', ({ row }) => { results.textContent += `${JSON.stringify(row)}\n`; });
+client.on('error', ({ message }) => { status.textContent = `error: ${message}`; root.dataset.state = 'error'; });
+client.on('crash', ({ message }) => { status.textContent = `crash: ${message}`; root.dataset.state = 'error'; });
+
+const { mode } = await client.request({ type: 'init', threads }, 'ready');
+status.textContent = `running: ${mode.reason}`;
+root.dataset.state = 'training';
+await client.request({ type: 'bench', presets, epochs }, 'bench-done');
+status.textContent = `done: ${mode.reason}`;
+root.dataset.state = 'done';
