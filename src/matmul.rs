@@ -188,6 +188,7 @@ struct Problem {
     k: usize,
     alpha: f32,
     beta: f32,
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
     max_threads: usize,
 }
 

@@ -479,7 +479,7 @@ impl Site {
         };
         // The opened file's own size and time, in case it was replaced since the lookup.
         let meta = file.metadata().unwrap_or(meta);
-        let len = meta.len() as usize;
+        let mut len = meta.len() as usize;
         let etag = etag(&meta);
         let mut headers = self.common_headers();
         headers.push(header("Content-Type", content_type(name)));
@@ -490,8 +490,21 @@ impl Site {
             .iter()
             .find(|h| h.field.equiv("If-None-Match"))
             .is_some_and(|h| etag_matches(h.value.as_str(), &etag));
-        let (status, body): (u16, Box<dyn Read + Send>) =
-            if unchanged { (304, Box::new(io::empty())) } else { (200, Box::new(file)) };
+        let (status, body): (u16, Box<dyn Read + Send>) = if unchanged {
+            (304, Box::new(io::empty()))
+        } else if len <= WHOLE_FILE_LIMIT {
+            // Read first, then send: the Content-Length is then exactly what is sent even if a
+            // rebuild rewrites the file meanwhile. tiny_http keeps a connection open after a body
+            // that ends early, and the client would wait forever for the missing bytes.
+            let mut bytes = Vec::with_capacity(len);
+            if file.take(WHOLE_FILE_LIMIT as u64).read_to_end(&mut bytes).is_err() {
+                return self.error(404, "Not Found");
+            }
+            len = bytes.len();
+            (200, Box::new(io::Cursor::new(bytes)))
+        } else {
+            (200, Box::new(ExactLen { file, remaining: len as u64 }))
+        };
         // A 304 (or HEAD) has no body, but its Content-Length is the file's, as RFC 9110 wants.
         Response::new(StatusCode(status), headers, body, Some(len), None).with_chunked_threshold(usize::MAX)
     }
@@ -689,5 +702,31 @@ mod tests {
         assert!(etag_matches("W/\"1-2\", \"3\"", "\"1-2\""));
         assert!(etag_matches("*", "\"1-2\""));
         assert!(!etag_matches("\"1-3\"", "\"1-2\""));
+    }
+}
+
+/// Files up to this size are read whole before their response starts (see `file`).
+const WHOLE_FILE_LIMIT: usize = 128 << 20;
+
+/// A file body (above [`WHOLE_FILE_LIMIT`]) that must deliver exactly the `Content-Length` already sent. A file that shrinks
+/// while it is sent (a rebuild rewriting it) ends the response with an error, which closes the
+/// connection, instead of leaving the client waiting for bytes that never come.
+struct ExactLen {
+    file: File,
+    remaining: u64,
+}
+
+impl Read for ExactLen {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.file.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
     }
 }

@@ -220,17 +220,16 @@ impl Session {
     /// centre square is resized to 32x32), with the 32x32 RGBA the model saw.
     #[wasm_bindgen(js_name = predictRgba, unchecked_return_type = "Prediction")]
     pub fn predict_rgba(&mut self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
-        #[derive(Serialize)]
-        struct Prediction {
-            probabilities: Vec<f32>,
-            #[serde(with = "serde_bytes_as_array")]
-            image: Vec<u8>,
-        }
         let chw = rgba_to_chw(rgba, width, height)?;
         let probabilities = self.trainer.predict(&chw).row(0).to_vec();
-        let p = Prediction { probabilities, image: chw_to_rgba(&chw) };
-        let js = to_js(&p)?;
-        Ok(js)
+        // Built by hand: serde's JSON-compatible mapping would turn the bytes into a plain Array.
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(|_| ());
+        set("probabilities", to_js(&probabilities)?)
+            .map_err(|_| JsError::new("internal: cannot build the prediction"))?;
+        let image = js_sys::Uint8Array::from(chw_to_rgba(&chw).as_slice());
+        set("image", image.into()).map_err(|_| JsError::new("internal: cannot build the prediction"))?;
+        Ok(out.into())
     }
 
     /// Probabilities for test images `indices`, flattened `[indices.len() * classes]`.
@@ -258,14 +257,6 @@ impl Session {
     pub fn import_weights(&mut self, bytes: &[u8]) -> Result<(), JsError> {
         self.trainer.load_weights(bytes)?;
         Ok(())
-    }
-}
-
-/// Serialises bytes as a `Uint8Array`-friendly array (serde-wasm-bindgen maps `serde_bytes` to
-/// `Uint8Array`; a plain `Vec<u8>` would become an array of numbers).
-mod serde_bytes_as_array {
-    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
     }
 }
 

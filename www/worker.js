@@ -8,6 +8,25 @@
 import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-feature-detect/index.js';
 import { createStore, del, get, set } from './vendor/idb-keyval/index.js';
 
+// The blog widget may load this worker from another origin than the page's: it then runs from a
+// blob: URL (page origin) that imports this module. Workers must be same-origin with their
+// creator, so the pool workers wasm-bindgen-rayon starts from its own (cross-origin) URL get the
+// same treatment: a same-origin blob module that imports the real one.
+// https://html.spec.whatwg.org/multipage/workers.html#dom-worker (same-origin requirement)
+if (self.Worker) {
+  const NativeWorker = self.Worker;
+  self.Worker = class extends NativeWorker {
+    constructor(url, options) {
+      const target = new URL(url, import.meta.url);
+      if (target.origin !== self.location.origin && !target.href.startsWith('blob:')) {
+        const source = `import ${JSON.stringify(target.href)};`;
+        url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+      }
+      super(url, options);
+    }
+  };
+}
+
 /** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
 const SLICE_MS = 80;
 const DATA_CACHE = 'skywatch-data-v1';
@@ -91,7 +110,8 @@ async function fetchCached(url, name, cache) {
 }
 
 async function loadData({ url = 'data/' }) {
-  const base = new URL(url, self.location.href);
+  // Relative to this module, not to self.location, which is a blob: URL for the widget.
+  const base = new URL(url, import.meta.url);
   const manifestUrl = new URL('manifest.json', base).href;
   const res = await fetch(manifestUrl, { cache: 'no-cache' });
   if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status} for ${manifestUrl} (build the data with \`skywatch data\`)`);
@@ -196,9 +216,7 @@ function evaluate() {
 function predict({ rgba, width, height }) {
   if (!state.session) throw new Error('no model yet: train or load one first');
   const p = state.session.predictRgba(new Uint8Array(rgba), width, height);
-  // The JSON-compatible serializer turns bytes into a plain Array; the protocol promises a Uint8Array.
-  const image = p.image instanceof Uint8Array ? p.image : Uint8Array.from(p.image);
-  post({ type: 'prediction', probabilities: p.probabilities, image, classes: state.data.classes() }, [image.buffer]);
+  post({ type: 'prediction', probabilities: p.probabilities, image: p.image, classes: state.data.classes() }, [p.image.buffer]);
 }
 
 function gallery({ indices }) {
@@ -236,7 +254,10 @@ function bench({ presets = ['lecture'], epochs = 3 }) {
   const w = state.wasm;
   const mode = state.mode;
   post({ type: 'bench-result', row: { bench: 'peak', kernel: mode.kernel, threads: 1, gflops: w.benchPeak() } });
-  for (const r of w.benchGemm(mode.threads)) post({ type: 'bench-result', row: { bench: 'gemm', kernel: mode.kernel, threads: mode.threads, ...r } });
+  // In the threaded package, 1 thread too: the scaling within one build.
+  for (const t of mode.threads > 1 ? [1, mode.threads] : [1]) {
+    for (const r of w.benchGemm(t)) post({ type: 'bench-result', row: { bench: 'gemm', kernel: mode.kernel, threads: t, ...r } });
+  }
   for (const preset of presets) {
     const secs = Array.from(w.benchEpochs(preset, epochs)).sort((a, b) => a - b);
     post({ type: 'bench-result', row: { bench: 'epoch', preset, kernel: mode.kernel, threads: mode.threads, seconds: secs[secs.length >> 1], min: secs[0], max: secs[secs.length - 1], data: 'synthetic' } });

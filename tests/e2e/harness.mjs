@@ -1,0 +1,211 @@
+// Set-up for the end-to-end tests of the page: the data bundle, `skywatch serve` as a child
+// process, headless Chromium (Debian's, never a downloaded one) through playwright-core, and
+// helpers that read the page's automation hooks (see the header of www/app.js).
+//
+// Needs `scripts/build` to have run (native binary, both wasm packages, www/vendor). The data
+// bundle is built here into target/e2e-data from SKYWATCH_DATA_SOURCE (`skywatch data` is a
+// no-op when the bundle is up to date).
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = join(ROOT, 'target/release/skywatch');
+export const DATA_DIR = join(ROOT, 'target/e2e-data');
+export const ARTIFACTS = join(ROOT, 'target/e2e-artifacts');
+const CHROMIUM = process.env.SKYWATCH_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** Empties target/e2e-artifacts, checks that the build is there and builds (or refreshes) the
+ *  data bundle. */
+export function prepare() {
+  rmSync(ARTIFACTS, { recursive: true, force: true }); // no screenshots of an earlier run
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const missing = [BIN, 'www/pkg/skywatch_bg.wasm', 'www/pkg-threads/skywatch_bg.wasm', 'www/vendor/idb-keyval/index.js']
+    .filter((p) => !existsSync(resolve(ROOT, p)));
+  if (missing.length) throw new Error(`missing ${missing.join(', ')}: run scripts/build first`);
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run scripts/setup (or set SKYWATCH_CHROMIUM)`);
+  const source = process.env.SKYWATCH_DATA_SOURCE;
+  if (!source) {
+    if (existsSync(join(DATA_DIR, 'manifest.json'))) return; // built by an earlier run
+    throw new Error('SKYWATCH_DATA_SOURCE is not set and target/e2e-data does not exist: '
+      + 'set it to a CIFAR-10 copy (scripts/test does), e.g. SKYWATCH_DATA_SOURCE=../shared/data/cifar10-jpg');
+  }
+  const r = spawnSync(BIN, ['data', '--from', source, '--out', DATA_DIR, '--quiet'], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`skywatch data failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+}
+
+/** Starts `skywatch serve` on a free port; resolves with {url, isolated, stop(), log()}. */
+export function startServer({ isolation = true } = {}) {
+  const args = ['serve', '--port', '0', '--mount', `/data/=${DATA_DIR}`];
+  if (!isolation) args.push('--no-isolation');
+  const child = spawn(BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise((r) => child.once('exit', r));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  // Never leave a server behind, whatever happens to the test process.
+  process.once('exit', () => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  return new Promise((resolveStart, reject) => {
+    const timer = setTimeout(() => { stop(); reject(new Error(`skywatch serve printed no URL in 15 s:\n${output}`)); }, 15_000);
+    const onData = (chunk) => {
+      output += chunk;
+      const m = /Serving (http:\/\/\S+?\/) \(cross-origin isolated: (yes|no)\)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolveStart({ url: m[1], isolated: m[2] === 'yes', stop, log: () => output });
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', onData);
+    child.stderr.setEncoding('utf8').on('data', (c) => { output += c; });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`skywatch serve exited (${code ?? signal}) before serving:\n${output}`));
+    });
+  });
+}
+
+/** Records, from the first script on, every change of `<html data-state>`, every long task of
+ *  the main thread and every click, with performance.now() times, in `window.__e2e`. */
+function instrument() {
+  const rec = { states: [], longtasks: [], clicks: [] };
+  window.__e2e = rec;
+  addEventListener('click', (e) => rec.clicks.push({ id: e.target?.id ?? '', t: performance.now() }), true);
+  const note = () => {
+    const s = document.documentElement?.dataset.state;
+    if (s && rec.states.at(-1)?.state !== s) rec.states.push({ state: s, t: performance.now() });
+  };
+  new MutationObserver(note).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] });
+  note();
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) rec.longtasks.push({ start: e.startTime, duration: e.duration });
+    }).observe({ type: 'longtask', buffered: true });
+  } catch (e) {
+    rec.longtaskError = String(e);
+  }
+}
+
+/** A fresh browser profile (so IndexedDB, the Cache API and downloads start empty). */
+export async function openBrowser() {
+  const profile = mkdtempSync(join(tmpdir(), 'skywatch-e2e-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    acceptDownloads: true,
+    viewport: { width: 1280, height: 900 },
+  });
+  await context.addInitScript(instrument);
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Collects what must not happen on a page: uncaught errors, console errors, failed or
+ *  unsuccessful requests, a crash. `problems()` lists them as text. */
+export function watch(page) {
+  const seen = [];
+  page.on('pageerror', (e) => seen.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') seen.push(`console.error: ${m.text()} (${m.location().url || '?'})`); });
+  page.on('requestfailed', (r) => seen.push(`request failed: ${r.url()} (${r.failure()?.errorText})`));
+  page.on('response', (r) => { if (r.status() >= 400) seen.push(`HTTP ${r.status()} for ${r.url()}`); });
+  page.on('crash', () => seen.push('the page crashed'));
+  // Chromium reports the console messages and uncaught errors of the page's workers (the
+  // training worker, rayon's) on the page too.
+  return { problems: () => [...seen], clear: () => { seen.length = 0; } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page's hooks
+
+export const pageState = (page) => page.evaluate(() => document.documentElement.dataset.state);
+export const metric = (page, name) => page.locator(`[data-metric="${name}"]`).first().textContent().then((t) => t.trim());
+export const errorList = (page) => page.locator('#error-list li').allTextContents();
+
+/** Waits until `<html data-state>` is one of `states`; a wrong final state (like `error` when
+ *  waiting for `done`) fails at once with the page's error list. */
+export async function waitForState(page, states, { timeout = 60_000, failOn = ['error'] } = {}) {
+  const want = [states].flat();
+  const handle = await page.waitForFunction(({ want, failOn }) => {
+    const s = document.documentElement.dataset.state;
+    return want.includes(s) || failOn.includes(s) ? s : false;
+  }, { want, failOn: failOn.filter((s) => !want.includes(s)) }, { timeout, polling: 100 });
+  const got = await handle.jsonValue();
+  if (!want.includes(got)) {
+    throw new Error(`page state became ${got} while waiting for ${want.join('|')}; errors: ${JSON.stringify(await errorList(page))}; `
+      + `status: ${await page.locator('#status').textContent()}`);
+  }
+  return got;
+}
+
+/** Waits until `[data-metric=name]` satisfies `test(text)` (a function body over `text`). */
+export async function waitForMetric(page, name, predicate, { timeout = 30_000 } = {}) {
+  await page.waitForFunction(({ name, predicate }) => {
+    const text = document.querySelector(`[data-metric="${name}"]`)?.textContent.trim() ?? '';
+    return new Function('text', `return (${predicate});`)(text);
+  }, { name, predicate }, { timeout, polling: 100 });
+}
+
+/** Waits until the page has drawn what follows a trained or loaded model: the evaluation is
+ *  finished (the Evaluate button is enabled again) and the test-image gallery is filled. */
+export async function settle(page, { timeout = 30_000 } = {}) {
+  await page.waitForFunction(() => !document.getElementById('evaluate').disabled
+    && document.getElementById('gallery-grid').childElementCount > 0, null, { timeout, polling: 100 });
+}
+
+/** A full-page screenshot into target/e2e-artifacts/<name>.png; never throws. */
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  try {
+    // From the top: the sticky sidebar would otherwise be drawn where the last action scrolled to.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path, fullPage: true, timeout: 15_000 });
+    return path;
+  } catch (e) {
+    return `(no screenshot: ${e.message})`;
+  }
+}
+
+/** Runs `fn`; on failure saves a screenshot and the page's problems, then rethrows. */
+export async function guarded(page, name, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    const shot = await screenshot(page, `FAILED-${name}`);
+    let details = '';
+    try {
+      details = JSON.stringify({
+        url: page.url(),
+        state: await pageState(page),
+        status: await page.locator('#status').textContent(),
+        errors: await errorList(page),
+        mode: await metric(page, 'mode'),
+      }, null, 2);
+    } catch { /* the page may be gone */ }
+    writeFileSync(join(ARTIFACTS, `FAILED-${name}.txt`), `${e.stack ?? e}\n\n${details}\n`);
+    e.message += `\n  screenshot: ${shot}\n  page: ${details}`;
+    throw e;
+  }
+}
+
+export function saveArtifact(name, data) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, name);
+  writeFileSync(path, data);
+  return path;
+}

@@ -1,0 +1,201 @@
+// The training form's values: presets, parsing and checking of URL parameters and form fields,
+// and the TrainConfig JSON the worker takes. Pure functions, no DOM.
+
+/** Width of the input layer: 3 x 32 x 32 pixels. */
+export const INPUTS = 3072;
+
+/** The lecture's two models. A preset fixes the recipe (model, optimizer, batch size); epochs,
+ *  seed and training-set size can be changed without leaving the preset. */
+export const PRESETS = {
+  lecture: { hidden: [512], activation: 'tanh', loss: 'nll', optimizer: 'sgd', lr: 0.01, momentum: 0, batchSize: 64 },
+  deep: { hidden: [1024, 512, 128], activation: 'tanh', loss: 'cross-entropy', optimizer: 'sgd', lr: 0.01, momentum: 0, batchSize: 64 },
+};
+const RECIPE_KEYS = ['activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize'];
+
+export const DEFAULT_FORM = Object.freeze({ preset: 'lecture', ...PRESETS.lecture, epochs: 100, trainSize: null, seed: 0 });
+
+/** The preset whose recipe `form` matches, or 'custom'. */
+export function matchPreset(form) {
+  for (const [name, p] of Object.entries(PRESETS)) {
+    const momentum = (f) => (f.optimizer === 'sgd' ? f.momentum : 0);
+    if (p.hidden.join(',') === form.hidden.join(',')
+      && RECIPE_KEYS.every((k) => (k === 'momentum' ? momentum(p) === momentum(form) : p[k] === form[k]))) return name;
+  }
+  return 'custom';
+}
+
+/** `form` with the recipe of preset `name` (epochs, seed and training-set size kept). */
+export function applyPreset(form, name) {
+  const p = PRESETS[name];
+  return p ? { ...form, ...p, hidden: [...p.hidden], preset: name } : { ...form, preset: 'custom' };
+}
+
+// Each field: parse(text) -> value, or throws an Error whose message says what is expected.
+const int = (min, max) => (text) => {
+  const s = String(text).trim();
+  const n = /^\d+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new Error(max >= Number.MAX_SAFE_INTEGER ? `expected a whole number of at least ${min}` : `expected a whole number from ${min} to ${max}`);
+  }
+  return n;
+};
+const real = (test, expected) => (text) => {
+  const s = String(text).trim();
+  const n = s === '' ? NaN : Number(s);
+  if (!Number.isFinite(n) || !test(n)) throw new Error(`expected ${expected}`);
+  return n;
+};
+const oneOf = (...values) => (text) => {
+  const s = String(text).trim().toLowerCase();
+  if (!values.includes(s)) throw new Error(`expected ${values.join(' or ')}`);
+  return s;
+};
+
+export const FIELDS = {
+  preset: { param: 'preset', parse: oneOf('lecture', 'deep', 'custom') },
+  hidden: {
+    param: 'layers',
+    parse(text) {
+      const s = String(text).trim();
+      if (s === '') return [];
+      const parts = s.split(/\s*[,x ]\s*/);
+      if (parts.length > 30 || !parts.every((p) => /^\d+$/.test(p) && Number(p) >= 1 && Number(p) <= 16384)) {
+        throw new Error('expected hidden layer widths from 1 to 16384 separated by commas, like 512 or 1024,512,128');
+      }
+      return parts.map(Number);
+    },
+    format: (v) => v.join(','),
+  },
+  activation: { param: 'activation', parse: oneOf('tanh', 'relu') },
+  loss: { param: 'loss', parse: oneOf('nll', 'cross-entropy') },
+  optimizer: { param: 'optimizer', parse: oneOf('sgd', 'adam') },
+  lr: { param: 'lr', parse: real((n) => n > 0 && n <= 100, 'a learning rate above 0, like 0.01 or 1e-3') },
+  momentum: { param: 'momentum', parse: real((n) => n >= 0 && n < 1, 'a momentum from 0 up to (not including) 1') },
+  batchSize: { param: 'batch_size', parse: int(1, 65536) },
+  epochs: { param: 'epochs', parse: int(1, 100000) },
+  trainSize: {
+    param: 'train_size',
+    parse(text) {
+      const s = String(text).trim().toLowerCase();
+      if (s === '' || s === 'all') return null;
+      if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s)) || Number(s) < 1) {
+        throw new Error('expected a number of images (at least 1), or blank for all');
+      }
+      return Number(s);
+    },
+    format: (v) => (v == null ? '' : String(v)),
+  },
+  seed: { param: 'seed', parse: int(0, Number.MAX_SAFE_INTEGER) },
+};
+
+export const format = (key, value) => (FIELDS[key].format ? FIELDS[key].format(value) : String(value));
+
+/** Reads the form from URL parameters: `{form, problems: [{param, value, message}], autostart, threads}`.
+ *  A malformed value is reported and the field keeps its default. */
+export function formFromParams(params, defaultThreads) {
+  const problems = [];
+  const read = (key) => {
+    const { param, parse } = FIELDS[key];
+    if (!params.has(param)) return undefined;
+    const value = params.get(param);
+    try {
+      return { value: parse(value) };
+    } catch (e) {
+      problems.push({ param, value, message: e.message, fallback: key === 'trainSize' ? 'all images' : format(key, DEFAULT_FORM[key]) });
+      return undefined;
+    }
+  };
+  const preset = read('preset')?.value ?? 'lecture';
+  let form = applyPreset({ ...DEFAULT_FORM }, preset === 'custom' ? 'lecture' : preset);
+  let hasConfig = params.has('preset');
+  for (const key of Object.keys(FIELDS)) {
+    if (key === 'preset') continue;
+    const got = read(key);
+    if (got) { form[key] = got.value; hasConfig = true; }
+  }
+  form.preset = matchPreset(form);
+  let threads = defaultThreads;
+  let threadsParam = null;
+  if (params.has('threads')) {
+    try {
+      threads = int(1, 1024)(params.get('threads'));
+      threadsParam = threads;
+    } catch (e) {
+      problems.push({ param: 'threads', value: params.get('threads'), message: e.message, fallback: String(defaultThreads) });
+    }
+  }
+  const autostart = ['1', 'true', 'yes'].includes((params.get('autostart') ?? '').toLowerCase());
+  return { form, problems, autostart, threads, threadsParam, hasConfig };
+}
+
+/** URL parameters for `form` (and `threads` when given). */
+export function paramsFromForm(form, threads = null) {
+  const p = new URLSearchParams();
+  if (threads != null) p.set('threads', String(threads));
+  p.set('preset', form.preset);
+  if (form.preset === 'custom') {
+    p.set('layers', format('hidden', form.hidden));
+    p.set('activation', form.activation);
+    p.set('loss', form.loss);
+    p.set('optimizer', form.optimizer);
+    p.set('lr', String(form.lr));
+    if (form.optimizer === 'sgd') p.set('momentum', String(form.momentum));
+    p.set('batch_size', String(form.batchSize));
+  }
+  p.set('epochs', String(form.epochs));
+  p.set('seed', String(form.seed));
+  if (form.trainSize != null) p.set('train_size', String(form.trainSize));
+  return p;
+}
+
+/** The worker's TrainConfig for `form` with `classes` outputs. */
+export function configFromForm(form, classes = 2) {
+  return {
+    model: { layers: [INPUTS, ...form.hidden, classes], activation: form.activation, loss: form.loss },
+    optimizer: {
+      kind: form.optimizer,
+      lr: form.lr,
+      momentum: form.optimizer === 'sgd' ? form.momentum : 0,
+      nesterov: false,
+      weight_decay: 0,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+    },
+    batch_size: form.batchSize,
+    epochs: form.epochs,
+    seed: form.seed,
+    train_size: form.trainSize,
+  };
+}
+
+/** The form for a TrainConfig (a restored or imported model). */
+export function formFromConfig(c) {
+  const form = {
+    hidden: c.model.layers.slice(1, -1),
+    activation: c.model.activation,
+    loss: c.model.loss,
+    optimizer: c.optimizer.kind,
+    lr: c.optimizer.lr,
+    momentum: c.optimizer.momentum ?? 0,
+    batchSize: c.batch_size,
+    epochs: c.epochs,
+    trainSize: c.train_size ?? null,
+    seed: c.seed,
+  };
+  // f32 on the Rust side: 0.01 comes back as 0.009999999776482582.
+  form.lr = Number(form.lr.toPrecision(6));
+  form.momentum = Number(form.momentum.toPrecision(6));
+  form.preset = matchPreset(form);
+  return form;
+}
+
+/** A short description of a config, e.g. "3072-512-2 tanh, nll, SGD lr 0.01, batch 64". */
+export function describeRecipe(c) {
+  const o = c.optimizer;
+  const lr = Number(o.lr.toPrecision(6));
+  const opt = o.kind === 'sgd'
+    ? `SGD lr ${lr}${o.momentum ? `, momentum ${Number(o.momentum.toPrecision(6))}` : ''}`
+    : `Adam lr ${lr}`;
+  return `${c.model.layers.join('-')} ${c.model.activation}, ${c.model.loss}, ${opt}, batch ${c.batch_size}`;
+}
