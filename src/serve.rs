@@ -649,6 +649,32 @@ fn etag_matches(value: &str, etag: &str) -> bool {
         .any(|v| v == "*" || v.strip_prefix("W/").unwrap_or(v) == etag.strip_prefix("W/").unwrap_or(etag))
 }
 
+/// Files up to this size are read whole before their response starts (see `file`).
+const WHOLE_FILE_LIMIT: usize = 128 << 20;
+
+/// A file body (above [`WHOLE_FILE_LIMIT`]) that must deliver exactly the `Content-Length` already sent. A file that shrinks
+/// while it is sent (a rebuild rewriting it) ends the response with an error, which closes the
+/// connection, instead of leaving the client waiting for bytes that never come.
+struct ExactLen {
+    file: File,
+    remaining: u64,
+}
+
+impl Read for ExactLen {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.file.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,31 +728,5 @@ mod tests {
         assert!(etag_matches("W/\"1-2\", \"3\"", "\"1-2\""));
         assert!(etag_matches("*", "\"1-2\""));
         assert!(!etag_matches("\"1-3\"", "\"1-2\""));
-    }
-}
-
-/// Files up to this size are read whole before their response starts (see `file`).
-const WHOLE_FILE_LIMIT: usize = 128 << 20;
-
-/// A file body (above [`WHOLE_FILE_LIMIT`]) that must deliver exactly the `Content-Length` already sent. A file that shrinks
-/// while it is sent (a rebuild rewriting it) ends the response with an error, which closes the
-/// connection, instead of leaving the client waiting for bytes that never come.
-struct ExactLen {
-    file: File,
-    remaining: u64,
-}
-
-impl Read for ExactLen {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 {
-            return Ok(0);
-        }
-        let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
-        let n = self.file.read(&mut buf[..max])?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
-        }
-        self.remaining -= n as u64;
-        Ok(n)
     }
 }
