@@ -19,7 +19,7 @@
 //! | [`bench`](mod@bench) | GEMM, peak and epoch timings (natively and in wasm)             |
 //!
 //! Native only (feature `cli`): [`data::build`] (download and build bundles), the `bench`
-//! command, [`serve`] (the static web server for the page).
+//! command, [`serve`] (the static web server for the page), [`site`] (a static folder for any host).
 //! In wasm only: `wasm`, the JavaScript API; nothing else in the crate knows about JS.
 //! The core does no I/O and starts no threads: the GEMM runs on whatever rayon pool the caller
 //! installs (feature `parallel`).
@@ -38,6 +38,8 @@ pub mod train;
 pub mod bench;
 #[cfg(feature = "cli")]
 pub mod serve;
+#[cfg(feature = "cli")]
+pub mod site;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

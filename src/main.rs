@@ -35,6 +35,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve the page (www/) over HTTP, cross-origin isolated for the threaded package.
     Serve(serve::ServeArgs),
+    /// A smaller bundle from the first images of each split (the blog widget's quick data).
+    Subset(SubsetArgs),
+    /// A static folder with the page, the widget, the wasm packages and the data, for any host.
+    Build(skywatch::site::SiteArgs),
 }
 
 #[derive(Args)]
@@ -61,6 +65,21 @@ struct DataArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args)]
+struct SubsetArgs {
+    /// The full bundle.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data: PathBuf,
+    #[arg(long, default_value = "www/data-quick")]
+    out: PathBuf,
+    /// Training images (the first ones of the full bundle).
+    #[arg(long, default_value_t = 1000)]
+    train: usize,
+    /// Validation images.
+    #[arg(long, default_value_t = 500)]
+    test: usize,
 }
 
 #[derive(Args, Clone)]
@@ -156,6 +175,12 @@ fn main() -> ExitCode {
         Command::Eval(a) => with_threads(a.threads, || cmd_eval(&a)),
         Command::Info(a) => model_config(&a).map(|m| println!("{}", m.parameter_summary())),
         Command::Bench(a) => bench::run(&a),
+        Command::Subset(a) => build::subset(&a.data, &a.out, a.train, a.test).map(|o| {
+            let m = o.manifest();
+            let verb = if matches!(o, BuildOutcome::Built(_)) { "built" } else { "up to date" };
+            println!("{}: {verb}: {} training and {} test images", a.out.display(), m.train.count, m.test.count);
+        }),
+        Command::Build(a) => skywatch::site::run(&a),
         Command::Serve(a) => serve::run(&a),
     };
     match result {

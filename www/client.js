@@ -1,7 +1,8 @@
 // The page side of the worker protocol, shared by the training page and the blog widget.
 //
 // Requests (page -> worker), each `{type, ...}`:
-//   init        {threads, store, base?}      -> ready {mode: {threads, kernel, isolated, reason}}
+//   init        {threads, store, base?, persist?} -> ready {mode: {threads, kernel, isolated, reason}}
+//                (persist: false keeps the model only in memory, not in IndexedDB)
 //   load-data   {url}                        -> data-progress {file, loaded, total, fromCache}*, data-ready {classes, train, test, fromCache}
 //   restore     {}                           -> restored {found, config?, history?, summary?, discarded?}
 //   train       {config, continueRun?}       -> started {config, summary, batchesPerEpoch, trainSize, epochsDone},
@@ -13,6 +14,7 @@
 //   export      {}                           -> weights {bytes: Uint8Array (safetensors), config}
 //   import      {bytes: ArrayBuffer, config} (transferred) -> imported {config, summary}
 //   describe    {config}                     -> described {summary}
+//   preset      {name}                       -> preset {config}
 //   forget      {}                           -> forgotten
 // Any request can instead get `error {where: <request type>, message}`.
 // Types of config and stats: the TypeScript declarations in pkg/skywatch.d.ts.

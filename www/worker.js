@@ -56,7 +56,7 @@ const yieldToEvents = () => new Promise((resolve) => {
   ch.port2.postMessage(null);
 });
 
-async function init({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', base }) {
+async function init({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', base, persist = true }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
   const pkgBase = base ?? new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
@@ -80,7 +80,7 @@ async function init({ threads = navigator.hardwareConcurrency || 1, store = 'sky
   const info = wasm.buildInfo();
   state.wasm = wasm;
   state.mode = { threads: n, kernel: info.kernel, isolated, reason: useThreads ? `${reason} (${info.kernel})` : `${reason}, ${info.kernel}` };
-  state.store = createStore(`${store}-db`, 'runs');
+  state.store = persist ? createStore(`${store}-db`, 'runs') : null;
   post({ type: 'ready', mode: state.mode });
 }
 
@@ -157,7 +157,8 @@ function newSession(config) {
 }
 
 /** Saves weights, configuration and history after each epoch, so a reload keeps the model. */
-async function persist() {
+async function saveModel() {
+  if (!state.store) return;
   const weights = state.session.exportWeights();
   await set(state.storeKey, { config: state.config, history: state.history, weights, savedAt: Date.now() }, state.store);
 }
@@ -196,7 +197,7 @@ async function train({ config, continueRun = false }) {
       if (step.epoch) {
         state.history.push(step.epoch);
         post({ type: 'epoch', stats: step.epoch });
-        await persist();
+        await saveModel();
       }
       // Aim for SLICE_MS per slice whatever the machine and model.
       batches = Math.max(1, Math.min(1000, Math.round(batches * SLICE_MS / Math.max(ms, 1))));
@@ -245,7 +246,7 @@ async function importWeights({ bytes, config }) {
   state.session.importWeights(new Uint8Array(bytes));
   state.config = JSON.parse(state.session.config());
   state.history = [];
-  await persist();
+  await saveModel();
   post({ type: 'imported', config: state.config, summary: state.session.parameterSummary() });
 }
 
@@ -270,6 +271,7 @@ const handlers = {
   init, 'load-data': loadData, restore, train, evaluate, predict, gallery,
   export: exportWeights, import: importWeights,
   describe: ({ config }) => post({ type: 'described', summary: state.wasm.describeConfig(JSON.stringify(config)) }),
+  preset: ({ name }) => post({ type: 'preset', config: JSON.parse(state.wasm.presetConfig(name)) }),
   pause: () => { state.paused = true; post({ type: 'paused' }); },
   resume: () => { state.paused = false; state.resume?.(); state.resume = null; post({ type: 'resumed' }); },
   stop: () => { state.stopRequested = true; state.paused = false; state.resume?.(); state.resume = null; },

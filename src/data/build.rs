@@ -123,6 +123,32 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
     Ok(BuildOutcome::Built(manifest))
 }
 
+/// Writes (or confirms) in `out` a smaller bundle made of the first `train` and `test` records of
+/// the bundle in `src` (the blog widget's quick mode downloads only this). Bundles built from an
+/// image folder interleave the classes, so the prefixes are balanced.
+pub fn subset(src: &Path, out: &Path, train: usize, test: usize) -> Result<BuildOutcome> {
+    let json = fs::read(src.join("manifest.json")).map_err(|e| Error::io(src.join("manifest.json"), e))?;
+    let m = Manifest::parse(&json)?;
+    if train == 0 || test == 0 {
+        return Err(Error::Config(format!("a subset needs at least one image per split (asked {train} and {test})")));
+    }
+    let fingerprint = super::sha256_hex(format!("{}:{}:{train}:{test}", m.train.sha256, m.test.sha256).as_bytes());
+    let info = SourceInfo { kind: "subset".into(), location: location(src), fingerprint };
+    if let Some(m) = up_to_date(out, &info, &m.classes) {
+        return Ok(BuildOutcome::UpToDate(m));
+    }
+    let data = super::Dataset::load(src)?;
+    let prefix = |split: &super::Split, n: usize| {
+        let mut r = Records::new(m.classes.len());
+        for i in 0..n.min(split.len()) {
+            r.push(split.label(i), split.image(i));
+        }
+        r
+    };
+    let manifest = write_bundle(out, &m.classes, &prefix(&data.train, train), &prefix(&data.test, test), info)?;
+    Ok(BuildOutcome::Built(manifest))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Options
 

@@ -16,6 +16,8 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = join(ROOT, 'target/release/skywatch');
 export const DATA_DIR = join(ROOT, 'target/e2e-data');
+/** The blog widget's quick subset of DATA_DIR (`skywatch subset`). */
+export const QUICK_DIR = join(ROOT, 'target/e2e-data-quick');
 export const ARTIFACTS = join(ROOT, 'target/e2e-artifacts');
 const CHROMIUM = process.env.SKYWATCH_CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -23,10 +25,9 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
-/** Empties target/e2e-artifacts, checks that the build is there and builds (or refreshes) the
- *  data bundle. */
+/** Checks that the build is there and builds (or refreshes) the data bundles. Artifacts of an
+ *  earlier run are cleared by scripts/test, not here: the test files share the folder. */
 export function prepare() {
-  rmSync(ARTIFACTS, { recursive: true, force: true }); // no screenshots of an earlier run
   mkdirSync(ARTIFACTS, { recursive: true });
   const missing = [BIN, 'www/pkg/skywatch_bg.wasm', 'www/pkg-threads/skywatch_bg.wasm', 'www/vendor/idb-keyval/index.js']
     .filter((p) => !existsSync(resolve(ROOT, p)));
@@ -34,18 +35,27 @@ export function prepare() {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run scripts/setup (or set SKYWATCH_CHROMIUM)`);
   const source = process.env.SKYWATCH_DATA_SOURCE;
   if (!source) {
-    if (existsSync(join(DATA_DIR, 'manifest.json'))) return; // built by an earlier run
+    if (existsSync(join(DATA_DIR, 'manifest.json')) && existsSync(join(QUICK_DIR, 'manifest.json'))) return; // built by an earlier run
     throw new Error('SKYWATCH_DATA_SOURCE is not set and target/e2e-data does not exist: '
       + 'set it to a CIFAR-10 copy (scripts/test does), e.g. SKYWATCH_DATA_SOURCE=../shared/data/cifar10-jpg');
   }
-  const r = spawnSync(BIN, ['data', '--from', source, '--out', DATA_DIR, '--quiet'], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`skywatch data failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+  run(['data', '--from', source, '--out', DATA_DIR, '--quiet']);
+  run(['subset', '--data', DATA_DIR, '--out', QUICK_DIR]);
 }
 
-/** Starts `skywatch serve` on a free port; resolves with {url, isolated, stop(), log()}. */
-export function startServer({ isolation = true } = {}) {
-  const args = ['serve', '--port', '0', '--mount', `/data/=${DATA_DIR}`];
+function run(args) {
+  const r = spawnSync(BIN, args, { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`skywatch ${args[0]} failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+}
+
+/** Starts `skywatch serve` on a free port (serving www/ and the test bundles, or `root`);
+ *  resolves with {url, isolated, stop(), log()}. */
+export function startServer({ isolation = true, cors = false, root } = {}) {
+  const args = ['serve', '--port', '0'];
+  if (root) args.push('--root', root);
+  else args.push('--mount', `/data/=${DATA_DIR}`, '--mount', `/data-quick/=${QUICK_DIR}`);
   if (!isolation) args.push('--no-isolation');
+  if (cors) args.push('--cors');
   const child = spawn(BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise((r) => child.once('exit', r));

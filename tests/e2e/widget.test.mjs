@@ -1,0 +1,146 @@
+// End-to-end tests of the blog widget: a host page on one origin embeds <skywatch-trainer> whose
+// files come from a second origin (another port). On a host without COOP/COEP the widget trains
+// single-threaded; on an isolated host, with threads. Either way the host's own script keeps
+// running, two widgets work independently, a dropped picture is classified, and the widget
+// requests nothing but its own assets and its data.
+//
+// Run from the repository root after scripts/build: `node --test tests/e2e/`.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { openBrowser, prepare, screenshot, startServer, watch } from './harness.mjs';
+
+/** Validation accuracy the quick mode must reach (1000 images, 5 epochs; about 0.74-0.77 natively). */
+const QUICK_MIN_ACCURACY = 0.70;
+/** Longest main-thread task allowed on the host page while the widgets train. */
+const MAX_LONG_TASK_MS = 200;
+
+let assets;
+let hostDir;
+
+before(async () => {
+  prepare();
+  // The widget's origin: www/ with the quick data, CORS so that another origin may load it.
+  assets = await startServer({ cors: true });
+  hostDir = mkdtempSync(join(tmpdir(), 'skywatch-host-'));
+  // A blog post: text, the one script tag, two widgets, and a script of the host's own that
+  // counts timer ticks (it must keep running while the widgets train).
+  writeFileSync(join(hostDir, 'index.html'), `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A blog post</title>
+<script type="module" src="${assets.url}widget.js"></script>
+<script src="host.js"></script>
+<style>p { text-transform: uppercase } button { background: red }</style>
+</head><body>
+<p>Some text of the post.</p>
+<skywatch-trainer id="first" epochs="5"></skywatch-trainer>
+<p>More text.</p>
+<skywatch-trainer id="second" epochs="5" seed="7" compact theme="dark"></skywatch-trainer>
+</body></html>`);
+  writeFileSync(join(hostDir, 'host.js'), 'window.ticks = 0; setInterval(() => { window.ticks += 1; }, 20);\n');
+});
+
+after(async () => {
+  await assets?.stop();
+  if (hostDir) rmSync(hostDir, { recursive: true, force: true });
+});
+
+/** Inside the shadow root of widget `id`. */
+const shadow = (page, id, selector) => page.locator(`#${id}`).locator(selector);
+const widgetState = (page, id) => page.locator(`#${id}`).getAttribute('data-state');
+
+/** Draws a sky-blue picture with a white plane-like shape in the page and drops it on the widget. */
+async function dropPicture(page, id) {
+  await page.evaluate(async (id) => {
+    const c = new OffscreenCanvas(120, 80);
+    const g = c.getContext('2d');
+    g.fillStyle = '#7fb2e5';
+    g.fillRect(0, 0, 120, 80);
+    g.fillStyle = '#ffffff';
+    g.fillRect(20, 36, 80, 8);
+    g.fillRect(52, 20, 12, 40);
+    const blob = await c.convertToBlob({ type: 'image/png' });
+    const dt = new DataTransfer();
+    dt.items.add(new File([blob], 'plane.png', { type: 'image/png' }));
+    const zone = document.getElementById(id).shadowRoot.getElementById('drop');
+    zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, id);
+}
+
+for (const isolated of [false, true]) {
+  describe(`widget on a host page ${isolated ? 'with' : 'without'} cross-origin isolation`, () => {
+    let host;
+    let browser;
+    before(async () => {
+      host = await startServer({ root: hostDir, isolation: isolated });
+      browser = await openBrowser();
+    });
+    after(async () => {
+      await browser?.close();
+      await host?.stop();
+    });
+
+    test('two widgets train in quick mode, classify a dropped picture, the host keeps running', { timeout: 120_000 }, async () => {
+      const page = await browser.context.newPage();
+      const problems = watch(page);
+      const requests = [];
+      page.on('request', (r) => requests.push(r.url()));
+      await page.goto(host.url);
+      assert.equal(await page.evaluate(() => self.crossOriginIsolated), isolated);
+      await page.waitForFunction(() => customElements.get('skywatch-trainer') !== undefined);
+
+      // Host styles do not reach inside: the widget's button keeps its own background.
+      const bg = await shadow(page, 'first', '#train').evaluate((b) => getComputedStyle(b).backgroundColor);
+      assert.notEqual(bg, 'rgb(255, 0, 0)');
+
+      const ticks0 = await page.evaluate(() => window.ticks);
+      const t0 = Date.now();
+      await shadow(page, 'first', '#train').click();
+      await shadow(page, 'second', '#train').click();
+      for (const id of ['first', 'second']) {
+        await page.waitForFunction((id) => ['done', 'error'].includes(document.getElementById(id).dataset.state), id, { timeout: 90_000, polling: 100 });
+        assert.equal(await widgetState(page, id), 'done', `widget ${id}: ${await shadow(page, id, '.error').textContent()}`);
+      }
+      const seconds = (Date.now() - t0) / 1000;
+      const ticks = (await page.evaluate(() => window.ticks)) - ticks0;
+      test.diagnostic?.(`both widgets trained in ${seconds.toFixed(1)} s; host timer ticked ${ticks} times`);
+      console.log(`# ${isolated ? 'isolated' : 'not isolated'}: both widgets trained in ${seconds.toFixed(1)} s, host timer ticked ${ticks} times`);
+
+      for (const id of ['first', 'second']) {
+        const val = Number(await shadow(page, id, '[data-metric="val-accuracy"]').textContent());
+        assert.ok(val >= QUICK_MIN_ACCURACY, `widget ${id}: validation accuracy ${val} < ${QUICK_MIN_ACCURACY}`);
+        assert.equal(await shadow(page, id, '[data-metric="epoch"]').textContent(), '5');
+        const mode = await shadow(page, id, '[data-metric="mode"]').textContent();
+        if (isolated) assert.match(mode, /[2-9] threads/, `widget ${id} mode: ${mode}`);
+        else assert.match(mode, /1 thread: page not cross-origin isolated/, `widget ${id} mode: ${mode}`);
+      }
+      // Two independent runs: different seeds give different results.
+      const vals = await Promise.all(['first', 'second'].map((id) => shadow(page, id, '[data-metric="val-accuracy"]').textContent()));
+      const trains = await Promise.all(['first', 'second'].map((id) => shadow(page, id, '[data-metric="train-accuracy"]').textContent()));
+      assert.ok(vals[0] !== vals[1] || trains[0] !== trains[1], 'both widgets report identical runs');
+
+      // The host's script ran throughout (a 20 ms timer: at least a third of its ticks) and no
+      // main-thread task blocked it for long.
+      assert.ok(ticks >= (seconds * 1000 / 20) / 3, `host timer ticked only ${ticks} times in ${seconds} s`);
+      const longest = await page.evaluate(() => Math.max(0, ...window.__e2e.longtasks.map((t) => t.duration)));
+      assert.ok(longest <= MAX_LONG_TASK_MS, `a ${longest} ms task blocked the host page`);
+
+      await dropPicture(page, 'first');
+      await page.waitForFunction(() => document.getElementById('first').shadowRoot.querySelector('[data-metric="prediction"]').textContent !== '', null, { timeout: 15_000 });
+      const prediction = await shadow(page, 'first', '[data-metric="prediction"]').textContent();
+      assert.ok(['airplane', 'bird'].includes(prediction), prediction);
+      const percents = await shadow(page, 'first', '.bar-row span:last-child').allTextContents();
+      const total = percents.reduce((s, p) => s + Number.parseFloat(p), 0);
+      assert.ok(Math.abs(total - 100) < 0.2, `probabilities add up to ${total}%`);
+
+      // Nothing but the widget's own assets, its data and the host page.
+      const foreign = requests.filter((u) => !u.startsWith(assets.url) && !u.startsWith(host.url) && !u.startsWith('blob:'));
+      assert.deepEqual(foreign, [], 'requests outside the widget and host origins');
+      await screenshot(page, `widget-${isolated ? 'isolated' : 'not-isolated'}`);
+      assert.deepEqual(problems.problems().filter((p) => !p.includes('favicon.ico')), []);
+      await page.close();
+    });
+  });
+}
