@@ -73,26 +73,49 @@ impl Linear {
         gemm(1.0, &x, &self.weight(params).t(), 1.0, &mut y);
     }
 
-    /// Writes `dW = dy^T x` and `db = sum_rows(dy)` into `grads` (overwriting), and `dx = dy W`
-    /// when asked for.
+    /// Computes `dx = dy W` when asked for, then `dW = dy^T x` and `db = sum_rows(dy)`, which go
+    /// where `sink` says: into the gradient buffer, or straight into the parameters as a plain
+    /// SGD step (after `dx`, which needs the old `W`).
     pub fn backward(
         &self,
-        params: &[f32],
+        params: &mut [f32],
         grads: &mut [f32],
+        sink: GradSink,
         x: ArrayView2<f32>,
         dy: ArrayView2<f32>,
         dx: Option<ArrayViewMut2<f32>>,
     ) {
-        gemm(1.0, &dy.t(), &x, 0.0, &mut self.weight_mut(grads));
+        if let Some(mut dx) = dx {
+            gemm(1.0, &dy, &self.weight(params), 0.0, &mut dx);
+        }
         let mut db = self.bias_mut(grads);
         db.fill(0.0);
         for row in dy.rows() {
             db += &row;
         }
-        if let Some(mut dx) = dx {
-            gemm(1.0, &dy, &self.weight(params), 0.0, &mut dx);
+        match sink {
+            GradSink::Store => gemm(1.0, &dy.t(), &x, 0.0, &mut self.weight_mut(grads)),
+            GradSink::Sgd { lr, weight_decay } => {
+                // W = (1 - lr wd) W - lr dy^T x, in the GEMM's write-back: the gradient is never
+                // stored, which saves a write and two reads of W-sized memory per step. With
+                // wd = 0 this rounds exactly as `W -= lr * dW` does.
+                gemm(-lr, &dy.t(), &x, 1.0 - lr * weight_decay, &mut self.weight_mut(params));
+                let (start, end) = (self.bias_offset(), self.offset + self.num_params());
+                for (b, &g) in params[start..end].iter_mut().zip(&grads[start..end]) {
+                    *b -= lr * (g + weight_decay * *b);
+                }
+            }
         }
     }
+}
+
+/// Where [`Linear::backward`] puts the weight and bias gradients.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GradSink {
+    /// Into the gradient buffer, for the optimizer to apply.
+    Store,
+    /// Applied at once as PyTorch's SGD without momentum: `p -= lr (g + wd p)`.
+    Sgd { lr: f32, weight_decay: f32 },
 }
 
 /// Element-wise activations, applied in place on the layer's output buffer.
@@ -101,7 +124,10 @@ pub mod activation {
 
     /// `y = tanh(y)` in place.
     pub fn tanh_forward(mut y: ArrayViewMut2<f32>) {
-        y.mapv_inplace(f32::tanh);
+        match y.as_slice_mut() {
+            Some(s) => s.iter_mut().for_each(|v| *v = super::tanh(*v)),
+            None => y.mapv_inplace(super::tanh),
+        }
     }
 
     /// `d = d * (1 - y^2)` in place, where `y` is the forward output.
@@ -122,6 +148,39 @@ pub mod activation {
             }
         });
     }
+}
+
+/// `tanh(x)` to within 2 ulp, branch-free so that the compiler vectorises the loops that call it
+/// (the library `tanhf` is a call per element, and in wasm a software routine: it cost more than
+/// a tenth of an epoch there).
+///
+/// `tanh(x) = -m / (2 + m)` with `m = expm1(-2|x|)`, and the sign of `x`. `expm1(y)` splits
+/// `y = k ln2 + r` with `|r| <= ln2/2`, so `expm1(y) = 2^k (expm1(r) + 1) - 1`, and `expm1(r)` is
+/// its Taylor series to `r^7` (truncation below 2^-24 relative on that interval). Computing
+/// `expm1` rather than `exp` keeps small `x` exact to rounding: `tanh(x) ~ x` there.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 in two parts (Cody and Waite), so that k ln2 is exact in the first.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without a library call.
+    const ROUND: f32 = 12_582_912.0;
+    // Beyond 9, tanh is 1 in f32 (1 - tanh(9) < 2^-25).
+    let a = x.abs().min(9.0);
+    let y = -2.0 * a;
+    let k = (y * LOG2E + ROUND) - ROUND;
+    let r = (y - k * LN2_HI) - k * LN2_LO;
+    let p = r
+        * (1.0
+            + r * (1.0 / 2.0
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // 2^k for k in [-26, 0], built from its exponent bits.
+    let two_k = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    let m = two_k * p + (two_k - 1.0);
+    let t = (-m / (2.0 + m)).copysign(x);
+    // `min` above turned NaN into 9: give it back (a select, which still vectorises).
+    if x.is_nan() { x } else { t }
 }
 
 /// `y = x - log(sum(exp(x)))` per row, in place, computed stably (shifted by the row maximum).

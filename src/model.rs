@@ -9,7 +9,7 @@
 
 use crate::config::{Activation, LossKind, ModelConfig};
 use crate::error::Result;
-use crate::layers::{Linear, activation, log_softmax_backward, log_softmax_forward};
+use crate::layers::{GradSink, Linear, activation, log_softmax_backward, log_softmax_forward};
 use crate::loss::{BatchLoss, loss_and_grad};
 use crate::optim::Optimizer;
 use ndarray::{Array2, ArrayView2, s};
@@ -104,6 +104,10 @@ impl Mlp {
     /// Forward and backward on one batch: fills `grads` with the gradient of the mean loss and
     /// returns the summed loss and correct count.
     pub fn loss_and_backward(&mut self, x: ArrayView2<f32>, targets: &[u8]) -> BatchLoss {
+        self.backward_into(x, targets, GradSink::Store)
+    }
+
+    fn backward_into(&mut self, x: ArrayView2<f32>, targets: &[u8], sink: GradSink) -> BatchLoss {
         let b = x.nrows();
         assert_eq!(targets.len(), b, "one target per row");
         self.forward(x);
@@ -120,7 +124,7 @@ impl Mlp {
             let dy = after[0].slice(s![..b, ..]);
             // The first layer's input is the data: its gradient is never needed.
             let dx = before.last_mut().map(|d| d.slice_mut(s![..b, ..]));
-            self.linears[l].backward(&self.params, &mut self.grads, input, dy, dx);
+            self.linears[l].backward(&mut self.params, &mut self.grads, sink, input, dy, dx);
             if l > 0 {
                 let y = self.outs[l - 1].slice(s![..b, ..]);
                 let dx = self.deltas[l - 1].slice_mut(s![..b, ..]);
@@ -135,6 +139,12 @@ impl Mlp {
 
     /// One optimisation step on a batch.
     pub fn train_batch(&mut self, x: ArrayView2<f32>, targets: &[u8], opt: &mut Optimizer) -> BatchLoss {
+        if let Some((lr, weight_decay)) = opt.plain_sgd() {
+            // Plain SGD (the lecture's optimizer) is applied inside the backward pass.
+            let res = self.backward_into(x, targets, GradSink::Sgd { lr, weight_decay });
+            opt.step += 1;
+            return res;
+        }
         let res = self.loss_and_backward(x, targets);
         opt.step(&mut self.params, &self.grads);
         res

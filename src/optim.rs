@@ -32,7 +32,15 @@ impl Optimizer {
         Optimizer { config, step: 0, state1: vec![0.0; n1], state2: vec![0.0; n2] }
     }
 
-    /// One update of `params` from `grads`.
+    /// `(lr, weight_decay)` when this is SGD without momentum, whose update the backward pass can
+    /// apply itself (see `GradSink::Sgd`).
+    pub fn plain_sgd(&self) -> Option<(f32, f32)> {
+        let c = &self.config;
+        (c.kind == OptimizerKind::Sgd && c.momentum == 0.0).then_some((c.lr, c.weight_decay))
+    }
+
+    /// One update of `params` from `grads`, element-wise in chunks (on the rayon pool with the
+    /// `parallel` feature; the result does not depend on the thread count).
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
         assert_eq!(params.len(), grads.len(), "parameter and gradient buffers differ in length");
         self.step += 1;
@@ -40,32 +48,71 @@ impl Optimizer {
         let (lr, wd) = (c.lr, c.weight_decay);
         match c.kind {
             OptimizerKind::Sgd if c.momentum == 0.0 => {
-                for (p, &g) in params.iter_mut().zip(grads) {
-                    *p -= lr * (g + wd * *p);
-                }
+                chunks_mut!(params).zip(chunks!(grads)).for_each(|(p, g)| {
+                    for (p, &g) in p.iter_mut().zip(g) {
+                        *p -= lr * (g + wd * *p);
+                    }
+                });
             }
             OptimizerKind::Sgd => {
                 let (m, first, nesterov) = (c.momentum, self.step == 1, c.nesterov);
-                for ((p, &g), buf) in params.iter_mut().zip(grads).zip(&mut self.state1) {
-                    let g = g + wd * *p;
-                    *buf = if first { g } else { m * *buf + g };
-                    *p -= lr * if nesterov { g + m * *buf } else { *buf };
-                }
+                chunks_mut!(params).zip(chunks!(grads)).zip(chunks_mut!(self.state1)).for_each(|((p, g), buf)| {
+                    for ((p, &g), buf) in p.iter_mut().zip(g).zip(buf) {
+                        let g = g + wd * *p;
+                        *buf = if first { g } else { m * *buf + g };
+                        *p -= lr * if nesterov { g + m * *buf } else { *buf };
+                    }
+                });
             }
             OptimizerKind::Adam => {
                 let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
                 let t = self.step as i32;
                 let step_size = lr / (1.0 - b1.powi(t));
                 let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-                let moments = self.state1.iter_mut().zip(&mut self.state2);
-                for ((p, &g), (m1, m2)) in params.iter_mut().zip(grads).zip(moments) {
-                    let g = g + wd * *p;
-                    // PyTorch: exp_avg.lerp_(grad, 1 - beta1)
-                    *m1 += (1.0 - b1) * (g - *m1);
-                    *m2 = b2 * *m2 + (1.0 - b2) * g * g;
-                    *p -= step_size * *m1 / (m2.sqrt() / bc2_sqrt + eps);
-                }
+                let moments = chunks_mut!(self.state1).zip(chunks_mut!(self.state2));
+                chunks_mut!(params).zip(chunks!(grads)).zip(moments).for_each(|((p, g), (m1, m2))| {
+                    for ((p, &g), (m1, m2)) in p.iter_mut().zip(g).zip(m1.iter_mut().zip(m2)) {
+                        let g = g + wd * *p;
+                        // PyTorch: exp_avg.lerp_(grad, 1 - beta1)
+                        *m1 += (1.0 - b1) * (g - *m1);
+                        *m2 = b2 * *m2 + (1.0 - b2) * g * g;
+                        *p -= step_size * *m1 / (m2.sqrt() / bc2_sqrt + eps);
+                    }
+                });
             }
         }
     }
 }
+
+/// Elements per chunk of the update: large enough to amortise a task, small enough to balance.
+const CHUNK: usize = 1 << 15;
+
+#[cfg(feature = "parallel")]
+use rayon::prelude::*;
+
+/// Chunks of a buffer: a parallel iterator with the `parallel` feature, a plain one without.
+#[cfg(feature = "parallel")]
+macro_rules! chunks_mut {
+    ($v:expr) => {
+        $v.par_chunks_mut(CHUNK)
+    };
+}
+#[cfg(not(feature = "parallel"))]
+macro_rules! chunks_mut {
+    ($v:expr) => {
+        $v.chunks_mut(CHUNK)
+    };
+}
+#[cfg(feature = "parallel")]
+macro_rules! chunks {
+    ($v:expr) => {
+        $v.par_chunks(CHUNK)
+    };
+}
+#[cfg(not(feature = "parallel"))]
+macro_rules! chunks {
+    ($v:expr) => {
+        $v.chunks(CHUNK)
+    };
+}
+use {chunks, chunks_mut};

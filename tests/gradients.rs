@@ -6,7 +6,7 @@ use ndarray::{Array2, s};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use skywatch::config::{Activation, LossKind, ModelConfig};
-use skywatch::layers::{Linear, activation, log_softmax_backward, log_softmax_forward};
+use skywatch::layers::{GradSink, Linear, activation, log_softmax_backward, log_softmax_forward};
 use skywatch::loss::loss_and_grad;
 use skywatch::model::Mlp;
 
@@ -42,7 +42,7 @@ fn linear_weight_bias_and_input_gradients() {
     };
     let mut grads = vec![0.0f32; params.len()];
     let mut dx = Array2::zeros((3, 5));
-    lin.backward(&params, &mut grads, x.view(), r.view(), Some(dx.view_mut()));
+    lin.backward(&mut params.clone(), &mut grads, GradSink::Store, x.view(), r.view(), Some(dx.view_mut()));
     let h = 1e-2f32;
     for i in 0..params.len() {
         let (mut p, mut m) = (params.clone(), params.clone());
@@ -174,4 +174,29 @@ fn first_layer_gradients_do_not_depend_on_batch_rows_outside_the_batch() {
     fresh.params.copy_from_slice(&model.params);
     fresh.loss_and_backward(big.slice(s![..3, ..]), &[0, 1, 1]);
     assert_eq!(after_big, fresh.grads);
+}
+
+#[test]
+fn fast_tanh_is_within_two_ulp_of_the_exact_value() {
+    // Reference: f64 tanh rounded to f32. Dense sweep of [-12, 12] plus tiny values.
+    let mut worst = 0u32;
+    let mut x = -12.0f32;
+    let mut check = |x: f32| {
+        let got = skywatch::layers::tanh(x);
+        let want = (x as f64).tanh() as f32;
+        let ulps = (got.to_bits() as i64 - want.to_bits() as i64).unsigned_abs() as u32;
+        assert!(ulps <= 2, "tanh({x}) = {got}, exact {want} ({ulps} ulp)");
+        worst = worst.max(ulps);
+    };
+    while x <= 12.0 {
+        check(x);
+        x += 1.0 / 4096.0;
+    }
+    for e in -40..0 {
+        check(2f32.powi(e));
+        check(-(2f32.powi(e)) * 1.7);
+    }
+    check(0.0);
+    assert!(skywatch::layers::tanh(f32::INFINITY) == 1.0 && skywatch::layers::tanh(-1e30) == -1.0);
+    assert!(skywatch::layers::tanh(f32::NAN).is_nan(), "NaN must stay NaN, so that divergence shows");
 }

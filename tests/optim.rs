@@ -49,3 +49,44 @@ fn adam_matches_pytorch() {
     let wd = OptimizerConfig { beta1: 0.8, beta2: 0.9, eps: 1e-6, weight_decay: 0.1, ..adam(0.01) };
     assert_close(&run(wd), [0.470323592, -1.47000313, 1.97020733], "adam + weight decay");
 }
+
+/// The lecture's SGD is applied inside the backward pass (no gradient buffer); it must give the
+/// weights the optimizer loop gives: bit for bit without weight decay, to rounding with it.
+#[test]
+fn fused_sgd_equals_the_optimizer_loop() {
+    use ndarray::Array2;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use skywatch::config::{Activation, LossKind, ModelConfig};
+    use skywatch::model::Mlp;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let config =
+        ModelConfig { layers: vec![300, 40, 20, 3], activation: Activation::Tanh, loss: LossKind::CrossEntropy };
+    let start = Mlp::new(&config, &mut rng).unwrap();
+    let batches: Vec<(Array2<f32>, Vec<u8>)> = (0..5)
+        .map(|_| {
+            let x = Array2::from_shape_fn((64, 300), |_| rng.random_range(-1.0f32..1.0));
+            (x, (0..64).map(|i| (i % 3) as u8).collect())
+        })
+        .collect();
+    for weight_decay in [0.0, 0.01] {
+        let sgd = OptimizerConfig { weight_decay, ..sgd(0.05) };
+        let mut fused = start.clone();
+        let mut opt = Optimizer::new(sgd.clone(), fused.num_params());
+        let mut separate = start.clone();
+        let mut opt2 = Optimizer::new(sgd, separate.num_params());
+        for (x, t) in &batches {
+            fused.train_batch(x.view(), t, &mut opt);
+            separate.loss_and_backward(x.view(), t);
+            opt2.step(&mut separate.params, &separate.grads);
+        }
+        assert_eq!(opt.step, 5);
+        if weight_decay == 0.0 {
+            assert!(fused.params == separate.params, "fused SGD differs from the optimizer loop");
+        } else {
+            let worst = fused.params.iter().zip(&separate.params).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(worst < 1e-6, "fused SGD with weight decay differs by {worst}");
+        }
+    }
+}
