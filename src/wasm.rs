@@ -109,11 +109,21 @@ pub struct Data {
 
 #[wasm_bindgen]
 impl Data {
-    /// Checks both files against the manifest (byte length, sha256, labels).
+    /// Checks both files against the manifest (byte length, sha256, labels). The sha256 of each
+    /// file may be passed in (hex) when JS computed it with `crypto.subtle`, several times faster
+    /// than hashing in wasm; it is computed here when omitted.
     #[wasm_bindgen(constructor)]
-    pub fn new(manifest_json: &str, train: Vec<u8>, test: Vec<u8>) -> Result<Data, JsError> {
+    pub fn new(
+        manifest_json: &str,
+        train: Vec<u8>,
+        test: Vec<u8>,
+        train_sha256: Option<String>,
+        test_sha256: Option<String>,
+    ) -> Result<Data, JsError> {
         let manifest = Manifest::parse(manifest_json.as_bytes())?;
-        Ok(Data { inner: Arc::new(Dataset::from_bundle(&manifest, train, test)?) })
+        let data =
+            Dataset::from_bundle_hashed(&manifest, (train, train_sha256.as_deref()), (test, test_sha256.as_deref()))?;
+        Ok(Data { inner: Arc::new(data) })
     }
 
     pub fn classes(&self) -> Vec<String> {

@@ -110,13 +110,16 @@ async fn api_round_trip() {
     let info = build_info().unwrap();
     assert!(get(&info, "kernel").as_string().unwrap().contains("simd"));
     let (manifest, train, test) = bundle(200);
-    let data = Data::new(&manifest, train.clone(), test.clone()).unwrap();
+    let data = Data::new(&manifest, train.clone(), test.clone(), None, None).unwrap();
     assert_eq!((data.train_len(), data.test_len()), (200, 100));
 
     // A corrupted byte is caught by the manifest's sha256.
     let mut bad = train.clone();
     bad[5] ^= 1;
-    assert!(Data::new(&manifest, bad, test.clone()).is_err());
+    assert!(Data::new(&manifest, bad, test.clone(), None, None).is_err());
+    // A digest computed outside (crypto.subtle) is compared with the manifest's, not trusted.
+    assert!(Data::new(&manifest, train.clone(), test.clone(), Some("00".repeat(32)), None).is_err());
+    assert!(Data::new(&manifest, train.clone(), test.clone(), Some(sha256_hex(&train).to_uppercase()), None).is_ok());
 
     let config = r#"{"model":{"layers":[3072,32,2],"activation":"tanh","loss":"nll"},
         "optimizer":{"kind":"sgd","lr":0.01},"batch_size":64,"epochs":2,"seed":5,"train_size":null}"#;

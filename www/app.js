@@ -123,12 +123,17 @@ async function boot() {
   state.status = 'Starting the training worker…';
   scheduleRender();
   try {
-    const ready = await client.request({ type: 'init', threads: state.threads, store: 'skywatch' }, 'ready');
+    // Both at once: the worker downloads (or reads from its cache) and hashes the data while the
+    // wasm module compiles and its threads start.
+    const readyP = client.request({ type: 'init', threads: state.threads, store: 'skywatch' }, 'ready');
+    const dataP = client.request({ type: 'load-data', url: 'data/' }, 'data-ready');
+    dataP.catch(() => {}); // reported below, after init's own error if both fail
+    const ready = await readyP;
     state.mode = ready.mode;
     state.status = 'Loading the training data…';
     requestDescribe();
     scheduleRender();
-    state.data.ready = await client.request({ type: 'load-data', url: 'data/' }, 'data-ready');
+    state.data.ready = await dataP;
     requestDescribe();
   } catch (e) {
     state.phase = 'error';
@@ -138,7 +143,8 @@ async function boot() {
     return;
   }
   try {
-    onRestored(await client.request({ type: 'restore' }, 'restored'));
+    // With autostart a new run begins at once; restoring the saved model first would only delay it.
+    if (!state.autostart) onRestored(await client.request({ type: 'restore' }, 'restored'));
   } catch (e) {
     if (state.crashed) return;
     pushError('restore', `The saved model could not be restored: ${e.message}`);

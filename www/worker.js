@@ -31,6 +31,11 @@ if (self.Worker) {
 const SLICE_MS = 80;
 const DATA_CACHE = 'skywatch-data-v1';
 
+/** Resolves once `init` has loaded the package, so that `load-data`, sent at the same time,
+ *  downloads and hashes meanwhile and only waits for the wasm to hand the bytes over. */
+let markReady;
+const wasmReady = new Promise((resolve) => { markReady = resolve; });
+
 const state = {
   wasm: null,        // the imported package module
   mode: null,        // {threads, kernel, isolated, reason}
@@ -40,6 +45,7 @@ const state = {
   config: null,      // TrainConfig of the session
   history: [],       // EpochStats of the session so far
   running: false,    // a training loop is active
+  saving: Promise.resolve(), // the latest IndexedDB write, chained so that writes keep their order
   paused: false,
   stopRequested: false,
   store: null,       // idb-keyval store for the saved model
@@ -81,10 +87,13 @@ async function init({ threads = navigator.hardwareConcurrency || 1, store = 'sky
   state.wasm = wasm;
   state.mode = { threads: n, kernel: info.kernel, isolated, reason: useThreads ? `${reason} (${info.kernel})` : `${reason}, ${info.kernel}` };
   state.store = persist ? createStore(`${store}-db`, 'runs') : null;
+  markReady();
   post({ type: 'ready', mode: state.mode });
 }
 
-/** Fetches `url` with progress reports, from the Cache API when it holds it. */
+/** Fetches `url` with progress reports, from the Cache API when it holds it. The bytes land in
+ *  one buffer of the announced length (no list of chunks to concatenate: the page's peak memory
+ *  is what the issue on speed counts). */
 async function fetchCached(url, name, cache) {
   let res = cache ? await cache.match(url) : undefined;
   const fromCache = Boolean(res);
@@ -94,19 +103,30 @@ async function fetchCached(url, name, cache) {
   }
   const total = Number(res.headers.get('content-length')) || 0;
   const reader = res.body.getReader();
-  const chunks = [];
+  let bytes = new Uint8Array(total);
   let loaded = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    chunks.push(value);
+    if (loaded + value.length > bytes.length) {
+      // No or a wrong Content-Length: grow (doubling), which only a misconfigured server causes.
+      const bigger = new Uint8Array(Math.max(2 * bytes.length, loaded + value.length));
+      bigger.set(bytes.subarray(0, loaded));
+      bytes = bigger;
+    }
+    bytes.set(value, loaded);
     loaded += value.length;
     post({ type: 'data-progress', file: name, loaded, total, fromCache });
   }
-  const bytes = new Uint8Array(loaded);
-  let off = 0;
-  for (const c of chunks) { bytes.set(c, off); off += c.length; }
-  return { bytes, fromCache };
+  return { bytes: loaded === bytes.length ? bytes : bytes.slice(0, loaded), fromCache };
+}
+
+/** Lower-case hex sha256 by the browser's native implementation, or undefined where
+ *  `crypto.subtle` is missing (pages over plain http): the wasm side then hashes. */
+async function sha256(bytes) {
+  if (!self.crypto?.subtle) return undefined;
+  const d = new Uint8Array(await self.crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 async function loadData({ url = 'data/' }) {
@@ -125,7 +145,9 @@ async function loadData({ url = 'data/' }) {
   ]);
   try {
     // Checks sizes, sha256 and labels against the manifest; copies the bytes into wasm memory.
-    state.data = new state.wasm.Data(manifestText, train.bytes, test.bytes);
+    const [trainSha, testSha] = await Promise.all([sha256(train.bytes), sha256(test.bytes)]);
+    await wasmReady;
+    state.data = new state.wasm.Data(manifestText, train.bytes, test.bytes, trainSha, testSha);
   } catch (e) {
     // A corrupt cached copy must not be served again.
     if (cache) await Promise.all(files.map((f) => cache.delete(f)));
@@ -133,9 +155,8 @@ async function loadData({ url = 'data/' }) {
   }
   if (cache) {
     // Record files carry their hash in their name, so a cached copy never goes stale.
-    for (const [i, f] of files.entries()) {
-      const got = i === 0 ? train : test;
-      if (!got.fromCache) await cache.put(f, new Response(got.bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(got.bytes.length) } }));
+    for (const [i, got] of [train, test].entries()) {
+      if (!got.fromCache) await cache.put(files[i], new Response(got.bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(got.bytes.length) } }));
     }
   }
   state.manifest = manifest;
@@ -157,10 +178,13 @@ function newSession(config) {
 }
 
 /** Saves weights, configuration and history after each epoch, so a reload keeps the model. */
-async function saveModel() {
-  if (!state.store) return;
-  const weights = state.session.exportWeights();
-  await set(state.storeKey, { config: state.config, history: state.history, weights, savedAt: Date.now() }, state.store);
+/** Snapshots the model now and queues its IndexedDB write behind earlier ones; resolves when
+ *  this one is written. Training need not wait for the disk. */
+function saveModel() {
+  if (!state.store) return Promise.resolve();
+  const record = { config: state.config, history: [...state.history], weights: state.session.exportWeights(), savedAt: Date.now() };
+  state.saving = state.saving.catch(() => {}).then(() => set(state.storeKey, record, state.store));
+  return state.saving;
 }
 
 async function restore() {
@@ -197,7 +221,7 @@ async function train({ config, continueRun = false }) {
       if (step.epoch) {
         state.history.push(step.epoch);
         post({ type: 'epoch', stats: step.epoch });
-        await saveModel();
+        saveModel().catch((e) => fail('save', e));
       }
       // Aim for SLICE_MS per slice whatever the machine and model.
       batches = Math.max(1, Math.min(1000, Math.round(batches * SLICE_MS / Math.max(ms, 1))));

@@ -149,7 +149,10 @@ impl std::fmt::Debug for Split {
 impl Split {
     /// Checks `bytes` against the manifest entry (length, sha256) and every label against
     /// `classes`, then keeps them. Errors name the file and, for a bad label, its byte offset.
-    pub fn from_bytes(info: &SplitInfo, classes: usize, bytes: Vec<u8>) -> Result<Split> {
+    ///
+    /// `digest` is the file's sha256 when the caller already computed it (the browser hashes at
+    /// native speed with `crypto.subtle`); it is computed here otherwise.
+    pub fn from_bytes(info: &SplitInfo, classes: usize, bytes: Vec<u8>, digest: Option<&str>) -> Result<Split> {
         if bytes.len() as u64 != info.bytes {
             return Err(Error::format(
                 &info.file,
@@ -157,7 +160,7 @@ impl Split {
                 format!("{} bytes, the manifest says {} (truncated or wrong file)", bytes.len(), info.bytes),
             ));
         }
-        let actual = sha256_hex(&bytes);
+        let actual = digest.map_or_else(|| sha256_hex(&bytes), str::to_ascii_lowercase);
         if actual != info.sha256 {
             return Err(Error::Checksum {
                 file: info.file.clone(),
@@ -243,11 +246,20 @@ pub struct Dataset {
 impl Dataset {
     /// Checks both files against the manifest.
     pub fn from_bundle(manifest: &Manifest, train: Vec<u8>, test: Vec<u8>) -> Result<Dataset> {
+        Dataset::from_bundle_hashed(manifest, (train, None), (test, None))
+    }
+
+    /// [`Dataset::from_bundle`] with each file's sha256 when the caller already has it.
+    pub fn from_bundle_hashed(
+        manifest: &Manifest,
+        (train, train_sha): (Vec<u8>, Option<&str>),
+        (test, test_sha): (Vec<u8>, Option<&str>),
+    ) -> Result<Dataset> {
         let k = manifest.classes.len();
         Ok(Dataset {
             classes: manifest.classes.clone(),
-            train: Split::from_bytes(&manifest.train, k, train)?,
-            test: Split::from_bytes(&manifest.test, k, test)?,
+            train: Split::from_bytes(&manifest.train, k, train, train_sha)?,
+            test: Split::from_bytes(&manifest.test, k, test, test_sha)?,
         })
     }
 

@@ -106,18 +106,19 @@ function instrument() {
 }
 
 /** A fresh browser profile (so IndexedDB, the Cache API and downloads start empty). */
-export async function openBrowser() {
+export async function openBrowser({ extraArgs = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'skywatch-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
     acceptDownloads: true,
     viewport: { width: 1280, height: 900 },
   });
   await context.addInitScript(instrument);
   return {
     context,
+    profile,
     async close() {
       await context.close().catch(() => {});
       rmSync(profile, { recursive: true, force: true });
