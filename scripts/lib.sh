@@ -4,6 +4,7 @@
 NIGHTLY=nightly-2026-05-20
 WASM_BINDGEN_VERSION=0.2.130 # must equal the exact pin in Cargo.toml
 WASM_PACK_VERSION=0.15.1
+CARGO_FUZZ_VERSION=0.13.2 # scripts/fuzz; runs on $NIGHTLY
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
 
 # Single-threaded package: simd128 only (runs in browsers without relaxed-simd), stable Rust.

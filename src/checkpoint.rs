@@ -39,7 +39,25 @@ pub fn save(model: &Mlp) -> Vec<u8> {
         ("format".to_string(), "pt".to_string()),
         (MODEL_KEY.to_string(), serde_json::to_string(&model.config).expect("config serialises")),
     ]);
-    safetensors::serialize(tensors, Some(meta)).expect("valid tensors serialise")
+    stable_header(safetensors::serialize(tensors, Some(meta)).expect("valid tensors serialise"))
+}
+
+/// Sorts the header's `__metadata__` keys, so that one model always gives the same bytes:
+/// `safetensors::serialize` writes them in `HashMap` order, which is random per process.
+/// The header keeps its length (same tokens, compact JSON, the same space padding).
+fn stable_header(mut file: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(file[..8].try_into().expect("8-byte length")) as usize;
+    let Ok(mut header) = serde_json::from_slice::<serde_json::Value>(&file[8..8 + n]) else { return file };
+    if let Some(serde_json::Value::Object(meta)) = header.get_mut("__metadata__") {
+        let sorted: std::collections::BTreeMap<String, serde_json::Value> = std::mem::take(meta).into_iter().collect();
+        meta.extend(sorted);
+    }
+    let json = serde_json::to_string(&header).expect("a JSON value serialises");
+    if json.len() <= n {
+        file[8..8 + json.len()].copy_from_slice(json.as_bytes());
+        file[8 + json.len()..8 + n].fill(b' ');
+    }
+    file
 }
 
 /// Loads a checkpoint. The configuration comes from the file's metadata; a file without it (a
@@ -190,4 +208,63 @@ fn read_tensor(st: &SafeTensors, name: &str, shape: &[usize], out: &mut [f32]) -
 
 fn bytes_of(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Metadata key of a run state (see [`save_run`]).
+pub const RUN_KEY: &str = "skywatch.run";
+
+/// Where a run stands between two epochs: with the parameters and the optimizer's buffers this is
+/// everything a resumed run needs to end exactly as an uninterrupted one.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunState {
+    pub config: crate::config::TrainConfig,
+    pub epochs_done: usize,
+    pub optimizer_step: u64,
+    /// The loader's generator position (words), as a decimal string: JSON numbers lose `u128`s.
+    pub loader_position: String,
+}
+
+/// A run state as safetensors: flat tensors `params`, `optimizer.state1`, `optimizer.state2`
+/// (the last two only when the optimizer has them) and the [`RunState`] as metadata.
+pub fn save_run(state: &RunState, params: &[f32], state1: &[f32], state2: &[f32]) -> Vec<u8> {
+    let bufs: Vec<(&str, Vec<u8>)> = [("params", params), ("optimizer.state1", state1), ("optimizer.state2", state2)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(n, v)| (n, bytes_of(v)))
+        .collect();
+    let tensors = bufs.iter().map(|(name, data)| {
+        (name.to_string(), TensorView::new(Dtype::F32, vec![data.len() / 4], data).expect("shape matches data"))
+    });
+    let meta = HashMap::from([(RUN_KEY.to_string(), serde_json::to_string(state).expect("run state serialises"))]);
+    safetensors::serialize(tensors, Some(meta)).expect("valid tensors serialise")
+}
+
+/// Reads a run state: the [`RunState`] and the flat `params`, `optimizer.state1`,
+/// `optimizer.state2` (empty when absent). Sizes are checked by the caller against its model.
+pub fn load_run(bytes: &[u8]) -> Result<(RunState, [Vec<f32>; 3])> {
+    if bytes.len() > 3 * MAX_FILE_BYTES {
+        return Err(Error::Checkpoint(format!("run state of {} bytes is larger than any run", bytes.len())));
+    }
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Checkpoint(format!("not a run state: {e}")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::Checkpoint(format!("not a run state: {e}")))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(RUN_KEY))
+        .ok_or_else(|| Error::Checkpoint(format!("not a run state: no '{RUN_KEY}' metadata (a weights file?)")))?;
+    let state: RunState = serde_json::from_str(json)
+        .map_err(|e| Error::Checkpoint(format!("metadata '{RUN_KEY}' is not a run state: {e}")))?;
+    let read = |name: &str| -> Result<Vec<f32>> {
+        match st.tensor(name) {
+            Err(_) => Ok(Vec::new()),
+            Ok(t) => {
+                let mut v = vec![0.0; t.shape().iter().product()];
+                read_tensor(&st, name, &[v.len()], &mut v)?;
+                Ok(v)
+            }
+        }
+    };
+    Ok((state, [read("params")?, read("optimizer.state1")?, read("optimizer.state2")?]))
 }

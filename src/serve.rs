@@ -19,6 +19,13 @@
 //!   With `--cors` also `Access-Control-Allow-Origin: *`, for the assets such a page `fetch`es.
 //! * `X-Content-Type-Options: nosniff`: browsers use the declared type, so the types must be
 //!   right (`application/wasm` is required by `WebAssembly.instantiateStreaming`).
+//! * `Content-Security-Policy: `[`CSP`]: our pages, their workers (which take the policy of their
+//!   own script's response) and the rayon workers (`blob:` workers, which inherit it) run only
+//!   our own scripts, no inline script or style, no `eval`; see [`CSP`] for each directive.
+//!   `--no-csp` leaves it out, for a folder of pages that are not ours (the e2e tests' blog host
+//!   page, with its inline `<style>`, embedding the widget from another origin). The policy of a
+//!   host page embedding the widget is the host's: this header on our scripts does not apply to
+//!   it.
 //!
 //! Caching: data record files named by their content hash (`train-<16 hex>.bin`,
 //! `test-<16 hex>.bin`) are `immutable` for a year; everything else is `no-cache`, revalidated
@@ -30,28 +37,78 @@
 //! canonicalized (resolving symbolic links) and must still lie inside its root. Refusals are
 //! `404`s, which do not reveal whether anything exists.
 //!
-//! Files are streamed from disk with a `Content-Length`; requests are answered by a small pool
-//! of threads, as the page loads its wasm, data and worker scripts in parallel.
+//! Every response has a `Content-Length`. Small files are read whole before their response
+//! starts; larger ones (the data records) are streamed from disk, and if such a file shrinks
+//! while it is sent (a rebuild rewriting it), the response ends with an error that closes the
+//! connection: the client sees a failed request, never one waiting for bytes that do not come.
+//!
+//! HTTP/1.1 (with keep-alive and pipelining) is [`hyper`]'s, on a small multi-threaded [`tokio`]
+//! runtime of its own thread; path resolution and file reads run on the runtime's blocking
+//! pool, so a slow disk never holds up the connections. The page loads its wasm, data and worker
+//! scripts over several connections in parallel.
 
 use crate::error::{Error, Result};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::thread::JoinHandle;
-use std::time::{Instant, UNIX_EPOCH};
-use tiny_http::{Header, Method, Request, Response, StatusCode};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::oneshot;
 
 /// The uPlot build mounted by default at [`UPLOT_PREFIX`] (relative to the working directory).
 pub const UPLOT_DIR: &str = "node_modules/uplot/dist";
 /// Where [`UPLOT_DIR`] is mounted by default.
 pub const UPLOT_PREFIX: &str = "/vendor/uplot/";
 
-/// Threads answering requests (each streams one response at a time).
-const DEFAULT_THREADS: usize = 32;
+/// Worker threads of the runtime answering requests. Each serves any number of connections;
+/// the disk work runs on the runtime's blocking pool ([`BLOCKING_THREADS`]).
+const DEFAULT_THREADS: usize = 2;
+
+/// At most this many threads read files and resolve paths at once.
+const BLOCKING_THREADS: usize = 16;
+
+/// How long [`Server::stop`] lets responses being sent finish before it closes their
+/// connections.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A connection that does not send a whole request head within this time (an idle keep-alive
+/// connection included) is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `Content-Security-Policy` of every response (unless `--no-csp`). Directive by directive:
+///
+/// * `default-src 'self'`: anything not named below comes from our origin only (fonts, media,
+///   manifests, frames).
+/// * `script-src 'self' 'wasm-unsafe-eval'`: our own script files only, no inline scripts, no
+///   `eval` or `new Function`; `'wasm-unsafe-eval'` allows compiling WebAssembly (the training
+///   package), and nothing else.
+/// * `worker-src 'self' blob:`: the training worker (`worker.js`) and the rayon pool's workers,
+///   which wasm-bindgen-rayon starts from a `blob:` copy of its own helper script.
+/// * `style-src 'self'`: our stylesheets only; no `<style>` and no `style="..."` attributes
+///   (scripts set styles through the CSSOM, `el.style.width = ...`, which is allowed).
+/// * `img-src 'self' blob: data:`: `blob:` for pictures the user chooses (an SVG is drawn
+///   through an `<img>` from a `blob:` URL), `data:` for the empty favicon (`href="data:,"`).
+/// * `connect-src 'self'`: `fetch` of the data bundle, the wasm and the rayon helper script.
+/// * `object-src 'none'; base-uri 'none'; form-action 'none'`: no plugins, no `<base>` that
+///   would move relative URLs, no form submissions anywhere (the form is handled by script).
+pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; \
+    style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'none'";
 
 /// Command-line arguments of `skywatch serve`.
 #[derive(clap::Args, Clone, Debug)]
@@ -75,6 +132,10 @@ pub struct ServeArgs {
     /// Add `Access-Control-Allow-Origin: *`, for pages on other origins that fetch our assets.
     #[arg(long)]
     pub cors: bool,
+    /// Leave out the Content-Security-Policy header (for serving pages that are not ours, such as
+    /// a test blog page with inline styles).
+    #[arg(long)]
+    pub no_csp: bool,
     /// Log one line per request to stderr.
     #[arg(long, short)]
     pub verbose: bool,
@@ -131,14 +192,17 @@ pub struct ServeOptions {
     pub isolation: bool,
     /// Send `Access-Control-Allow-Origin: *`.
     pub cors: bool,
+    /// Send `Content-Security-Policy: `[`CSP`].
+    pub csp: bool,
     /// One line per request on stderr.
     pub verbose: bool,
-    /// Threads answering requests.
+    /// Worker threads of the runtime answering requests (file reads run on its blocking pool).
     pub threads: usize,
 }
 
 impl Default for ServeOptions {
-    /// The command line's defaults, without the uPlot mount: `127.0.0.1:8080`, `www`, isolated.
+    /// The command line's defaults, without the uPlot mount: `127.0.0.1:8080`, `www`, isolated,
+    /// with the content security policy.
     fn default() -> Self {
         ServeOptions {
             host: "127.0.0.1".into(),
@@ -147,6 +211,7 @@ impl Default for ServeOptions {
             mounts: Vec::new(),
             isolation: true,
             cors: false,
+            csp: true,
             verbose: false,
             threads: DEFAULT_THREADS,
         }
@@ -168,6 +233,7 @@ impl ServeOptions {
             mounts,
             isolation: !a.no_isolation,
             cors: a.cors,
+            csp: !a.no_csp,
             verbose: a.verbose,
             threads: DEFAULT_THREADS,
         }
@@ -195,9 +261,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 pub struct Server {
     addr: SocketAddr,
     isolated: bool,
-    http: Arc<tiny_http::Server>,
-    stopping: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    /// Tells the accept loop to stop (dropping it does too); `None` once used.
+    stop: Option<oneshot::Sender<()>>,
+    /// The thread running the runtime; `None` once joined.
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -216,30 +283,25 @@ impl Server {
         self.isolated
     }
 
-    /// Stops accepting requests, lets the ones being answered finish, and returns.
+    /// Stops accepting requests, lets the responses being sent finish (for up to a few seconds),
+    /// closes the connections, and returns.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     /// Blocks while the server runs (until another thread stops the process).
     pub fn wait(mut self) {
-        for w in self.workers.drain(..) {
-            let _ = w.join();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 
     fn shutdown(&mut self) {
-        if self.workers.is_empty() {
-            return;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        self.stopping.store(true, Ordering::SeqCst);
-        // Each unblock wakes one worker waiting in `recv`; a worker returning with a request
-        // answers it first, then sees the flag.
-        for _ in &self.workers {
-            self.http.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -250,7 +312,7 @@ impl Drop for Server {
     }
 }
 
-/// Checks the folders, binds the address and starts answering requests on a thread pool.
+/// Checks the folders, binds the address and starts answering requests on a thread of its own.
 pub fn start(opts: ServeOptions) -> Result<Server> {
     let mut mounts = vec![Mount { prefix: "/".into(), dir: opts.root.clone() }];
     for m in &opts.mounts {
@@ -276,42 +338,80 @@ pub fn start(opts: ServeOptions) -> Result<Server> {
     let addrs: Vec<SocketAddr> = (opts.host.as_str(), opts.port).to_socket_addrs().map_err(listen_error)?.collect();
     let listener = TcpListener::bind(&addrs[..]).map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
-    let http = tiny_http::Server::from_listener(listener, None).map_err(|e| {
-        let e = match e.downcast::<io::Error>() {
-            Ok(e) => *e,
-            Err(e) => io::Error::other(e.to_string()),
-        };
-        listen_error(e)
-    })?;
-    let http = Arc::new(http);
-    let site = Arc::new(Site { roots, isolation: opts.isolation, cors: opts.cors, verbose: opts.verbose });
-    let mut server = Server {
-        addr,
-        isolated: opts.isolation,
-        http,
-        stopping: Arc::new(AtomicBool::new(false)),
-        workers: Vec::new(),
+    listener.set_nonblocking(true).map_err(listen_error)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.threads.max(1))
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_name("serve")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::io("serve runtime", e))?;
+    let listener = {
+        let _in_runtime = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).map_err(listen_error)?
     };
-    for i in 0..opts.threads.max(1) {
-        let (http, site) = (server.http.clone(), site.clone());
-        let stopping = server.stopping.clone();
-        let worker = std::thread::Builder::new()
-            .name(format!("serve-{i}"))
-            .spawn(move || {
-                while !stopping.load(Ordering::SeqCst) {
-                    match http.recv() {
-                        Ok(rq) => site.answer(rq),
-                        Err(e) if site.verbose && !stopping.load(Ordering::SeqCst) => {
-                            eprintln!("serve: {e}")
-                        }
-                        Err(_) => {}
+    let site =
+        Arc::new(Site { roots, isolation: opts.isolation, cors: opts.cors, csp: opts.csp, verbose: opts.verbose });
+    let (stop, stopped) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("serve".into())
+        .spawn(move || {
+            runtime.block_on(accept(listener, site, stopped));
+            // Reads still running on the blocking pool are of connections already closed.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })
+        .map_err(|e| Error::io("serve thread", e))?;
+    Ok(Server { addr, isolated: opts.isolation, stop: Some(stop), thread: Some(thread) })
+}
+
+/// Accepts connections until `stopped`, each served by a task of its own; then closes the
+/// listener, lets the responses being sent finish (for up to [`STOP_GRACE`]) and returns.
+async fn accept(listener: tokio::net::TcpListener, site: Arc<Site>, mut stopped: oneshot::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted.
+                    if site.verbose {
+                        eprintln!("serve: accept: {e}");
                     }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
                 }
-            })
-            .map_err(|e| Error::io("serve thread", e))?; // dropping `server` stops the others
-        server.workers.push(worker);
+            },
+        };
+        // The small responses (module scripts) go out at once, not after a delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let answering = site.clone();
+        let service = service_fn(move |rq: Request<Incoming>| {
+            let site = answering.clone();
+            async move { Ok::<_, Infallible>(site.answer(rq, peer).await) }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        let verbose = site.verbose;
+        tokio::spawn(async move {
+            // A client going away mid-response, a malformed request, a file that shrank.
+            if let Err(e) = connection.await
+                && verbose
+            {
+                eprintln!("{peer} connection closed: {e}");
+            }
+        });
     }
-    Ok(server)
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(STOP_GRACE) => {}
+    }
 }
 
 /// A mount with its folder canonicalized.
@@ -399,50 +499,57 @@ enum Found {
     Nothing,
 }
 
-/// What the worker threads share.
+/// What the connections share.
 struct Site {
     /// Longest prefix first.
     roots: Vec<Root>,
     isolation: bool,
     cors: bool,
+    csp: bool,
     verbose: bool,
 }
 
-type Reply = Response<Box<dyn Read + Send>>;
+type Reply = Response<Payload>;
 
 impl Site {
-    fn answer(&self, rq: Request) {
+    /// Answers one request. The disk work (path resolution, opening and reading small files) runs
+    /// on the blocking pool; a request body, if any, is not read (hyper discards it, or closes the
+    /// connection).
+    async fn answer(self: Arc<Site>, rq: Request<Incoming>, peer: SocketAddr) -> Reply {
         let started = Instant::now();
-        let method = rq.method().clone();
-        let url = rq.url().to_string();
-        let remote = rq.remote_addr().copied();
-        let reply = self.reply(&rq);
-        let status = reply.status_code().0;
-        let len = reply.data_length().unwrap_or(0);
-        let result = rq.respond(reply);
-        if self.verbose {
-            let peer = remote.map(|a| a.to_string()).unwrap_or_default();
-            let error = result.err().map(|e| format!(" ({e})")).unwrap_or_default();
-            eprintln!(
-                "{peer} {method} {} {status} {len} {:.1}ms{error}",
-                url.escape_debug(),
-                started.elapsed().as_secs_f64() * 1e3
-            );
+        let (rq, _body) = rq.into_parts();
+        let (method, target) = (rq.method.clone(), rq.uri.to_string());
+        let site = self.clone();
+        let mut reply = match tokio::task::spawn_blocking(move || site.reply(&rq)).await {
+            Ok(reply) => reply,
+            Err(_) => self.error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        };
+        if method == Method::HEAD {
+            // The headers of the GET, its Content-Length included, without its body.
+            *reply.body_mut() = Payload::bytes(Bytes::new());
         }
+        if self.verbose {
+            let len = reply.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+            let status = reply.status().as_u16();
+            reply.body_mut().log = Some(Log { peer, method, target, status, len: len.unwrap_or(0), started });
+        }
+        reply
     }
 
-    fn reply(&self, rq: &Request) -> Reply {
-        if !matches!(rq.method(), Method::Get | Method::Head) {
-            return self.error(405, "Method Not Allowed").with_header(header("Allow", "GET, HEAD"));
+    fn reply(&self, rq: &Parts) -> Reply {
+        if !matches!(rq.method, Method::GET | Method::HEAD) {
+            let allow = (header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return with_header(self.error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"), allow);
         }
-        let Some(target) = request_path(rq.url()) else {
-            return self.error(400, "Bad Request");
+        let url = rq.uri.to_string();
+        let Some(target) = request_path(&url) else {
+            return self.error(StatusCode::BAD_REQUEST, "Bad Request");
         };
         let Some(decoded) = percent_decode(target).and_then(|b| String::from_utf8(b).ok()) else {
-            return self.error(400, "Bad Request");
+            return self.error(StatusCode::BAD_REQUEST, "Bad Request");
         };
         let Some(segments) = segments(&decoded) else {
-            return self.error(404, "Not Found");
+            return self.error(StatusCode::NOT_FOUND, "Not Found");
         };
         let dir_url = decoded.ends_with('/');
         for root in &self.roots {
@@ -458,84 +565,98 @@ impl Site {
                         location.push_str(&percent_encode(s));
                     }
                     location.push('/');
-                    if let Some((_, query)) = rq.url().split_once('?') {
+                    if let Some(query) = rq.uri.query() {
                         location.push('?');
                         location.push_str(query);
                     }
-                    return self.error(301, "Moved Permanently").with_header(header("Location", &location));
+                    let Ok(location) = HeaderValue::from_str(&location) else {
+                        return self.error(StatusCode::BAD_REQUEST, "Bad Request");
+                    };
+                    let moved = self.error(StatusCode::MOVED_PERMANENTLY, "Moved Permanently");
+                    return with_header(moved, (header::LOCATION, location));
                 }
                 Found::Nothing => {}
             }
         }
-        self.error(404, "Not Found")
+        self.error(StatusCode::NOT_FOUND, "Not Found")
     }
 
-    fn file(&self, rq: &Request, path: &Path, meta: Metadata) -> Reply {
+    fn file(&self, rq: &Parts, path: &Path, meta: Metadata) -> Reply {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let cache = if is_hashed_record(name) { "public, max-age=31536000, immutable" } else { "no-cache" };
         let file = match File::open(path) {
             Ok(f) => f,
-            Err(_) => return self.error(404, "Not Found"),
+            Err(_) => return self.error(StatusCode::NOT_FOUND, "Not Found"),
         };
         // The opened file's own size and time, in case it was replaced since the lookup.
         let meta = file.metadata().unwrap_or(meta);
-        let mut len = meta.len() as usize;
+        let len = meta.len();
         let etag = etag(&meta);
         let mut headers = self.common_headers();
-        headers.push(header("Content-Type", content_type(name)));
-        headers.push(header("Cache-Control", cache));
-        headers.push(header("ETag", &etag));
-        let unchanged = rq
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("If-None-Match"))
-            .is_some_and(|h| etag_matches(h.value.as_str(), &etag));
-        let (status, body): (u16, Box<dyn Read + Send>) = if unchanged {
-            (304, Box::new(io::empty()))
-        } else if len <= WHOLE_FILE_LIMIT {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(name)));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("an ASCII tag"));
+        let unchanged =
+            rq.headers.get_all(header::IF_NONE_MATCH).iter().any(|v| v.to_str().is_ok_and(|v| etag_matches(v, &etag)));
+        if unchanged {
+            return respond(StatusCode::NOT_MODIFIED, headers, Payload::bytes(Bytes::new()));
+        }
+        let body = if len <= WHOLE_FILE_LIMIT {
             // Read first, then send: the Content-Length is then exactly what is sent even if a
-            // rebuild rewrites the file meanwhile. tiny_http keeps a connection open after a body
-            // that ends early, and the client would wait forever for the missing bytes.
-            let mut bytes = Vec::with_capacity(len);
-            if file.take(WHOLE_FILE_LIMIT as u64).read_to_end(&mut bytes).is_err() {
-                return self.error(404, "Not Found");
+            // rebuild rewrites the file meanwhile.
+            let mut bytes = Vec::with_capacity(len as usize);
+            if file.take(WHOLE_FILE_LIMIT).read_to_end(&mut bytes).is_err() {
+                return self.error(StatusCode::NOT_FOUND, "Not Found");
             }
-            len = bytes.len();
-            (200, Box::new(io::Cursor::new(bytes)))
+            Payload::bytes(bytes.into())
         } else {
-            (200, Box::new(ExactLen { file, remaining: len as u64 }))
+            Payload::file(file, len)
         };
-        // A 304 (or HEAD) has no body, but its Content-Length is the file's, as RFC 9110 wants.
-        Response::new(StatusCode(status), headers, body, Some(len), None).with_chunked_threshold(usize::MAX)
+        respond(StatusCode::OK, headers, body)
     }
 
-    fn error(&self, status: u16, text: &'static str) -> Reply {
-        let body = format!("{status} {text}\n").into_bytes();
-        let len = body.len();
+    fn error(&self, status: StatusCode, text: &'static str) -> Reply {
+        let body = format!("{} {text}\n", status.as_u16());
         let mut headers = self.common_headers();
-        headers.push(header("Content-Type", "text/plain; charset=utf-8"));
-        headers.push(header("Cache-Control", "no-store"));
-        let body: Box<dyn Read + Send> = Box::new(io::Cursor::new(body));
-        Response::new(StatusCode(status), headers, body, Some(len), None).with_chunked_threshold(usize::MAX)
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        respond(status, headers, Payload::bytes(body.into()))
     }
 
-    fn common_headers(&self) -> Vec<Header> {
-        let mut h = Vec::with_capacity(10);
+    fn common_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::with_capacity(12);
+        let mut add = |name: HeaderName, value: &'static str| h.insert(name, HeaderValue::from_static(value));
         if self.isolation {
-            h.push(header("Cross-Origin-Opener-Policy", "same-origin"));
-            h.push(header("Cross-Origin-Embedder-Policy", "require-corp"));
+            add(HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+            add(HeaderName::from_static("cross-origin-embedder-policy"), "require-corp");
         }
-        h.push(header("Cross-Origin-Resource-Policy", "cross-origin"));
+        add(HeaderName::from_static("cross-origin-resource-policy"), "cross-origin");
         if self.cors {
-            h.push(header("Access-Control-Allow-Origin", "*"));
+            add(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
         }
-        h.push(header("X-Content-Type-Options", "nosniff"));
+        add(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        if self.csp {
+            add(header::CONTENT_SECURITY_POLICY, CSP);
+        }
         h
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
+/// A response whose `Content-Length` is its body's. A `304` has no body and no length (hyper
+/// leaves one out); a `HEAD` response keeps the length of its `GET` (see [`Site::answer`]).
+fn respond(status: StatusCode, mut headers: HeaderMap, body: Payload) -> Reply {
+    if status != StatusCode::NOT_MODIFIED {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.remaining));
+    }
+    let mut reply = Response::new(body);
+    *reply.status_mut() = status;
+    *reply.headers_mut() = headers;
+    reply
+}
+
+fn with_header(mut reply: Reply, (name, value): (HeaderName, HeaderValue)) -> Reply {
+    reply.headers_mut().insert(name, value);
+    reply
 }
 
 /// The path of a request target (origin form `/a/b?q`, or absolute form `http://host/a/b`),
@@ -649,29 +770,117 @@ fn etag_matches(value: &str, etag: &str) -> bool {
         .any(|v| v == "*" || v.strip_prefix("W/").unwrap_or(v) == etag.strip_prefix("W/").unwrap_or(etag))
 }
 
-/// Files up to this size are read whole before their response starts (see `file`).
-const WHOLE_FILE_LIMIT: usize = 128 << 20;
+/// Files up to this size are read whole before their response starts (see `Site::file`); larger
+/// ones are streamed.
+const WHOLE_FILE_LIMIT: u64 = 1 << 20;
 
-/// A file body (above [`WHOLE_FILE_LIMIT`]) that must deliver exactly the `Content-Length` already sent. A file that shrinks
-/// while it is sent (a rebuild rewriting it) ends the response with an error, which closes the
-/// connection, instead of leaving the client waiting for bytes that never come.
-struct ExactLen {
-    file: File,
+/// A streamed file is read in chunks of this size.
+const CHUNK: usize = 256 << 10;
+
+/// The body of a response: exactly its `Content-Length` (`remaining` at the start), from memory
+/// or streamed from a file. A file that shrinks while it is sent (a rebuild rewriting it) ends
+/// the body with an error, and hyper closes the connection, instead of leaving the client
+/// waiting for bytes that never come; a file that grows is sent up to its length at the start.
+struct Payload {
+    source: Source,
+    /// Bytes still to send.
     remaining: u64,
+    /// What ended the body early, for the log.
+    failure: Option<String>,
+    /// Written when the body ends or is dropped (`--verbose`).
+    log: Option<Log>,
 }
 
-impl Read for ExactLen {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 {
-            return Ok(0);
+enum Source {
+    Memory(Bytes),
+    /// The file, and the buffer it is read into.
+    File(tokio::fs::File, Box<[u8]>),
+}
+
+impl Payload {
+    fn bytes(bytes: Bytes) -> Payload {
+        Payload { remaining: bytes.len() as u64, source: Source::Memory(bytes), failure: None, log: None }
+    }
+
+    /// `len` bytes of `file`, from its current position.
+    fn file(file: File, len: u64) -> Payload {
+        let buf = vec![0; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))].into_boxed_slice();
+        let source = Source::File(tokio::fs::File::from_std(file), buf);
+        Payload { source, remaining: len, failure: None, log: None }
+    }
+}
+
+impl Body for Payload {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = &mut *self;
+        if this.remaining == 0 {
+            return Poll::Ready(None);
         }
-        let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
-        let n = self.file.read(&mut buf[..max])?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
-        }
-        self.remaining -= n as u64;
-        Ok(n)
+        let chunk = match &mut this.source {
+            Source::Memory(bytes) => Ok(std::mem::take(bytes)),
+            Source::File(file, buf) => {
+                let want = buf.len().min(usize::try_from(this.remaining).unwrap_or(usize::MAX));
+                let mut read = ReadBuf::new(&mut buf[..want]);
+                match ready!(Pin::new(file).poll_read(cx, &mut read)) {
+                    Ok(()) if read.filled().is_empty() => {
+                        Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"))
+                    }
+                    Ok(()) => Ok(Bytes::copy_from_slice(read.filled())),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        Poll::Ready(Some(match chunk {
+            Ok(chunk) => {
+                debug_assert!(chunk.len() as u64 <= this.remaining);
+                this.remaining -= chunk.len() as u64;
+                Ok(Frame::data(chunk))
+            }
+            Err(e) => {
+                this.failure = Some(e.to_string());
+                Err(e)
+            }
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A `--verbose` line: one per response, written when its body has been handed to the
+/// connection whole, or has failed.
+struct Log {
+    peer: SocketAddr,
+    method: Method,
+    target: String,
+    status: u16,
+    len: u64,
+    started: Instant,
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        let Some(Log { peer, method, target, status, len, started }) = self.log.take() else {
+            return;
+        };
+        let outcome = match (&self.failure, self.remaining) {
+            (_, 0) => String::new(),
+            (Some(e), n) => format!(" ({e}; {n} bytes not sent)"),
+            (None, n) => format!(" (connection closed; {n} bytes not sent)"),
+        };
+        eprintln!(
+            "{peer} {method} {} {status} {len} {:.1}ms{outcome}",
+            target.escape_debug(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
 }
 
@@ -720,6 +929,76 @@ mod tests {
         assert!("vendor=x".parse::<Mount>().is_err());
         assert!("/a/../b=x".parse::<Mount>().is_err());
         assert!("/a".parse::<Mount>().is_err());
+    }
+
+    /// Polls `body` to its end: the bytes it gave, and the error that ended it, if any.
+    fn drain(body: &mut Payload) -> (u64, Option<io::Error>) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let mut got = 0;
+            loop {
+                match std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+                    None => return (got, None),
+                    Some(Ok(frame)) => got += frame.into_data().unwrap().len() as u64,
+                    Some(Err(e)) => return (got, Some(e)),
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn a_streamed_file_gives_exactly_its_length_or_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        let len = 3 * CHUNK as u64 + 5;
+        fs::write(&path, vec![7u8; len as usize]).unwrap();
+
+        let mut body = Payload::file(File::open(&path).unwrap(), len);
+        assert_eq!(body.size_hint().exact(), Some(len));
+        let (got, error) = drain(&mut body);
+        assert_eq!(got, len);
+        assert!(error.is_none(), "{error:?}");
+        assert!(body.is_end_stream());
+
+        // Grown since the length was taken: only that length.
+        let mut body = Payload::file(File::open(&path).unwrap(), len - 10);
+        assert_eq!(drain(&mut body).0, len - 10);
+
+        // Shrunk while being sent: an error, never a short body that ends normally.
+        let mut body = Payload::file(File::open(&path).unwrap(), len);
+        File::options().write(true).open(&path).unwrap().set_len(CHUNK as u64 + 1).unwrap();
+        let (got, error) = drain(&mut body);
+        assert_eq!(got, CHUNK as u64 + 1);
+        assert_eq!(error.map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
+        assert!(!body.is_end_stream());
+    }
+
+    /// Through a real connection: the client reading a large file that is cut short sees the
+    /// connection end (with fewer bytes than the Content-Length), rather than waiting.
+    #[test]
+    fn a_file_shrinking_mid_response_closes_the_connection() {
+        use std::net::TcpStream;
+        let dir = tempfile::tempdir().unwrap();
+        let len = 48usize << 20; // more than the socket buffers hold
+        fs::write(dir.path().join("big.bin"), vec![1u8; len]).unwrap();
+        let server = start(ServeOptions { port: 0, root: dir.path().into(), ..ServeOptions::default() }).unwrap();
+        let mut s = TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut head = [0u8; 4096];
+        let n = s.read(&mut head).unwrap();
+        assert!(String::from_utf8_lossy(&head[..n]).contains(&format!("content-length: {len}")));
+        std::thread::sleep(std::time::Duration::from_millis(300)); // the server fills the buffers
+        File::options().write(true).open(dir.path().join("big.bin")).unwrap().set_len(1 << 20).unwrap();
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        let end = s.read_to_end(&mut rest);
+        assert!(
+            !matches!(&end, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+            "the client was left waiting: {end:?}"
+        );
+        assert!(n + rest.len() < len, "all {len} bytes arrived");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

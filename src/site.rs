@@ -6,7 +6,7 @@
 //! DIR/pkg/ pkg-threads/ vendor/      the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
-//! DIR/_headers                       COOP/COEP/CORP/CORS for hosts that read this file
+//! DIR/_headers                       COOP/COEP/CORP/CORS/CSP for hosts that read this file
 //! ```
 //!
 //! The folder is assembled beside `DIR` and renamed into place, so a failed build leaves the
@@ -59,18 +59,26 @@ const PAGE_FILES: &[&str] = &[
     "embed.js",
     "embed.css",
     "embed-example.html",
+    "embed-example.css",
 ];
 const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "vendor"];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin
-/// isolation for threads, and CORS + CORP so that blogs on other origins may load the widget.
-const HEADERS_FILE: &str = "/*
+/// isolation for threads, CORS + CORP so that blogs on other origins may load the widget, and the
+/// content security policy of `skywatch serve` ([`crate::serve::CSP`]).
+fn headers_file() -> String {
+    format!(
+        "/*
   Cross-Origin-Opener-Policy: same-origin
   Cross-Origin-Embedder-Policy: require-corp
   Cross-Origin-Resource-Policy: cross-origin
   Access-Control-Allow-Origin: *
   X-Content-Type-Options: nosniff
-";
+  Content-Security-Policy: {}
+",
+        crate::serve::CSP
+    )
+}
 
 pub fn run(args: &SiteArgs) -> Result<()> {
     for d in BUILT_DIRS {
@@ -100,7 +108,7 @@ pub fn run(args: &SiteArgs) -> Result<()> {
             copy(&args.data.join(f), &dir.join("data").join(f))?;
         }
     }
-    fs::write(dir.join("_headers"), HEADERS_FILE).map_err(|e| Error::io(dir.join("_headers"), e))?;
+    fs::write(dir.join("_headers"), headers_file()).map_err(|e| Error::io(dir.join("_headers"), e))?;
     let report = size_report(dir)?;
 
     // Swap in the new folder: the old one goes only once the new one is complete.

@@ -226,6 +226,47 @@ impl Trainer {
         }
     }
 
+    /// The run as it stands between two epochs (configuration, weights, optimizer state, loader
+    /// position, epoch count), for [`Trainer::resume`]. Mid-epoch there is nothing exact to save.
+    pub fn save_state(&self) -> Result<Vec<u8>> {
+        if self.running.is_some() {
+            return Err(Error::Config("a run can be saved only between epochs".into()));
+        }
+        let state = checkpoint::RunState {
+            config: self.config.clone(),
+            epochs_done: self.epoch,
+            optimizer_step: self.optimizer.step,
+            loader_position: self.loader.rng_position().to_string(),
+        };
+        let o = &self.optimizer;
+        Ok(checkpoint::save_run(&state, &self.model.params, &o.state1, &o.state2))
+    }
+
+    /// Continues a run saved by [`Trainer::save_state`]: it then ends exactly as it would have
+    /// without the interruption.
+    pub fn resume(bytes: &[u8], data: impl Into<Arc<Dataset>>) -> Result<Trainer> {
+        let (state, [params, state1, state2]) = checkpoint::load_run(bytes)?;
+        let mut t = Trainer::new(state.config, data)?;
+        let sizes = [(&t.model.params, &params), (&t.optimizer.state1, &state1), (&t.optimizer.state2, &state2)];
+        if let Some((want, got)) = sizes.iter().find(|(want, got)| want.len() != got.len()) {
+            return Err(Error::Shape {
+                what: "run state buffer".into(),
+                expected: vec![want.len()],
+                actual: vec![got.len()],
+            });
+        }
+        let position = state.loader_position.parse::<u128>().map_err(|_| {
+            Error::Checkpoint(format!("run state: loader position '{}' is not a number", state.loader_position))
+        })?;
+        t.model.params = params;
+        t.optimizer.state1 = state1;
+        t.optimizer.state2 = state2;
+        t.optimizer.step = state.optimizer_step;
+        t.loader.set_rng_position(position);
+        t.epoch = state.epochs_done;
+        Ok(t)
+    }
+
     /// Replaces the model with a checkpoint's (from the CLI, the page or PyTorch). The file may
     /// hold another architecture, if it fits the data; the optimizer then starts afresh.
     pub fn load_weights(&mut self, bytes: &[u8]) -> Result<()> {

@@ -256,6 +256,18 @@ impl Session {
         Ok(self.trainer.predict(&images).into_raw_vec_and_offset().0)
     }
 
+    /// The whole run between two epochs (weights, optimizer state, loader position, epoch
+    /// count): `Session.resume` continues it exactly.
+    #[wasm_bindgen(js_name = saveState)]
+    pub fn save_state(&self) -> Result<Vec<u8>, JsError> {
+        Ok(self.trainer.save_state()?)
+    }
+
+    /// Continues a run saved by `saveState` on `data`.
+    pub fn resume(state: &[u8], data: &Data) -> Result<Session, JsError> {
+        Ok(Session { trainer: Trainer::resume(state, Arc::clone(&data.inner))? })
+    }
+
     /// The weights as a safetensors file (PyTorch `state_dict` names).
     #[wasm_bindgen(js_name = exportWeights)]
     pub fn export_weights(&self) -> Vec<u8> {

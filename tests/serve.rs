@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SECRET: &str = "TOP-SECRET-CONTENTS";
-const DATA_BYTES: usize = 100_000; // above tiny_http's chunking threshold
+const DATA_BYTES: usize = 100_000; // large enough to be sent in several writes
 
 /// `tmp/www` (the root), `tmp/vendor` (a mount), and `tmp/secret` outside both.
 struct Site {
@@ -199,6 +199,52 @@ fn no_isolation_keeps_corp_and_cors_adds_allow_origin() {
         let r = get(&server, path);
         assert_isolated(&r, true);
         assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"), "{path}");
+    }
+}
+
+/// The policy the page is written for (no inline script or style, no eval, workers from our
+/// origin or `blob:`); a change to it should be a deliberate change of this test too.
+const EXPECTED_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; \
+    style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'none'";
+
+#[test]
+fn every_response_carries_the_content_security_policy() {
+    assert_eq!(skywatch::serve::CSP, EXPECTED_CSP);
+    for bad in ["'unsafe-inline'", "'unsafe-eval'", "*", "http:", "https:"] {
+        assert!(!EXPECTED_CSP.split([' ', ';']).any(|t| t == bad), "{bad} in the policy");
+    }
+    let site = Site::new();
+    let server = site.start();
+    let csp = |r: &Reply| r.header("Content-Security-Policy").map(str::to_string);
+    // Files of every type, an index page, a mount, a 404; then a redirect, a 400 and a refusal.
+    let paths = ["", "index.html", "app.js", "pkg/skywatch_bg.wasm", "style.css", "data/manifest.json"];
+    for path in paths.into_iter().chain(["vendor/uplot/uPlot.esm.js", "missing"]) {
+        assert_eq!(csp(&get(&server, path)).as_deref(), Some(EXPECTED_CSP), "{path}");
+    }
+    for (target, status) in [(&b"/sub"[..], 301), (b"/%zz", 400), (b"/.hidden", 404)] {
+        let r = raw(&server, "GET", target, "");
+        assert_eq!(r.status, status);
+        assert_eq!(csp(&r).as_deref(), Some(EXPECTED_CSP), "{}", String::from_utf8_lossy(target));
+    }
+    // A 304 and a HEAD, and a 405.
+    let etag = get(&server, "app.js").header("ETag").unwrap().to_string();
+    let r = raw(&server, "GET", b"/app.js", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(r.status, 304);
+    assert_eq!(csp(&r).as_deref(), Some(EXPECTED_CSP));
+    assert_eq!(csp(&raw(&server, "HEAD", b"/index.html", "")).as_deref(), Some(EXPECTED_CSP));
+    assert_eq!(csp(&raw(&server, "POST", b"/app.js", "Content-Length: 0\r\n")).as_deref(), Some(EXPECTED_CSP));
+    // Exactly one policy header (two would both apply, the stricter winning).
+    let r = get(&server, "index.html");
+    assert_eq!(r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("Content-Security-Policy")).count(), 1);
+    drop(server);
+
+    // --no-csp (a folder of pages that are not ours) leaves it out, and only it.
+    let server = start(ServeOptions { csp: false, ..site.options() }).unwrap();
+    for path in ["", "app.js", "missing"] {
+        let r = get(&server, path);
+        assert_eq!(csp(&r), None, "{path}");
+        assert_isolated(&r, true);
     }
 }
 

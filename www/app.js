@@ -4,13 +4,14 @@
 // Automation hooks (end-to-end tests rely on them): `<html data-state>` is one of loading, ready,
 // training, paused, done, error; `[data-metric=...]` elements hold plain-text values; URL
 // parameters preset, epochs, seed, train_size, lr, batch_size, layers, activation, loss,
-// optimizer, momentum, threads, autostart=1.
+// optimizer, momentum, threads, autostart=1. A `skywatch:debug-crash` event dispatched at the
+// document makes the training worker crash (`debug-crash` in client.js), to test the recovery.
 
 import { WorkerClient, decodeImage, trainFlopsPerSample } from './client.js';
 import { Charts } from './charts.js';
 import { argmax, imageCanvas, sampleIndices } from './gallery.js';
 import {
-  DEFAULT_FORM, FIELDS, applyPreset, configFromForm, describeRecipe, format, formFromConfig,
+  DEFAULT_FORM, FIELDS, MAX_WEIGHTS_BYTES, applyPreset, configFromForm, describeRecipe, format, formFromConfig,
   formFromParams, matchPreset, paramsFromForm,
 } from './config.js';
 
@@ -44,6 +45,7 @@ const state = {
   status: 'Starting the training worker…',
   errors: [],                   // {where, message}
   crashed: false,
+  startFailed: false,           // the data (or the worker) could not load: offer to try again
   evaluation: { busy: false, again: false, result: null, version: 0 },
   gallery: { busy: false, again: false, draw: 0, mistakesOnly: false, result: null, version: 0, lastAt: 0, timer: 0 },
   picture: { busy: false, result: null, error: '', version: 0, queue: Promise.resolve() },
@@ -138,6 +140,8 @@ async function boot() {
   } catch (e) {
     state.phase = 'error';
     state.status = 'The page could not start.';
+    // A failed download or a corrupt bundle (its cached copy is dropped) can be tried again.
+    state.startFailed = true;
     if (!state.crashed) pushError(state.mode ? 'load-data' : 'init', e.message);
     scheduleRender();
     return;
@@ -152,6 +156,10 @@ async function boot() {
   state.phase = 'ready';
   if (!state.model) state.status = 'Ready: press Start to train.';
   scheduleRender();
+  if (state.restored?.interrupted) {
+    setTimeout(() => startTraining(true), 0);
+    return;
+  }
   if (state.autostart) {
     state.autostart = false;
     // Honoured once: a reload then restores the model instead of starting over.
@@ -164,7 +172,7 @@ async function boot() {
 }
 
 function onRestored(r) {
-  state.restored = { found: r.found, epochs: r.history?.length ?? 0, discarded: r.discarded ?? '' };
+  state.restored = { found: r.found, epochs: r.history?.length ?? 0, discarded: r.discarded ?? '', interrupted: Boolean(r.interrupted) };
   if (!r.found) return;
   state.model = { config: r.config, summary: r.summary, source: 'restored', history: r.history ?? [] };
   state.historyVersion++;
@@ -175,6 +183,12 @@ function onRestored(r) {
     requestDescribe();
   }
   const n = state.model.history.length;
+  if (r.interrupted) {
+    // The tab was closed or reloaded mid-run: carry on from the last finished epoch, with the
+    // optimizer and shuffling state of then, so the run ends as if nothing had happened.
+    state.status = `Resuming the run interrupted after epoch ${n} of ${r.config.epochs}.`;
+    return;
+  }
   state.status = `Restored the model saved after ${n} epoch${n === 1 ? '' : 's'}. Start trains a new one.`;
   requestEvaluation();
   refreshGallery();
@@ -183,6 +197,7 @@ function onRestored(r) {
 async function restart() {
   state.errors = [];
   state.crashed = false;
+  state.startFailed = false;
   state.data = { files: {}, ready: null };
   state.run = null;
   state.model = null;
@@ -404,8 +419,11 @@ async function classifyBlob(blob) {
   pic.busy = true;
   scheduleRender();
   try {
-    const { rgba, width, height } = await decodeImage(blob);
-    await predictPicture(rgba, width, height, blob.name || 'pasted picture');
+    // decodeImage's messages name the file; the worker's do not.
+    const { rgba, width, height, note } = await decodeImage(blob);
+    const name = blob.name || 'pasted picture';
+    await predictPicture(rgba, width, height, note ? `${name} (${note})` : name)
+      .catch((e) => { throw new Error(`Could not classify ${name}: ${e.message}`); });
   } catch (e) {
     pic.error = e.message;
   } finally {
@@ -468,6 +486,14 @@ async function uploadWeights(file) {
   const w = state.weights;
   if (w.busy) return;
   if (!idle()) { w.message = 'Stop the training before loading weights.'; scheduleRender(); return; }
+  // Refused by size before a byte is read: a file far larger than any model is not read into memory.
+  if (file.size > MAX_WEIGHTS_BYTES || file.size === 0) {
+    w.message = file.size
+      ? `Could not load ${file.name}: it is ${mb(file.size)}, larger than any model this page can hold (at most ${mb(MAX_WEIGHTS_BYTES)}).`
+      : `Could not load ${file.name}: the file is empty.`;
+    scheduleRender();
+    return;
+  }
   w.busy = true;
   w.message = `Loading ${file.name}…`;
   scheduleRender();
@@ -568,13 +594,14 @@ function renderHeader() {
 }
 
 function renderErrors() {
-  const key = `${state.errors.length}:${state.errors.map((e) => e.message).join('|')}:${state.crashed}`;
+  const key = `${state.errors.length}:${state.errors.map((e) => e.message).join('|')}:${state.crashed}:${state.startFailed}`;
   if (state.rendered.errors === key) return;
   state.rendered.errors = key;
   $('error-list').replaceChildren(...state.errors.map((e) => el('li', {}, e.message)));
   $('error-actions').hidden = state.errors.length === 0;
-  $('restart').hidden = !state.crashed;
-  $('dismiss-errors').hidden = state.crashed;
+  $('restart').hidden = !(state.crashed || state.startFailed);
+  $('restart').textContent = state.crashed ? 'Restart the worker' : 'Try again';
+  $('dismiss-errors').hidden = state.crashed || state.startFailed;
 }
 
 function renderData() {
@@ -611,8 +638,10 @@ function renderData() {
     state.rendered.problems = true;
     const box = $('url-problems');
     box.hidden = state.urlProblems.length === 0;
+    // Shown as text (never markup), a long value cut short.
+    const clip = (v) => (v.length > 60 ? `${v.slice(0, 60)}…` : v);
     $('url-problem-list').replaceChildren(...state.urlProblems.map((p) => el('li', {},
-      el('code', {}, `${p.param}=${p.value}`), `: ${p.message}; using ${p.fallback === '' ? 'the default' : p.fallback}.`)));
+      el('code', {}, `${p.param}=${clip(p.value)}`), `: ${p.message}; using ${p.fallback === '' ? 'the default' : p.fallback}.`)));
   }
 }
 
@@ -876,6 +905,8 @@ function wire() {
   });
   $('forget').addEventListener('click', forgetSaved);
   document.addEventListener('visibilitychange', scheduleRender);
+  // Test hook (see the header): crash the worker as a real crash would.
+  document.addEventListener('skywatch:debug-crash', () => client.send({ type: 'debug-crash' }));
 }
 
 wire();

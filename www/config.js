@@ -4,6 +4,10 @@
 /** Width of the input layer: 3 x 32 x 32 pixels. */
 export const INPUTS = 3072;
 
+/** Largest weights file the page reads: that of the largest model the core takes (64 M float32
+ *  parameters, `config::MAX_PARAMETERS`) plus 1 MiB of header, as `checkpoint::MAX_FILE_BYTES`. */
+export const MAX_WEIGHTS_BYTES = (64 << 20) * 4 + (1 << 20);
+
 /** The lecture's two models. A preset fixes the recipe (model, optimizer, batch size); epochs,
  *  seed and training-set size can be changed without leaving the preset. */
 export const PRESETS = {

@@ -26,8 +26,8 @@ function workerUrl() {
   return URL.createObjectURL(new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' }));
 }
 
+// Static markup of ours, no data in it (the stylesheet link is added through the DOM).
 const TEMPLATE = `
-  <link rel="stylesheet" href="${new URL('widget.css', BASE).href}">
   <section class="card" aria-labelledby="title">
     <header>
       <h2 id="title">Bird or airplane?</h2>
@@ -76,9 +76,12 @@ class SkywatchTrainer extends HTMLElement {
   connectedCallback() {
     if (this.shadowRoot) return;
     const root = this.attachShadow({ mode: 'open' });
+    const css = document.createElement('link');
+    css.rel = 'stylesheet';
+    css.href = new URL('widget.css', BASE).href;
     const tpl = document.createElement('template');
     tpl.innerHTML = TEMPLATE; // static markup of ours, no data inserted
-    root.append(tpl.content.cloneNode(true));
+    root.append(css, tpl.content.cloneNode(true));
     const $ = (sel) => root.querySelector(sel);
     this.#ui = {
       train: $('#train'), mode: $('[data-metric="mode"]'), progress: $('.progress'), bar: $('#bar'),

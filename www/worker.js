@@ -6,7 +6,7 @@
 // error is `{type: 'error', where, message}` and never leaves the worker in a broken state.
 
 import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-feature-detect/index.js';
-import { createStore, del, get, set } from './vendor/idb-keyval/index.js';
+import { createStore, del, get, set, update } from './vendor/idb-keyval/index.js';
 
 // The blog widget may load this worker from another origin than the page's: it then runs from a
 // blob: URL (page origin) that imports this module. Workers must be same-origin with their
@@ -27,9 +27,17 @@ if (self.Worker) {
   };
 }
 
+// A content security policy violation in this worker is logged as an error (the page logs its
+// own), so that it is seen; the e2e tests fail on any.
+self.addEventListener('securitypolicyviolation', (e) => {
+  console.error(`CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || 'an inline resource'} at ${e.sourceFile || self.location.href}:${e.lineNumber} (training worker)`);
+});
+
 /** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
 const SLICE_MS = 80;
 const DATA_CACHE = 'skywatch-data-v1';
+/** Tries per data file before the download is reported as failed. */
+const DOWNLOAD_ATTEMPTS = 3;
 
 /** Resolves once `init` has loaded the package, so that `load-data`, sent at the same time,
  *  downloads and hashes meanwhile and only waits for the wasm to hand the bytes over. */
@@ -95,12 +103,30 @@ async function init({ threads = navigator.hardwareConcurrency || 1, store = 'sky
  *  one buffer of the announced length (no list of chunks to concatenate: the page's peak memory
  *  is what the issue on speed counts). */
 async function fetchCached(url, name, cache) {
-  let res = cache ? await cache.match(url) : undefined;
-  const fromCache = Boolean(res);
-  if (!res) {
-    res = await fetch(url);
-    if (!res.ok) throw new Error(`${name}: HTTP ${res.status} ${res.statusText} for ${url}`);
+  const cached = cache ? await cache.match(url) : undefined;
+  if (cached) return readBody(cached, name, true);
+  // A connection that drops half way restarts the file from its start (a clean restart: nothing
+  // partial is kept or cached), a few times with a growing pause.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(url);
+      if (!res.ok) throw new HttpError(`${name}: HTTP ${res.status} ${res.statusText} for ${url}`);
+      return await readBody(res, name, false);
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+      if (attempt >= DOWNLOAD_ATTEMPTS) {
+        throw new Error(`${name}: the download failed ${attempt} times (${e.message}); check the connection and try again`);
+      }
+      post({ type: 'data-progress', file: name, loaded: 0, total: 0, fromCache: false, retry: attempt });
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
   }
+}
+
+/** An HTTP error status: retrying the same request would not help. */
+class HttpError extends Error {}
+
+async function readBody(res, name, fromCache) {
   const total = Number(res.headers.get('content-length')) || 0;
   const reader = res.body.getReader();
   let bytes = new Uint8Array(total);
@@ -133,10 +159,25 @@ async function loadData({ url = 'data/' }) {
   // Relative to this module, not to self.location, which is a blob: URL for the widget.
   const base = new URL(url, import.meta.url);
   const manifestUrl = new URL('manifest.json', base).href;
-  const res = await fetch(manifestUrl, { cache: 'no-cache' });
+  const res = await fetch(manifestUrl, { cache: 'no-cache' }).catch((e) => {
+    throw new Error(`manifest.json: the download failed (${e.message}); check the connection and try again`);
+  });
   if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status} for ${manifestUrl} (build the data with \`skywatch data\`)`);
   const manifestText = await res.text();
-  const manifest = JSON.parse(manifestText);
+  let manifest;
+  try {
+    manifest = JSON.parse(manifestText);
+  } catch (e) {
+    throw new Error(`manifest.json: not valid JSON (${e.message}); rebuild the bundle with \`skywatch data\``);
+  }
+  // The wasm side checks the whole manifest; before fetching, only this: the files must be plain
+  // names inside the bundle folder (a manifest cannot send the page elsewhere).
+  for (const split of ['train', 'test']) {
+    const file = manifest?.[split]?.file;
+    if (typeof file !== 'string' || !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(file)) {
+      throw new Error(`manifest.json: ${split}.file ${JSON.stringify(file)} is not a plain file name in the bundle folder`);
+    }
+  }
   const cache = self.caches ? await self.caches.open(DATA_CACHE).catch(() => null) : null;
   const files = [manifest.train.file, manifest.test.file].map((f) => new URL(f, base).href);
   const [train, test] = await Promise.all([
@@ -178,12 +219,24 @@ function newSession(config) {
 }
 
 /** Saves weights, configuration and history after each epoch, so a reload keeps the model. */
-/** Snapshots the model now and queues its IndexedDB write behind earlier ones; resolves when
- *  this one is written. Training need not wait for the disk. */
-function saveModel() {
+/** Snapshots the run now (weights, optimizer state, loader position: `saveState`, only between
+ *  epochs) and queues its IndexedDB write behind earlier ones; resolves when it is written.
+ *  Training need not wait for the disk. `interrupted` marks a run that should carry on by itself
+ *  after a reload. */
+function saveModel({ interrupted = false } = {}) {
   if (!state.store) return Promise.resolve();
-  const record = { config: state.config, history: [...state.history], weights: state.session.exportWeights(), savedAt: Date.now() };
-  state.saving = state.saving.catch(() => {}).then(() => set(state.storeKey, record, state.store));
+  const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, savedAt: Date.now() };
+  return queueWrite(() => set(state.storeKey, record, state.store));
+}
+
+/** Marks the saved run as not to be resumed by itself (the user stopped it). */
+function markNotInterrupted() {
+  if (!state.store) return Promise.resolve();
+  return queueWrite(() => update(state.storeKey, (r) => (r ? { ...r, interrupted: false } : r), state.store));
+}
+
+function queueWrite(write) {
+  state.saving = state.saving.catch(() => {}).then(write);
   return state.saving;
 }
 
@@ -191,10 +244,13 @@ async function restore() {
   const saved = state.store ? await get(state.storeKey, state.store) : undefined;
   if (!saved || !state.data) { post({ type: 'restored', found: false }); return; }
   try {
-    newSession(saved.config);
-    state.session.importWeights(new Uint8Array(saved.weights));
+    state.session?.free();
+    // Resumes exactly where the saved epoch ended (the run then ends as an uninterrupted one).
+    state.session = state.wasm.Session.resume(new Uint8Array(saved.state), state.data);
+    state.config = JSON.parse(state.session.config());
     state.history = saved.history ?? [];
-    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary() });
+    if (state.session.epochsDone() !== state.history.length) throw new Error('the saved history does not match the saved run');
+    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary(), interrupted: Boolean(saved.interrupted) && state.history.length < state.config.epochs });
   } catch (e) {
     await del(state.storeKey, state.store);
     state.session = null;
@@ -221,13 +277,19 @@ async function train({ config, continueRun = false }) {
       if (step.epoch) {
         state.history.push(step.epoch);
         post({ type: 'epoch', stats: step.epoch });
-        saveModel().catch((e) => fail('save', e));
+        saveModel({ interrupted: state.history.length < epochs }).catch((e) => fail('save', e));
       }
       // Aim for SLICE_MS per slice whatever the machine and model.
       batches = Math.max(1, Math.min(1000, Math.round(batches * SLICE_MS / Math.max(ms, 1))));
       await yieldToEvents();
     }
+    if (state.stopRequested) markNotInterrupted().catch((e) => fail('save', e));
     post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });
+  } catch (e) {
+    // A run that failed (it diverged) must not resume by itself after a reload only to fail
+    // again: the saved model of its last good epoch stays, for the user to continue or not.
+    markNotInterrupted().catch(() => {});
+    throw e;
   } finally {
     state.running = false;
   }
@@ -300,7 +362,19 @@ const handlers = {
   resume: () => { state.paused = false; state.resume?.(); state.resume = null; post({ type: 'resumed' }); },
   stop: () => { state.stopRequested = true; state.paused = false; state.resume?.(); state.resume = null; },
   forget: async () => { if (state.store) await del(state.storeKey, state.store); post({ type: 'forgotten' }); },
+  'debug-crash': debugCrash,
 };
+
+/** Test hook (tests/e2e/hardening.test.mjs): the worker dies the way a real crash does. The
+ *  error is thrown outside any handler, so nothing here catches it and the page's Worker gets an
+ *  `error` event (WorkerClient's `crash`); closing first ends the worker for good, training loop
+ *  and all, as an abort would. */
+function debugCrash() {
+  setTimeout(() => {
+    self.close();
+    throw new Error('debug-crash: the training worker was made to crash (a test hook)');
+  }, 0);
+}
 
 self.onmessage = async ({ data: msg }) => {
   const handler = handlers[msg?.type];

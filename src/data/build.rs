@@ -39,6 +39,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use flate2::read::GzDecoder;
+use image::ImageDecoder as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use md5::{Digest, Md5};
 use sha2::Sha256;
@@ -118,7 +119,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
         return Ok(BuildOutcome::UpToDate(m));
     }
 
-    let (train, test) = plan.input.read(&plan.info, &labels, opts.progress)?;
+    let (train, test) = plan.input.read(&plan.info, &opts.classes, &labels, opts.progress)?;
     let manifest = write_bundle(&opts.out, &opts.classes, &train, &test, plan.info)?;
     Ok(BuildOutcome::Built(manifest))
 }
@@ -337,15 +338,16 @@ impl Plan {
 }
 
 impl Input {
-    /// Reads and validates the whole input: `(train, test)` records.
-    fn read(self, info: &SourceInfo, labels: &[u8], progress: bool) -> Result<(Records, Records)> {
+    /// Reads and validates the whole input: `(train, test)` records. `labels` are the official
+    /// labels of `classes`.
+    fn read(self, info: &SourceInfo, classes: &[String], labels: &[u8], progress: bool) -> Result<(Records, Records)> {
         let map = label_map(labels);
         let (train, test) = match self {
             Input::Download { url, cache_dir, md5 } => {
                 let path = fetch(&url, &cache_dir, &md5, progress)?;
-                read_archive(&path, &md5, &map, labels.len(), progress)?
+                read_archive(&path, &md5, classes, progress)?
             }
-            Input::Archive { path, md5 } => read_archive(&path, &md5, &map, labels.len(), progress)?,
+            Input::Archive { path, md5 } => read_archive(&path, &md5, classes, progress)?,
             Input::Batches { dir } => read_batches(&dir, &map, labels.len())?,
             Input::Images { splits } => {
                 let [train, test] = splits;
@@ -486,6 +488,10 @@ impl Records {
     fn count(&self) -> usize {
         self.bytes.len() / RECORD_BYTES
     }
+
+    fn from_split(split: super::Split, classes: usize) -> Records {
+        Records { per_class: split.counts(classes), bytes: split.records }
+    }
 }
 
 /// Streams one CIFAR-10 batch (`size` bytes from `r`), keeping the records of the mapped classes.
@@ -536,23 +542,37 @@ fn read_batch(
 
 /// Reads the train and test batches from the archive at `path`, streaming, and checks that its
 /// md5 is still `md5` (it was checked before; this catches a file changed in between).
-fn read_archive(
-    path: &Path,
-    md5: &str,
-    map: &[Option<u8>; 10],
-    classes: usize,
-    progress: bool,
-) -> Result<(Records, Records)> {
+fn read_archive(path: &Path, md5: &str, classes: &[String], progress: bool) -> Result<(Records, Records)> {
     let shown = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let bar = progress_bar(progress, Some(len), "reading archive", true);
-    let hashing = HashingReader { inner: file, md5: Md5::new(), bar: bar.clone() };
-    let mut archive = tar::Archive::new(GzDecoder::new(hashing));
+    let mut hashing = HashingReader { inner: file, md5: Md5::new(), bar: bar.clone() };
+    let (train, test) = read_archive_from(&mut hashing, &shown, classes)?;
+    bar.finish_and_clear();
+    check_md5(&shown, md5, &hex(&hashing.md5.finalize()))?;
+    Ok((Records::from_split(train, classes.len()), Records::from_split(test, classes.len())))
+}
+
+/// Reads the CIFAR-10 binary archive (a gzip-compressed tar, as released) from `reader` as a
+/// stream, without extracting it, and returns the `(train, test)` records of `classes` (CIFAR-10
+/// class names; label `i` of the result is `classes[i]`) in the official order: the train split
+/// is `data_batch_1.bin` .. `data_batch_5.bin`, the test split `test_batch.bin`, wherever they are
+/// in the archive. `shown` names the archive in errors.
+///
+/// `reader` is read to its very end, so the gzip trailer's CRC is checked and a hashing reader
+/// sees every byte. The archive and download sources of [`build`] read their file through this
+/// (behind a reader that computes the md5); it is public so that any byte source can be checked
+/// the same way (the fuzz targets use it).
+pub fn read_archive_from(reader: impl Read, shown: &str, classes: &[String]) -> Result<(super::Split, super::Split)> {
+    let labels = resolve_classes(classes)?;
+    let map = label_map(&labels);
+    let classes = labels.len();
+    let mut archive = tar::Archive::new(GzDecoder::new(reader));
     let corrupt = |member: Option<&str>, e: io::Error| {
         let file = match member {
             Some(m) => format!("{shown}: {m}"),
-            None => shown.clone(),
+            None => shown.to_string(),
         };
         Error::format(file, None, format!("truncated or corrupt archive: {e}"))
     };
@@ -579,20 +599,17 @@ fn read_archive(
             return Err(Error::format(file, None, format!("the archive holds {name} more than once")));
         }
         let size = entry.size();
-        *slot = Some(read_batch(&mut entry, size, &file, map, classes, |e| corrupt(Some(&member), e))?);
+        *slot = Some(read_batch(&mut entry, size, &file, &map, classes, |e| corrupt(Some(&member), e))?);
     }
 
-    // Read to the very end: the gzip trailer's CRC is checked there, and the md5 needs every byte.
+    // Read to the very end: the gzip trailer's CRC is checked there, and an md5 needs every byte.
     let mut gz = archive.into_inner();
     io::copy(&mut gz, &mut io::sink()).map_err(|e| corrupt(None, e))?;
-    let mut hashing = gz.into_inner();
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io(path, e))?;
-    bar.finish_and_clear();
-    check_md5(&shown, md5, &hex(&hashing.md5.finalize()))?;
+    io::copy(&mut gz.into_inner(), &mut io::sink()).map_err(|e| corrupt(None, e))?;
 
     let missing = |name: &str| {
         Error::format(
-            shown.clone(),
+            shown,
             None,
             format!(
                 "member {name} is missing (the CIFAR-10 binary archive holds cifar-10-batches-bin/data_batch_1.bin .. data_batch_5.bin and test_batch.bin)"
@@ -603,7 +620,9 @@ fn read_archive(
     for (batch, name) in train.into_iter().zip(TRAIN_BATCHES) {
         all.append(batch.ok_or_else(|| missing(name))?);
     }
-    Ok((all, test.ok_or_else(|| missing(TEST_BATCH))?))
+    let test = test.ok_or_else(|| missing(TEST_BATCH))?;
+    // `read_batch` kept only mapped labels, all below `classes`.
+    Ok((super::Split { records: all.bytes }, super::Split { records: test.bytes }))
 }
 
 /// Reads the batch files of an extracted `cifar-10-batches-bin/` folder.
@@ -658,27 +677,60 @@ fn read_images(files: &[Vec<PathBuf>], bar: &ProgressBar) -> Result<Records> {
     Ok(out)
 }
 
-/// One 32 x 32 RGB image as planar `R, G, B` bytes.
+/// One 32 x 32 RGB image file as planar `R, G, B` bytes.
 fn decode_image(path: &Path) -> Result<Vec<u8>> {
-    let shown = || path.display().to_string();
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image_bytes(&bytes, &path.display().to_string())
+}
+
+/// Decodes one image of an image folder: a JPEG or PNG (told by its content, not its name) that
+/// must be 32 x 32 8-bit RGB without alpha, returned as the 3072 planar bytes of a record (the
+/// 1024 red values, then green, then blue). `shown` names the image in errors. The image-folder
+/// source of [`build`] decodes every file through this.
+pub fn decode_image_bytes(bytes: &[u8], shown: &str) -> Result<Vec<u8>> {
+    // A crafted file can make a decoder panic (zune-jpeg 0.5.15, the `image` crate's JPEG
+    // decoder, indexes out of bounds on some): that is one more image that cannot be decoded, to
+    // be named like the others, not a crash of the whole build.
+    std::panic::catch_unwind(|| decode_rgb32(bytes, shown)).unwrap_or_else(|panic| {
+        let what = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+        Err(Error::format(shown, None, format!("cannot be decoded: the decoder failed ({})", what.unwrap_or("panic"))))
+    })
+}
+
+fn decode_rgb32(bytes: &[u8], shown: &str) -> Result<Vec<u8>> {
+    let shown = || shown.to_string();
     // The format is taken from the content, not the extension: a PNG named .jpg still works.
-    let reader =
-        image::ImageReader::new(io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
+    let reader = image::ImageReader::new(io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::format(shown(), None, format!("cannot be read: {e}")))?;
     if reader.format().is_none() {
         return Err(Error::format(shown(), None, "is not a JPEG or PNG image"));
     }
-    let img = reader.decode().map_err(|e| Error::format(shown(), None, format!("cannot be decoded: {e}")))?;
+    let undecodable = |e: image::ImageError| Error::format(shown(), None, format!("cannot be decoded: {e}"));
+    let wrong = |w: u32, h: u32, color: image::ColorType| {
+        let reason = if color == image::ColorType::Rgb8 {
+            format!("is a {w}x{h} {color:?} image, expected 32x32 Rgb8")
+        } else {
+            format!("is a {w}x{h} {color:?} image, expected 32x32 Rgb8 (8-bit RGB, no alpha)")
+        };
+        Error::format(shown(), None, reason)
+    };
+    // Size and colour type from the header, before any pixel is decoded: a few hundred bytes can
+    // declare an image of hundreds of megabytes, which would take seconds to decode only to be
+    // refused.
+    let decoder = reader.into_decoder().map_err(undecodable)?;
+    let ((w, h), color) = (decoder.dimensions(), decoder.color_type());
+    if color != image::ColorType::Rgb8 || (w, h) != (SIDE as u32, SIDE as u32) {
+        return Err(wrong(w, h, color));
+    }
+    let img = image::DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    // What the header announced, checked again on what was decoded.
     let (w, h, color) = (img.width(), img.height(), img.color());
     let image::DynamicImage::ImageRgb8(rgb) = img else {
-        return Err(Error::format(
-            shown(),
-            None,
-            format!("is a {w}x{h} {color:?} image, expected 32x32 Rgb8 (8-bit RGB, no alpha)"),
-        ));
+        return Err(wrong(w, h, color));
     };
     if (w, h) != (SIDE as u32, SIDE as u32) {
-        return Err(Error::format(shown(), None, format!("is a {w}x{h} {color:?} image, expected 32x32 Rgb8")));
+        return Err(wrong(w, h, color));
     }
     let mut planar = vec![0u8; PIXELS];
     let plane = SIDE * SIDE;

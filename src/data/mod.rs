@@ -106,10 +106,12 @@ impl Manifest {
             return bad(format!("needs 2 to 256 classes, has {}", m.classes.len()));
         }
         for (name, s) in [("train", &m.train), ("test", &m.test)] {
-            if s.per_class.len() != m.classes.len() || s.per_class.iter().sum::<usize>() != s.count {
+            // Checked: the numbers come from the file, and must not wrap into a match.
+            let sum = s.per_class.iter().try_fold(0usize, |a, &n| a.checked_add(n));
+            if s.per_class.len() != m.classes.len() || sum != Some(s.count) {
                 return bad(format!("{name}: per-class counts {:?} do not add up to {}", s.per_class, s.count));
             }
-            if s.bytes != (s.count * RECORD_BYTES) as u64 {
+            if (s.count as u64).checked_mul(RECORD_BYTES as u64) != Some(s.bytes) {
                 return bad(format!("{name}: {} bytes for {} records of {RECORD_BYTES}", s.bytes, s.count));
             }
             if s.file.contains(['/', '\\']) || s.file.starts_with('.') {
@@ -147,8 +149,9 @@ impl std::fmt::Debug for Split {
 }
 
 impl Split {
-    /// Checks `bytes` against the manifest entry (length, sha256) and every label against
-    /// `classes`, then keeps them. Errors name the file and, for a bad label, its byte offset.
+    /// Checks `bytes` against the manifest entry (length, sha256, images per class) and every
+    /// label against `classes`, then keeps them. Errors name the file and, for a bad label, its
+    /// byte offset.
     ///
     /// `digest` is the file's sha256 when the caller already computed it (the browser hashes at
     /// native speed with `crypto.subtle`); it is computed here otherwise.
@@ -169,7 +172,17 @@ impl Split {
                 actual,
             });
         }
-        Split::from_records(&info.file, classes, bytes)
+        let split = Split::from_records(&info.file, classes, bytes)?;
+        // The manifest's counts are what the page and the CLI report; they must be the file's.
+        let counts = split.counts(classes);
+        if counts != info.per_class {
+            return Err(Error::format(
+                &info.file,
+                None,
+                format!("holds {counts:?} images per class, the manifest says {:?}", info.per_class),
+            ));
+        }
+        Ok(split)
     }
 
     /// Records without a manifest (used when building bundles and in tests).

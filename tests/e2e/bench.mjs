@@ -55,9 +55,11 @@ try {
     await page.goto(`${server.url}?preset=lecture&epochs=3&seed=0&autostart=1`);
     // The first epoch of the new run: a model restored from the previous visit shows its own
     // epochs until the new run is drawn (epoch 0), so wait for that first.
-    const epochMetric = () => document.querySelector('[data-metric="epoch"]')?.textContent;
-    await page.waitForFunction(`document.documentElement.dataset.state === 'training' && (${epochMetric})() === '0'`, null, { timeout: 120_000, polling: 10 });
-    const firstEpoch = await page.waitForFunction(`Number((${epochMetric})()) >= 1 ? performance.now() : false`, null, { timeout: 120_000, polling: 10 });
+    // Functions, not strings: the page's content security policy allows no eval after the first.
+    await page.waitForFunction(() => document.documentElement.dataset.state === 'training'
+      && document.querySelector('[data-metric="epoch"]')?.textContent === '0', null, { timeout: 120_000, polling: 10 });
+    const firstEpoch = await page.waitForFunction(() => (Number(document.querySelector('[data-metric="epoch"]')?.textContent) >= 1
+      ? performance.now() : false), null, { timeout: 120_000, polling: 10 });
     const ms = await firstEpoch.jsonValue();
     const timer = setInterval(() => { sample(); }, 250);
     await page.waitForFunction(() => ['done', 'error'].includes(document.documentElement.dataset.state), null, { timeout: 120_000 });

@@ -49,19 +49,25 @@ function run(args) {
 }
 
 /** Starts `skywatch serve` on a free port (serving www/ and the test bundles, or `root`);
- *  resolves with {url, isolated, stop(), log()}. */
-export function startServer({ isolation = true, cors = false, root } = {}) {
+ *  resolves with {url, isolated, stop(), log()}. `csp: false` (`--no-csp`) is for pages that
+ *  are not ours, such as the widget tests' blog host page. */
+export function startServer({ isolation = true, cors = false, csp = true, root } = {}) {
   const args = ['serve', '--port', '0'];
   if (root) args.push('--root', root);
   else args.push('--mount', `/data/=${DATA_DIR}`, '--mount', `/data-quick/=${QUICK_DIR}`);
   if (!isolation) args.push('--no-isolation');
   if (cors) args.push('--cors');
+  if (!csp) args.push('--no-csp');
+  // SKYWATCH_E2E_SERVE_LOG=1: every request is logged, and the log saved in the artifacts.
+  const logRequests = Boolean(process.env.SKYWATCH_E2E_SERVE_LOG);
+  if (logRequests) args.push('--verbose');
   const child = spawn(BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise((r) => child.once('exit', r));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
+    if (logRequests) saveArtifact(`serve-${child.pid}.log`, output);
   };
   // Never leave a server behind, whatever happens to the test process.
   process.once('exit', () => { if (child.exitCode === null) child.kill('SIGKILL'); });
@@ -85,11 +91,19 @@ export function startServer({ isolation = true, cors = false, root } = {}) {
 }
 
 /** Records, from the first script on, every change of `<html data-state>`, every long task of
- *  the main thread and every click, with performance.now() times, in `window.__e2e`. */
+ *  the main thread, every click and every content security policy violation, with
+ *  performance.now() times, in `window.__e2e`. A violation is also logged as a console error
+ *  ("CSP violation: ..."), which `watch` and `openBrowser` collect. Runs in every frame. */
 function instrument() {
-  const rec = { states: [], longtasks: [], clicks: [] };
+  const rec = { states: [], longtasks: [], clicks: [], csp: [] };
   window.__e2e = rec;
   addEventListener('click', (e) => rec.clicks.push({ id: e.target?.id ?? '', t: performance.now() }), true);
+  // Violations fire at the document (they are composed: those inside a shadow root arrive too).
+  document.addEventListener('securitypolicyviolation', (e) => {
+    const v = { directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber, sample: e.sample, t: performance.now() };
+    rec.csp.push(v);
+    console.error(`CSP violation: ${v.directive} blocked ${v.blocked || 'an inline resource'} at ${v.source || location.href}:${v.line}${v.sample ? ` (${v.sample})` : ''}`);
+  }, true);
   const note = () => {
     const s = document.documentElement?.dataset.state;
     if (s && rec.states.at(-1)?.state !== s) rec.states.push({ state: s, t: performance.now() });
@@ -105,7 +119,18 @@ function instrument() {
   }
 }
 
-/** A fresh browser profile (so IndexedDB, the Cache API and downloads start empty). */
+/** Whether a console message reports a content security policy violation: our own ("CSP
+ *  violation: ..." from `instrument`, or from www/worker.js for its workers) or Chromium's
+ *  ("Refused to ... because it violates the following Content Security Policy directive"). */
+export const isCspMessage = (text) => /^CSP violation|Content Security Policy/.test(text);
+
+/** page -> Map(request -> when it was sent), for requests not finished or failed yet. */
+const pending = new WeakMap();
+
+/** A fresh browser profile (so IndexedDB, the Cache API and downloads start empty).
+ *  Every content security policy violation reported on any of its pages or workers is kept:
+ *  `cspViolations()` lists them, and `close()` throws when there were any, so that every test
+ *  (through its `after` hook) fails on a violation even if it does not check for one itself. */
 export async function openBrowser({ extraArgs = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'skywatch-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -116,20 +141,37 @@ export async function openBrowser({ extraArgs = [] } = {}) {
     viewport: { width: 1280, height: 900 },
   });
   await context.addInitScript(instrument);
+  // Requests not answered yet, per page, for the report of a failure (`guarded`).
+  context.on('request', (r) => {
+    const page = r.frame()?.page();
+    if (!page) return;
+    if (!pending.has(page)) pending.set(page, new Map());
+    pending.get(page).set(r, Date.now());
+  });
+  const settled = (r) => pending.get(r.frame()?.page())?.delete(r);
+  context.on('requestfinished', settled);
+  context.on('requestfailed', settled);
+  const violations = [];
+  context.on('console', (m) => { if (isCspMessage(m.text())) violations.push(`${m.text()} (${m.location().url || '?'})`); });
   return {
     context,
     profile,
+    cspViolations: () => [...violations],
     async close() {
       await context.close().catch(() => {});
       rmSync(profile, { recursive: true, force: true });
+      if (violations.length) throw new Error(`content security policy violations:\n  ${violations.join('\n  ')}`);
     },
   };
 }
 
-/** Collects what must not happen on a page: uncaught errors, console errors, failed or
- *  unsuccessful requests, a crash. `problems()` lists them as text. */
+/** Collects what must not happen on a page: uncaught errors, console errors (content security
+ *  policy violations among them), failed or unsuccessful requests, a crash. `problems()` lists
+ *  them as text; `csp()` only the violations (for tests that allow some console errors). */
 export function watch(page) {
   const seen = [];
+  const csp = [];
+  page.on('console', (m) => { if (isCspMessage(m.text())) csp.push(m.text()); });
   page.on('pageerror', (e) => seen.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') seen.push(`console.error: ${m.text()} (${m.location().url || '?'})`); });
   page.on('requestfailed', (r) => seen.push(`request failed: ${r.url()} (${r.failure()?.errorText})`));
@@ -137,7 +179,7 @@ export function watch(page) {
   page.on('crash', () => seen.push('the page crashed'));
   // Chromium reports the console messages and uncaught errors of the page's workers (the
   // training worker, rayon's) on the page too.
-  return { problems: () => [...seen], clear: () => { seen.length = 0; } };
+  return { problems: () => [...seen], csp: () => [...csp], clear: () => { seen.length = 0; } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,12 +205,26 @@ export async function waitForState(page, states, { timeout = 60_000, failOn = ['
   return got;
 }
 
-/** Waits until `[data-metric=name]` satisfies `test(text)` (a function body over `text`). */
+/** Waits until `[data-metric=name]` satisfies `predicate(text)`, a function run here in the
+ *  test, not in the page: the page's content security policy allows no eval. (Playwright's
+ *  `waitForFunction` compiles a *function* once, through DevTools, which the policy lets pass;
+ *  a string expression is compiled again on every poll, and `new Function` in a predicate runs
+ *  in the page: both are blocked. So pass functions, never strings.) */
 export async function waitForMetric(page, name, predicate, { timeout = 30_000 } = {}) {
-  await page.waitForFunction(({ name, predicate }) => {
-    const text = document.querySelector(`[data-metric="${name}"]`)?.textContent.trim() ?? '';
-    return new Function('text', `return (${predicate});`)(text);
-  }, { name, predicate }, { timeout, polling: 100 });
+  const deadline = Date.now() + timeout;
+  let text;
+  for (;;) {
+    text = await page.evaluate((n) => document.querySelector(`[data-metric="${n}"]`)?.textContent.trim() ?? '', name);
+    if (predicate(text)) return text;
+    if (Date.now() > deadline) throw new Error(`[data-metric="${name}"] is "${text}" after ${timeout} ms, not what ${predicate} wants`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Fails when the page's init script recorded a content security policy violation. */
+export async function assertNoCspViolations(page) {
+  const got = await page.evaluate(() => window.__e2e?.csp ?? []);
+  if (got.length) throw new Error(`content security policy violations: ${JSON.stringify(got)}`);
 }
 
 /** Waits until the page has drawn what follows a trained or loaded model: the evaluation is
@@ -206,6 +262,7 @@ export async function guarded(page, name, fn) {
         status: await page.locator('#status').textContent(),
         errors: await errorList(page),
         mode: await metric(page, 'mode'),
+        pendingRequests: [...(pending.get(page) ?? [])].map(([r, t]) => `${r.method()} ${r.url().slice(0, 200)} (${((Date.now() - t) / 1000).toFixed(1)} s)`),
       }, null, 2);
     } catch { /* the page may be gone */ }
     writeFileSync(join(ARTIFACTS, `FAILED-${name}.txt`), `${e.stack ?? e}\n\n${details}\n`);

@@ -288,7 +288,7 @@ describe('responsiveness', () => {
     await guarded(page, 'responsiveness', async () => {
       await page.goto(`${isolated.url}?preset=lecture&epochs=4&seed=1&train_size=4000&autostart=1`);
       await waitForState(page, 'training', { timeout: 60_000, failOn: ['error', 'done'] });
-      await waitForMetric(page, 'epoch', 'Number(text) >= 1', { timeout: 60_000 });
+      await waitForMetric(page, 'epoch', (text) => Number(text) >= 1, { timeout: 60_000 });
 
       await page.getByRole('button', { name: 'Pause' }).click();
       await waitForState(page, 'paused', { timeout: 10_000, failOn: ['error', 'done'] });

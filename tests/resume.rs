@@ -1,0 +1,84 @@
+//! A run saved between epochs and resumed (as the page does after a reload) ends exactly as the
+//! uninterrupted run: same weights, bit for bit, for every optimizer.
+
+use skywatch::bench::synthetic_cifar2;
+use skywatch::checkpoint;
+use skywatch::config::{OptimizerKind, TrainConfig};
+use skywatch::train::Trainer;
+use std::sync::Arc;
+
+fn config(kind: OptimizerKind, momentum: f32) -> TrainConfig {
+    let mut c = TrainConfig::preset("lecture").unwrap();
+    c.model.layers = vec![3072, 32, 2];
+    c.optimizer.kind = kind;
+    c.optimizer.momentum = momentum;
+    if kind == OptimizerKind::Adam {
+        c.optimizer.lr = 1e-3;
+    }
+    (c.seed, c.train_size) = (11, Some(600));
+    c
+}
+
+#[test]
+fn resumed_runs_end_exactly_as_uninterrupted_ones() {
+    let data = Arc::new(synthetic_cifar2(1000, 200, 3));
+    for (kind, momentum) in [(OptimizerKind::Sgd, 0.0), (OptimizerKind::Sgd, 0.9), (OptimizerKind::Adam, 0.0)] {
+        let c = config(kind, momentum);
+        let mut straight = Trainer::new(c.clone(), Arc::clone(&data)).unwrap();
+        let want: Vec<_> = (0..3).map(|_| straight.train_epoch(&mut |_| {}).unwrap()).collect();
+
+        let mut first = Trainer::new(c.clone(), Arc::clone(&data)).unwrap();
+        first.train_epoch(&mut |_| {}).unwrap();
+        let saved = first.save_state().unwrap();
+        drop(first);
+        let mut resumed = Trainer::resume(&saved, Arc::clone(&data)).unwrap();
+        assert_eq!(resumed.epochs_done(), 1);
+        let got: Vec<_> = (0..2).map(|_| resumed.train_epoch(&mut |_| {}).unwrap()).collect();
+        assert!(
+            resumed.model.params == straight.model.params,
+            "{kind:?} momentum {momentum}: weights differ after resuming"
+        );
+        assert_eq!(resumed.optimizer, straight.optimizer);
+        for (g, w) in got.iter().zip(&want[1..]) {
+            assert_eq!((g.epoch, g.loss, g.val_accuracy), (w.epoch, w.loss, w.val_accuracy));
+        }
+    }
+}
+
+#[test]
+fn bad_run_states_are_refused() {
+    let data = Arc::new(synthetic_cifar2(300, 100, 4));
+    let mut t = Trainer::new(config(OptimizerKind::Sgd, 0.9), Arc::clone(&data)).unwrap();
+    t.train_batches(2, &mut |_| {}).unwrap();
+    assert!(t.save_state().unwrap_err().to_string().contains("only between epochs"));
+    let weights = checkpoint::save(&t.model);
+    let err = Trainer::resume(&weights, Arc::clone(&data)).unwrap_err().to_string();
+    assert!(err.contains("no 'skywatch.run' metadata"), "{err}");
+    assert!(Trainer::resume(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ", Arc::clone(&data)).is_err());
+    t.train_epoch(&mut |_| {}).unwrap();
+    let mut saved = t.save_state().unwrap();
+    // A flipped byte inside the parameters is still a valid file, but a truncated one is not.
+    saved.truncate(saved.len() - 10);
+    assert!(Trainer::resume(&saved, data).is_err());
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_finished_epoch() {
+    let data = Arc::new(synthetic_cifar2(640, 100, 5));
+    let mut c = config(OptimizerKind::Sgd, 0.0);
+    c.model.activation = skywatch::config::Activation::Relu;
+    let mut t = Trainer::new(c, Arc::clone(&data)).unwrap();
+    t.train_epoch(&mut |_| {}).unwrap();
+    let good = t.model.params.clone();
+    // An absurd learning rate makes the next epoch's loss overflow.
+    t.optimizer.config.lr = 1e30;
+    let err = t.train_epoch(&mut |_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("training diverged: loss became") && msg.contains("epoch 1"), "{msg}");
+    assert!(t.model.params == good, "the weights of the last finished epoch are kept");
+    assert_eq!(t.epochs_done(), 1);
+    // And the run can carry on from there (with a sane learning rate).
+    t.optimizer.config.lr = 1e-2;
+    assert_eq!(t.train_epoch(&mut |_| {}).unwrap().epoch, 1);
+    assert!(t.model.params.iter().all(|v| v.is_finite()));
+}
