@@ -78,6 +78,7 @@ fn malformed_manifests_and_other_versions_are_refused() {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))] // reading a folder is native only
 #[test]
 fn a_missing_bundle_names_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 // Browser benchmark page: runs the worker's `bench` request (peak FMA rate, GEMM GFLOP/s, seconds
 // per epoch on synthetic data) and prints one JSON line per figure. Driven by
-// scripts/bench-browser, which reads `#results` once `data-state` is `done`.
+// scripts/bench, which reads `#results` once `data-state` is `done`.
 import { WorkerClient } from './client.js';
 
 const params = new URLSearchParams(location.search);

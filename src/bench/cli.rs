@@ -75,8 +75,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 Ok(())
             })??;
         }
+        // The process's high-water mark so far (Linux): data, model, optimizer and workspaces.
+        if let Some(mb) = peak_rss_mb() {
+            emit!("{}", json!({"bench": "memory", "after_preset": preset, "process_peak_mb": round(mb)}));
+        }
     }
     Ok(())
+}
+
+/// Peak resident memory of this process in MB, from `VmHWM` in /proc/self/status.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {

@@ -1,4 +1,4 @@
-// Driver of scripts/bench-browser (not a test). In headless Chromium:
+// Driver of the browser half of scripts/bench (not a test). In headless Chromium:
 // 1. www/bench.html once with a single thread and once with every core: peak FMA rate, GEMM
 //    GFLOP/s, seconds per epoch (synthetic data);
 // 2. the training page itself, lecture preset: time from opening the page to the first finished
@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { openBrowser, prepare, startServer } from './harness.mjs';
 
 const [presets = 'lecture', epochs = '3'] = process.argv.slice(2);
-const emit = (row) => process.stdout.write(`${JSON.stringify({ browser: 'chromium', ...row })}\n`);
+const emit = (row) => process.stdout.write(`${JSON.stringify({ where: 'chromium', ...row })}\n`);
 
 /** Private memory (USS, MB) of this profile's renderer processes, from /proc/PID/smaps_rollup. */
 function rendererMegabytes(profile) {
