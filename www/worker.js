@@ -2,7 +2,7 @@
 // fetches and caches the CIFAR-2 bundle, trains in time slices so that control messages (pause,
 // stop, predict) are handled between them, and keeps the latest model in IndexedDB.
 //
-// Protocol: see protocol.js. Every request is `{type, ...}`; every reply is `{type, ...}`; an
+// Protocol: listed at the top of client.js. Every request is `{type, ...}`; every reply is `{type, ...}`; an
 // error is `{type: 'error', where, message}` and never leaves the worker in a broken state.
 
 import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-feature-detect/index.js';
@@ -48,7 +48,6 @@ const state = {
   wasm: null,        // the imported package module
   mode: null,        // {threads, kernel, isolated, reason}
   data: null,        // wasm Data
-  manifest: null,
   session: null,     // wasm Session
   config: null,      // TrainConfig of the session
   history: [],       // EpochStats of the session so far
@@ -200,7 +199,6 @@ async function loadData({ url = 'data/' }) {
       if (!got.fromCache) await cache.put(files[i], new Response(got.bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(got.bytes.length) } }));
     }
   }
-  state.manifest = manifest;
   post({
     type: 'data-ready',
     classes: state.data.classes(),
