@@ -60,6 +60,22 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Runs `f` on a thread of the rayon pool (threaded package), as the native CLI does with
+/// `ThreadPool::install`. Called from the Worker, which is not in the pool, every parallel
+/// product inside `f` would be injected into the pool and the Worker woken when it ends: two
+/// more cross-thread wake-ups (`Atomics.wait` / `notify`) per product, twice per batch. Inside
+/// the pool the calling thread computes its half and only the other thread is woken.
+fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "wasm-threads")]
+    {
+        rayon::scope(|_| f())
+    }
+    #[cfg(not(feature = "wasm-threads"))]
+    {
+        f()
+    }
+}
+
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| JsError::new(&format!("internal: cannot convert to JS: {e}")))
@@ -209,7 +225,8 @@ impl Session {
             epoch: Option<crate::train::EpochStats>,
         }
         let mut last = crate::train::Progress::default();
-        let epoch = self.trainer.train_batches(n, &mut |p| last = p)?;
+        let trainer = &mut self.trainer;
+        let epoch = on_pool(|| trainer.train_batches(n, &mut |p| last = p))?;
         to_js(&Step { progress: last, epoch })
     }
 
@@ -223,7 +240,8 @@ impl Session {
                 return Err(Error::Config(format!("unknown split '{other}' (train or test)")).into());
             }
         };
-        to_js(&self.trainer.evaluate_split(train))
+        let trainer = &mut self.trainer;
+        to_js(&on_pool(|| trainer.evaluate_split(train)))
     }
 
     /// Class probabilities of a picture given as RGBA (`width * height * 4` bytes, any size: the
@@ -307,7 +325,7 @@ pub fn bench_gemm(threads: usize) -> Result<JsValue, JsError> {
             m,
             k,
             n,
-            gflops: crate::bench::gemm_gflops(Kernel::best(), threads, shape, m, k, n),
+            gflops: on_pool(|| crate::bench::gemm_gflops(Kernel::best(), threads, shape, m, k, n)),
         })
         .collect();
     to_js(&rows)
@@ -319,5 +337,5 @@ pub fn bench_gemm(threads: usize) -> Result<JsValue, JsError> {
 pub fn bench_epochs(preset: &str, epochs: usize) -> Result<Vec<f64>, JsError> {
     let config = TrainConfig::preset(preset)?;
     let data = Arc::new(crate::bench::synthetic_cifar2(10_000, 2_000, 0));
-    Ok(crate::bench::epoch_seconds(&config, data, epochs)?)
+    Ok(on_pool(|| crate::bench::epoch_seconds(&config, data, epochs))?)
 }

@@ -42,9 +42,13 @@ async fn simd_kernels_match_the_reference() {
     assert!(kernels.iter().any(|k| k.name().contains("simd")), "no SIMD kernel in this build: {kernels:?}");
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for kernel in kernels {
-        for (m, k, n, ta, tb) in
-            [(1, 1, 1, false, false), (5, 9, 11, false, true), (33, 70, 19, true, false), (64, 300, 40, false, true)]
-        {
+        for (m, k, n, ta, tb) in [
+            (1, 1, 1, false, false),
+            (5, 9, 11, false, true),
+            (33, 70, 19, true, false),
+            (64, 300, 40, false, true),
+            (17, 515, 26, false, true),
+        ] {
             let a = if ta { random(k, m, &mut rng) } else { random(m, k, &mut rng) };
             let b = if tb { random(n, k, &mut rng) } else { random(k, n, &mut rng) };
             let (av, bv) = (if ta { a.t() } else { a.view() }, if tb { b.t() } else { b.view() });

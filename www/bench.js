@@ -1,5 +1,5 @@
 // Browser benchmark page: runs the worker's `bench` request (peak FMA rate, GEMM GFLOP/s, seconds
-// per epoch on synthetic data) and prints one JSON line per figure. Driven by
+// per epoch on synthetic data; `kernels=0`: epochs only) and prints one JSON line per figure. Driven by
 // scripts/bench, which reads `#results` once `data-state` is `done`.
 import { WorkerClient } from './client.js';
 
@@ -7,6 +7,7 @@ const params = new URLSearchParams(location.search);
 const threads = Number(params.get('threads') || navigator.hardwareConcurrency || 1);
 const presets = (params.get('presets') || 'lecture').split(',');
 const epochs = Number(params.get('epochs') || 3);
+const kernels = params.get('kernels') !== '0';
 const status = document.getElementById('status');
 const results = document.getElementById('results');
 const root = document.documentElement;
@@ -20,6 +21,6 @@ client.on('crash', ({ message }) => { status.textContent = `crash: ${message}`; 
 const { mode } = await client.request({ type: 'init', threads }, 'ready');
 status.textContent = `running: ${mode.reason}`;
 root.dataset.state = 'training';
-await client.request({ type: 'bench', presets, epochs }, 'bench-done');
+await client.request({ type: 'bench', presets, epochs, kernels }, 'bench-done');
 status.textContent = `done: ${mode.reason}`;
 root.dataset.state = 'done';

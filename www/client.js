@@ -16,6 +16,8 @@
 //   describe    {config}                     -> described {summary}
 //   preset      {name}                       -> preset {config}
 //   forget      {}                           -> forgotten
+//   bench       {presets, epochs, kernels?}  -> bench-result {row}*, bench-done   (www/bench.html; kernels:
+//                                               false skips the peak and GEMM rows)
 //   debug-crash {}                           -> (none) test hook: the worker dies as a real crash
 //                                               does (an uncaught error, then it closes), which
 //                                               WorkerClient reports as its `crash` event

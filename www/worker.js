@@ -335,13 +335,15 @@ async function importWeights({ bytes, config }) {
 }
 
 /** Browser benchmark: peak, GEMM and epoch timings with this worker's thread count. */
-function bench({ presets = ['lecture'], epochs = 3 }) {
+function bench({ presets = ['lecture'], epochs = 3, kernels = true }) {
   const w = state.wasm;
   const mode = state.mode;
-  post({ type: 'bench-result', row: { bench: 'peak', kernel: mode.kernel, threads: 1, gflops: w.benchPeak() } });
-  // In the threaded package, 1 thread too: the scaling within one build.
-  for (const t of mode.threads > 1 ? [1, mode.threads] : [1]) {
-    for (const r of w.benchGemm(t)) post({ type: 'bench-result', row: { bench: 'gemm', kernel: mode.kernel, threads: t, ...r } });
+  if (kernels) {
+    post({ type: 'bench-result', row: { bench: 'peak', kernel: mode.kernel, threads: 1, gflops: w.benchPeak() } });
+    // In the threaded package, 1 thread too: the scaling within one build.
+    for (const t of mode.threads > 1 ? [1, mode.threads] : [1]) {
+      for (const r of w.benchGemm(t)) post({ type: 'bench-result', row: { bench: 'gemm', kernel: mode.kernel, threads: t, ...r } });
+    }
   }
   for (const preset of presets) {
     const secs = Array.from(w.benchEpochs(preset, epochs)).sort((a, b) => a - b);
