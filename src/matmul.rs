@@ -10,6 +10,10 @@
 //! 3. a register-blocked micro-kernel multiplies one `MR x KC` panel by one `KC x NR` panel, keeping
 //!    the `MR x NR` accumulator in registers, and writes `alpha * acc + beta * C` once per K block.
 //!
+//! When A is row-major and B column-major (`x W^T`), a kernel with a direct variant (wasm) computes
+//! `C^T = B^T A^T` instead: it reads `W` in place rather than packing it, and stores its tile
+//! transposed.
+//!
 //! There is one micro-kernel per instruction set (AVX-512, AVX2 + FMA, wasm simd128, wasm
 //! relaxed-simd, portable scalar), each behind `cfg`, and one selector, [`Kernel::best`].
 //! [`gemm_reference`] is the naive triple loop, kept on purpose as the oracle for the tests.
@@ -241,6 +245,26 @@ trait MicroKernel {
     /// values and `b` holds `kc` groups of `NR` values. `C` is row-major with row stride `rsc`.
     /// When `beta == 0`, `C` must not be read.
     unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: usize);
+
+    /// Whether [`MicroKernel::kernel_direct`] exists.
+    const DIRECT_A: bool = false;
+
+    /// [`MicroKernel::kernel`] reading A in place, `MR` rows `lda` apart, each contiguous along
+    /// `k` (no packing), and writing C transposed: element `(i, j)` of the tile goes to
+    /// `c[i + j * csc]`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel_direct(
+        _kc: usize,
+        _alpha: f32,
+        _a: *const f32,
+        _lda: usize,
+        _b: *const f32,
+        _beta: f32,
+        _c: *mut f32,
+        _csc: usize,
+    ) {
+        unreachable!("kernel_direct called on a kernel without DIRECT_A")
+    }
 }
 
 thread_local! {
@@ -250,6 +274,21 @@ thread_local! {
 
 /// Splits `C` into blocks for the rayon pool (when there is one), each computed by [`serial_gemm`].
 unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: StridedMut) {
+    // `x W^T` with a row-major `W`: B is column-major, and packing it transposes all of `W` (6 MB
+    // in the lecture model) every batch. Computed as `C^T = B^T A^T` instead, `W` is a row-major
+    // A that a direct kernel reads in place, and the small `x` is what gets packed. The result is
+    // bit-identical: every element still sums over `k` in the same order.
+    let swap = K::DIRECT_A && b.rs == 1 && b.cs != 1 && a.cs == 1;
+    let (p, a, b, c) = if swap {
+        (
+            Problem { m: p.n, n: p.m, ..p },
+            Strided { ptr: b.ptr, rs: b.cs, cs: b.rs },
+            Strided { ptr: a.ptr, rs: a.cs, cs: a.rs },
+            StridedMut { ptr: c.ptr, rs: c.cs, cs: c.rs },
+        )
+    } else {
+        (p, a, b, c)
+    };
     #[cfg(feature = "parallel")]
     {
         let threads = rayon::current_num_threads().min(p.max_threads);
@@ -311,6 +350,8 @@ unsafe fn serial_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: Str
             bpack.resize(b_len, 0.0);
         }
         let mut tile = [0.0f32; 16 * 64];
+        // A read in place and C written transposed (see `parallel_gemm`).
+        let direct = K::DIRECT_A && a.cs == 1 && a.rs > 0 && c.rs == 1 && c.cs > 0;
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             for pc in (0..k).step_by(K::KC) {
@@ -319,14 +360,38 @@ unsafe fn serial_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: Str
                 unsafe { pack_b::<K>(kc, nc, b.at(pc, jc), bpack) };
                 for ic in (0..m).step_by(K::MC) {
                     let mc = K::MC.min(m - ic);
-                    unsafe { pack_a::<K>(mc, kc, a.at(ic, pc), apack) };
+                    if !direct {
+                        unsafe { pack_a::<K>(mc, kc, a.at(ic, pc), apack) };
+                    }
                     for jr in (0..nc).step_by(K::NR) {
                         let nr = K::NR.min(nc - jr);
                         let bp = unsafe { bpack.as_ptr().add(jr * kc) };
                         for ir in (0..mc).step_by(K::MR) {
                             let mr = K::MR.min(mc - ir);
-                            let ap = unsafe { apack.as_ptr().add(ir * kc) };
                             let cblk = unsafe { c.at(ic + ir, jc + jr) };
+                            if direct && mr == K::MR && nr == K::NR {
+                                let ap = unsafe { a.at(ic + ir, pc).ptr };
+                                unsafe {
+                                    K::kernel_direct(
+                                        kc,
+                                        alpha,
+                                        ap,
+                                        a.rs as usize,
+                                        bp,
+                                        beta_block,
+                                        cblk.ptr,
+                                        c.cs as usize,
+                                    )
+                                };
+                                continue;
+                            }
+                            let ap = if direct {
+                                // An edge tile: pack just its rows.
+                                unsafe { pack_a::<K>(mr, kc, a.at(ic + ir, pc), apack) };
+                                apack.as_ptr()
+                            } else {
+                                unsafe { apack.as_ptr().add(ir * kc) }
+                            };
                             if mr == K::MR && nr == K::NR && cblk.cs == 1 && cblk.rs > 0 {
                                 unsafe { K::kernel(kc, alpha, ap, bp, beta_block, cblk.ptr, cblk.rs as usize) };
                             } else {
@@ -650,6 +715,64 @@ mod wasm {
                         for (i, row) in acc.iter().enumerate() {
                             for (h, &v) in row.iter().enumerate() {
                                 let p = c.add(i * rsc + h * 4) as *mut v128;
+                                let out = if beta == 0.0 {
+                                    f32x4_mul(va, v)
+                                } else {
+                                    f32x4_add(f32x4_mul(va, v), f32x4_mul(vb, v128_load(p)))
+                                };
+                                v128_store(p, out);
+                            }
+                        }
+                    }
+                }
+
+                const DIRECT_A: bool = $mr == 4;
+
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn kernel_direct(
+                    kc: usize,
+                    alpha: f32,
+                    a: *const f32,
+                    lda: usize,
+                    b: *const f32,
+                    beta: f32,
+                    c: *mut f32,
+                    csc: usize,
+                ) {
+                    #[inline(always)]
+                    fn madd($x: v128, $y: v128, $z: v128) -> v128 {
+                        $madd
+                    }
+                    const { assert!($mr == 4, "the transposed store is written for 4 rows") };
+                    unsafe {
+                        let rows: [*const f32; 4] = std::array::from_fn(|i| a.add(i * lda));
+                        let mut acc = [[f32x4_splat(0.0); 2]; 4];
+                        for kk in 0..kc {
+                            let b0 = v128_load(b.add(kk * 8) as *const v128);
+                            let b1 = v128_load(b.add(kk * 8 + 4) as *const v128);
+                            for (row, &ai) in acc.iter_mut().zip(&rows) {
+                                let ai = f32x4_splat(*ai.add(kk));
+                                row[0] = madd(ai, b0, row[0]);
+                                row[1] = madd(ai, b1, row[1]);
+                            }
+                        }
+                        // Column j of the tile (4 values, one per row) is contiguous in C: a
+                        // 4 x 4 transpose of each half of the accumulator gives it as one vector.
+                        let va = f32x4_splat(alpha);
+                        let vb = f32x4_splat(beta);
+                        for h in 0..2 {
+                            let t0 = i32x4_shuffle::<0, 4, 1, 5>(acc[0][h], acc[1][h]);
+                            let t1 = i32x4_shuffle::<2, 6, 3, 7>(acc[0][h], acc[1][h]);
+                            let t2 = i32x4_shuffle::<0, 4, 1, 5>(acc[2][h], acc[3][h]);
+                            let t3 = i32x4_shuffle::<2, 6, 3, 7>(acc[2][h], acc[3][h]);
+                            let cols = [
+                                i32x4_shuffle::<0, 1, 4, 5>(t0, t2),
+                                i32x4_shuffle::<2, 3, 6, 7>(t0, t2),
+                                i32x4_shuffle::<0, 1, 4, 5>(t1, t3),
+                                i32x4_shuffle::<2, 3, 6, 7>(t1, t3),
+                            ];
+                            for (t, &v) in cols.iter().enumerate() {
+                                let p = c.add((h * 4 + t) * csc) as *mut v128;
                                 let out = if beta == 0.0 {
                                     f32x4_mul(va, v)
                                 } else {
