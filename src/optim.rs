@@ -48,7 +48,7 @@ impl Optimizer {
         let (lr, wd) = (c.lr, c.weight_decay);
         match c.kind {
             OptimizerKind::Sgd if c.momentum == 0.0 => {
-                chunks_mut!(params).zip(chunks!(grads)).for_each(|(p, g)| {
+                chunks!(mut params).zip(chunks!(grads)).for_each(|(p, g)| {
                     for (p, &g) in p.iter_mut().zip(g) {
                         *p -= lr * (g + wd * *p);
                     }
@@ -56,7 +56,7 @@ impl Optimizer {
             }
             OptimizerKind::Sgd => {
                 let (m, first, nesterov) = (c.momentum, self.step == 1, c.nesterov);
-                chunks_mut!(params).zip(chunks!(grads)).zip(chunks_mut!(self.state1)).for_each(|((p, g), buf)| {
+                chunks!(mut params).zip(chunks!(grads)).zip(chunks!(mut self.state1)).for_each(|((p, g), buf)| {
                     for ((p, &g), buf) in p.iter_mut().zip(g).zip(buf) {
                         let g = g + wd * *p;
                         *buf = if first { g } else { m * *buf + g };
@@ -69,8 +69,8 @@ impl Optimizer {
                 let t = self.step as i32;
                 let step_size = lr / (1.0 - b1.powi(t));
                 let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-                let moments = chunks_mut!(self.state1).zip(chunks_mut!(self.state2));
-                chunks_mut!(params).zip(chunks!(grads)).zip(moments).for_each(|((p, g), (m1, m2))| {
+                let moments = chunks!(mut self.state1).zip(chunks!(mut self.state2));
+                chunks!(mut params).zip(chunks!(grads)).zip(moments).for_each(|((p, g), (m1, m2))| {
                     for ((p, &g), (m1, m2)) in p.iter_mut().zip(g).zip(m1.iter_mut().zip(m2)) {
                         let g = g + wd * *p;
                         // PyTorch: exp_avg.lerp_(grad, 1 - beta1)
@@ -90,29 +90,24 @@ const CHUNK: usize = 1 << 15;
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
-/// Chunks of a buffer: a parallel iterator with the `parallel` feature, a plain one without.
-#[cfg(feature = "parallel")]
-macro_rules! chunks_mut {
-    ($v:expr) => {
-        $v.par_chunks_mut(CHUNK)
-    };
-}
-#[cfg(not(feature = "parallel"))]
-macro_rules! chunks_mut {
-    ($v:expr) => {
-        $v.chunks_mut(CHUNK)
-    };
-}
+/// Chunks of a buffer, `chunks!(v)` or `chunks!(mut v)`: a parallel iterator with the `parallel`
+/// feature, a plain one without.
 #[cfg(feature = "parallel")]
 macro_rules! chunks {
+    (mut $v:expr) => {
+        $v.par_chunks_mut(CHUNK)
+    };
     ($v:expr) => {
         $v.par_chunks(CHUNK)
     };
 }
 #[cfg(not(feature = "parallel"))]
 macro_rules! chunks {
+    (mut $v:expr) => {
+        $v.chunks_mut(CHUNK)
+    };
     ($v:expr) => {
         $v.chunks(CHUNK)
     };
 }
-use {chunks, chunks_mut};
+use chunks;

@@ -2,32 +2,16 @@
 //! where it applies, the byte offset; nothing half-read is ever used.
 
 use skywatch::bench::synthetic_cifar2;
-use skywatch::data::{Dataset, FORMAT_VERSION, Manifest, RECORD_BYTES, SourceInfo, SplitInfo, sha256_hex};
-
-fn info(file: &str, bytes: &[u8]) -> SplitInfo {
-    let n = bytes.len() / RECORD_BYTES;
-    SplitInfo {
-        file: file.into(),
-        count: n,
-        per_class: vec![n / 2, n - n / 2],
-        bytes: bytes.len() as u64,
-        sha256: sha256_hex(bytes),
-    }
-}
+use skywatch::data::{Dataset, Manifest, RECORD_BYTES, SourceInfo, sha256_hex};
 
 fn bundle() -> (Manifest, Vec<u8>, Vec<u8>) {
     let d = synthetic_cifar2(10, 4, 1);
     let (train, test) = (d.train.records().to_vec(), d.test.records().to_vec());
-    let m = Manifest {
-        format: "skywatch-cifar-bundle".into(),
-        version: FORMAT_VERSION,
-        classes: vec!["airplane".into(), "bird".into()],
-        image_shape: [3, 32, 32],
-        record_bytes: RECORD_BYTES,
-        train: info("train-x.bin", &train),
-        test: info("test-x.bin", &test),
-        source: SourceInfo { kind: "synthetic".into(), location: "test".into(), fingerprint: String::new() },
-    };
+    let source = SourceInfo { kind: "synthetic".into(), location: "test".into(), fingerprint: String::new() };
+    let mut m = Manifest::for_records(vec!["airplane".into(), "bird".into()], &train, &test, source);
+    // Short names, for the messages below.
+    m.train.file = "train-x.bin".into();
+    m.test.file = "test-x.bin".into();
     (m, train, test)
 }
 

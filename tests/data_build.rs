@@ -2,10 +2,12 @@
 //! generated here, plus one build from the real image folder when `SKYWATCH_DATA_SOURCE` is set.
 #![cfg(feature = "cli")]
 
+#[path = "common/archive.rs"]
+mod archive;
 mod common;
 
 use md5::{Digest, Md5};
-use skywatch::data::build::{BuildOptions, BuildOutcome, SourceSpec, build};
+use skywatch::data::build::{BATCH_FILES, BuildOptions, BuildOutcome, SourceSpec, build};
 use skywatch::data::{CIFAR10_CLASSES, Dataset, Manifest, RECORD_BYTES};
 use skywatch::error::Error;
 use std::collections::BTreeMap;
@@ -16,14 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-const BATCHES: [&str; 6] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-    "test_batch.bin",
-];
 const PER_BATCH: usize = 30;
 
 // ---------------------------------------------------------------------------------------------
@@ -61,31 +55,14 @@ fn expected(batches: &[usize], classes: &[&str]) -> (Vec<u8>, Vec<usize>) {
 
 /// A gzipped tar with the given members (path, bytes), in that order.
 fn tar_gz(members: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_path("cifar-10-batches-bin/").unwrap();
-    dir.set_size(0);
-    dir.set_mode(0o755);
-    dir.set_cksum();
-    tar.append(&dir, std::io::empty()).unwrap();
-    for (path, bytes) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_path(path).unwrap();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append(&h, bytes.as_slice()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
+    archive::gzip(&archive::tar(members))
 }
 
 /// The members of a fake release, deliberately not in batch order and with unrelated files.
 fn fake_members() -> Vec<(String, Vec<u8>)> {
     let mut m = vec![("cifar-10-batches-bin/batches.meta.txt".to_string(), CIFAR10_CLASSES.join("\n").into_bytes())];
     for b in [5, 2, 0, 4, 1, 3] {
-        m.push((format!("cifar-10-batches-bin/{}", BATCHES[b]), batch_records(b)));
+        m.push((format!("cifar-10-batches-bin/{}", BATCH_FILES[b]), batch_records(b)));
     }
     m.push(("cifar-10-batches-bin/readme.html".to_string(), b"<p>fake</p>".to_vec()));
     m
@@ -365,7 +342,7 @@ fn extracted_folder_matches_the_archive() {
     let root = tmp.path().join("extracted");
     let dir = root.join("cifar-10-batches-bin");
     fs::create_dir_all(&dir).unwrap();
-    for (b, name) in BATCHES.iter().enumerate() {
+    for (b, name) in BATCH_FILES.iter().enumerate() {
         fs::write(dir.join(name), batch_records(b)).unwrap();
     }
     let classes = ["frog", "ship"];

@@ -9,7 +9,7 @@ use ndarray::{Array2, s};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use skywatch::checkpoint;
-use skywatch::data::{FORMAT_NAME, FORMAT_VERSION, Manifest, RECORD_BYTES, SourceInfo, SplitInfo, sha256_hex};
+use skywatch::data::{Manifest, RECORD_BYTES, SourceInfo, sha256_hex};
 use skywatch::matmul::{Kernel, gemm_reference, gemm_with};
 use skywatch::wasm::{Data, Session, build_info};
 use wasm_bindgen::JsValue;
@@ -84,23 +84,8 @@ fn bundle(n: usize) -> (String, Vec<u8>, Vec<u8>) {
         rec
     };
     let (train, test) = (split(n), split(n / 2));
-    let info = |file: &str, bytes: &[u8]| SplitInfo {
-        file: file.into(),
-        count: bytes.len() / RECORD_BYTES,
-        per_class: vec![bytes.len() / RECORD_BYTES / 2; 2],
-        bytes: bytes.len() as u64,
-        sha256: sha256_hex(bytes),
-    };
-    let manifest = Manifest {
-        format: FORMAT_NAME.into(),
-        version: FORMAT_VERSION,
-        classes: vec!["airplane".into(), "bird".into()],
-        image_shape: [3, 32, 32],
-        record_bytes: RECORD_BYTES,
-        train: info("train.bin", &train),
-        test: info("test.bin", &test),
-        source: SourceInfo { kind: "synthetic".into(), location: "test".into(), fingerprint: String::new() },
-    };
+    let source = SourceInfo { kind: "synthetic".into(), location: "test".into(), fingerprint: String::new() };
+    let manifest = Manifest::for_records(vec!["airplane".into(), "bird".into()], &train, &test, source);
     (manifest.to_json(), train, test)
 }
 

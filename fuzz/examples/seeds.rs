@@ -5,14 +5,17 @@
 //!
 //! `cargo +nightly-2026-05-20 run --manifest-path fuzz/Cargo.toml --example seeds [-- DIR]`
 
+#[path = "../../tests/common/archive.rs"]
+mod archive;
+
 use safetensors::{Dtype, tensor::TensorView};
 use skywatch::checkpoint;
 use skywatch::config::{Activation, LossKind, ModelConfig};
-use skywatch::data::{FORMAT_NAME, FORMAT_VERSION, Manifest, PIXELS, RECORD_BYTES, SourceInfo, SplitInfo, sha256_hex};
+use skywatch::data::{Manifest, PIXELS, RECORD_BYTES, SourceInfo, sha256_hex};
 use skywatch::model::Mlp;
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::PathBuf;
 
 fn main() {
@@ -48,21 +51,6 @@ fn records(labels: &[u8], seed: usize) -> Vec<u8> {
 // -------------------------------------------------------------------------------------------
 // bundle: flag byte, manifest JSON, 0, train file, test file
 
-fn split_info(name: &str, records: &[u8], classes: usize) -> SplitInfo {
-    let mut per_class = vec![0; classes];
-    for r in records.chunks_exact(RECORD_BYTES) {
-        per_class[r[0] as usize] += 1;
-    }
-    let sha256 = sha256_hex(records);
-    SplitInfo {
-        file: format!("{name}-{}.bin", &sha256[..16]),
-        count: records.len() / RECORD_BYTES,
-        per_class,
-        bytes: records.len() as u64,
-        sha256,
-    }
-}
-
 /// Name, classes, train labels, test labels.
 type BundleCase = (&'static str, &'static [&'static str], &'static [u8], &'static [u8]);
 
@@ -74,20 +62,12 @@ fn bundle(put: &mut impl FnMut(&str, &str, &[u8])) {
     ];
     for (name, classes, train_labels, test_labels) in cases {
         let (train, test) = (records(train_labels, 1), records(test_labels, 50));
-        let m = Manifest {
-            format: FORMAT_NAME.into(),
-            version: FORMAT_VERSION,
-            classes: classes.iter().map(|c| c.to_string()).collect(),
-            image_shape: [3, 32, 32],
-            record_bytes: RECORD_BYTES,
-            train: split_info("train", &train, classes.len()),
-            test: split_info("test", &test, classes.len()),
-            source: SourceInfo {
-                kind: "image-folder".into(),
-                location: "/seeds/images".into(),
-                fingerprint: sha256_hex(name.as_bytes()),
-            },
+        let source = SourceInfo {
+            kind: "image-folder".into(),
+            location: "/seeds/images".into(),
+            fingerprint: sha256_hex(name.as_bytes()),
         };
+        let m = Manifest::for_records(classes.iter().map(|c| c.to_string()).collect(), &train, &test, source);
         for flags in [0u8, 1, 2, 3 | (2 << 3)] {
             let mut input = vec![flags];
             input.extend(m.to_json().as_bytes());
@@ -112,32 +92,6 @@ fn bundle(put: &mut impl FnMut(&str, &str, &[u8])) {
 // -------------------------------------------------------------------------------------------
 // cifar_tar: mode byte, then a tar (bit 0 clear) or a .tar.gz (bit 0 set)
 
-fn tar(members: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut t = tar::Builder::new(Vec::new());
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_path("cifar-10-batches-bin/").unwrap();
-    dir.set_size(0);
-    dir.set_mode(0o755);
-    dir.set_cksum();
-    t.append(&dir, std::io::empty()).unwrap();
-    for (path, bytes) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_path(path).unwrap();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        t.append(&h, bytes.as_slice()).unwrap();
-    }
-    t.into_inner().unwrap()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
-}
-
 fn cifar_tar(put: &mut impl FnMut(&str, &str, &[u8])) {
     // One record per batch (labels airplane 0, bird 2, cat 3 and others), not in batch order,
     // with the release's other files around them.
@@ -153,16 +107,16 @@ fn cifar_tar(put: &mut impl FnMut(&str, &str, &[u8])) {
         batch("data_batch_4.bin", &[0], 60),
         ("cifar-10-batches-bin/readme.html".to_string(), b"<p>seed</p>".to_vec()),
     ];
-    let plain = tar(&members);
+    let plain = archive::tar(&members);
     for mode in [0u8, 2, 4] {
         put("cifar_tar", &format!("tar-mode{mode}"), &[&[mode][..], &plain].concat());
     }
-    put("cifar_tar", "targz-mode1", &[&[1u8][..], &gzip(&plain)].concat());
+    put("cifar_tar", "targz-mode1", &[&[1u8][..], &archive::gzip(&plain)].concat());
     // Near misses: a batch with a partial record, a missing test batch.
     let mut partial = members.clone();
     partial[3].1.truncate(RECORD_BYTES - 5);
-    put("cifar_tar", "tar-partial", &[&[0u8][..], &tar(&partial)].concat());
-    put("cifar_tar", "tar-no-test", &[&[0u8][..], &tar(&members[2..])].concat());
+    put("cifar_tar", "tar-partial", &[&[0u8][..], &archive::tar(&partial)].concat());
+    put("cifar_tar", "tar-no-test", &[&[0u8][..], &archive::tar(&members[2..])].concat());
 }
 
 // -------------------------------------------------------------------------------------------

@@ -11,21 +11,14 @@
 //! in order, then the test batch, filtered to the classes and relabelled).
 #![no_main]
 
-use flate2::{Compression, write::GzEncoder};
-use libfuzzer_sys::fuzz_target;
-use skywatch::data::build::read_archive_from;
-use skywatch::data::{CIFAR10_CLASSES, RECORD_BYTES, Split};
-use std::io::{Read, Write};
-use std::path::Path;
+#[path = "../../tests/common/archive.rs"]
+mod archive;
 
-const BATCHES: [&str; 6] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-    "test_batch.bin",
-];
+use libfuzzer_sys::fuzz_target;
+use skywatch::data::build::{BATCH_FILES, read_archive_from};
+use skywatch::data::{CIFAR10_CLASSES, RECORD_BYTES, Split};
+use std::io::Read;
+use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, payload)) = data.split_first() else {
@@ -40,9 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let archive = if mode & 1 == 1 {
         payload
     } else {
-        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-        gz.write_all(payload).unwrap();
-        gzipped = gz.finish().unwrap();
+        gzipped = archive::gzip(payload);
         &gzipped[..]
     };
     let Ok((train, test)) = read_archive_from(archive, "fuzz.tar.gz", &classes) else {
@@ -73,7 +64,7 @@ fn expected(bytes: &[u8], classes: &[String]) -> (Vec<u8>, Vec<u8>) {
         let mut entry = entry.expect("the reader accepted this tar");
         let path = entry.path().unwrap().to_string_lossy().into_owned();
         let name = Path::new(&path).file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if let Some(b) = BATCHES.iter().position(|m| *m == name) {
+        if let Some(b) = BATCH_FILES.iter().position(|m| *m == name) {
             entry.read_to_end(&mut members[b]).unwrap();
         }
     }

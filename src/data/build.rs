@@ -34,9 +34,7 @@
 //! temporary files and any record file this build added are removed, and so is the bundle folder
 //! if this build created it.
 
-use super::{
-    CIFAR10_CLASSES, FORMAT_NAME, FORMAT_VERSION, Manifest, PIXELS, RECORD_BYTES, SIDE, SourceInfo, SplitInfo, hex,
-};
+use super::{CIFAR10_CLASSES, Manifest, PIXELS, RECORD_BYTES, SIDE, SourceInfo, hex};
 use crate::error::{Error, Result};
 use flate2::read::GzDecoder;
 use image::ImageDecoder as _;
@@ -60,9 +58,17 @@ pub const OFFICIAL_BYTES: u64 = 170_052_171;
 const CACHE_NAME: &str = "cifar-10-binary.tar.gz";
 const KIND_BINARY: &str = "cifar-10-binary";
 const KIND_IMAGES: &str = "image-folder";
-const TRAIN_BATCHES: [&str; 5] =
-    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
-const TEST_BATCH: &str = "test_batch.bin";
+/// The batch files of the official binary release: five training batches, then the test batch.
+pub const BATCH_FILES: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+const TRAIN_BATCHES: [&str; 5] = [BATCH_FILES[0], BATCH_FILES[1], BATCH_FILES[2], BATCH_FILES[3], BATCH_FILES[4]];
+const TEST_BATCH: &str = BATCH_FILES[5];
 const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 /// Prefix of every temporary file this module creates, so they are recognisable as ours.
 const TMP_PREFIX: &str = ".skywatch-";
@@ -282,7 +288,7 @@ impl Plan {
 
     fn batches(dir: &Path) -> Result<Plan> {
         let mut stamps = Vec::new();
-        for name in TRAIN_BATCHES.iter().chain([&TEST_BATCH]) {
+        for name in BATCH_FILES.iter() {
             let file = dir.join(name);
             let meta = match fs::metadata(&file) {
                 Ok(m) if m.is_file() => m,
@@ -378,7 +384,7 @@ impl Input {
 
 /// The folder with the batch files: `dir` itself or its `cifar-10-batches-bin/`.
 fn batches_dir(dir: &Path) -> Option<PathBuf> {
-    let has_batches = |d: &Path| TRAIN_BATCHES.iter().chain([&TEST_BATCH]).any(|n| d.join(n).exists());
+    let has_batches = |d: &Path| BATCH_FILES.iter().any(|n| d.join(n).exists());
     if has_batches(dir) {
         return Some(dir.to_path_buf());
     }
@@ -483,10 +489,6 @@ impl Records {
         for (a, b) in self.per_class.iter_mut().zip(other.per_class) {
             *a += b;
         }
-    }
-
-    fn count(&self) -> usize {
-        self.bytes.len() / RECORD_BYTES
     }
 
     fn from_split(split: super::Split, classes: usize) -> Records {
@@ -907,17 +909,6 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
-fn split_info(split: &str, records: &Records) -> SplitInfo {
-    let sha256 = super::sha256_hex(&records.bytes);
-    SplitInfo {
-        file: format!("{split}-{}.bin", &sha256[..16]),
-        count: records.count(),
-        per_class: records.per_class.clone(),
-        bytes: records.bytes.len() as u64,
-        sha256,
-    }
-}
-
 fn write_bundle(
     out: &Path,
     classes: &[String],
@@ -925,16 +916,7 @@ fn write_bundle(
     test: &Records,
     source: SourceInfo,
 ) -> Result<Manifest> {
-    let manifest = Manifest {
-        format: FORMAT_NAME.into(),
-        version: FORMAT_VERSION,
-        classes: classes.to_vec(),
-        image_shape: [3, SIDE, SIDE],
-        record_bytes: RECORD_BYTES,
-        train: split_info("train", train),
-        test: split_info("test", test),
-        source,
-    };
+    let manifest = Manifest::for_records(classes.to_vec(), &train.bytes, &test.bytes, source);
     let json = manifest.to_json();
     // Self-check before touching the disk: what we are about to commit must read back.
     if Manifest::parse(json.as_bytes())? != manifest {

@@ -82,6 +82,39 @@ pub struct SourceInfo {
 }
 
 impl Manifest {
+    /// The manifest of a bundle of `classes` whose record files hold `train` and `test`; each file
+    /// is named `{split}-{first 16 hex digits of its sha256}.bin`. Labels past `classes` are not
+    /// counted per class (`parse` and the reader refuse such a bundle).
+    pub fn for_records(classes: Vec<String>, train: &[u8], test: &[u8], source: SourceInfo) -> Manifest {
+        let info = |split: &str, records: &[u8]| {
+            let mut per_class = vec![0; classes.len()];
+            for r in records.chunks_exact(RECORD_BYTES) {
+                if let Some(n) = per_class.get_mut(usize::from(r[0])) {
+                    *n += 1;
+                }
+            }
+            let sha256 = sha256_hex(records);
+            SplitInfo {
+                file: format!("{split}-{}.bin", &sha256[..16]),
+                count: records.len() / RECORD_BYTES,
+                per_class,
+                bytes: records.len() as u64,
+                sha256,
+            }
+        };
+        let (train, test) = (info("train", train), info("test", test));
+        Manifest {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            classes,
+            image_shape: [3, SIDE, SIDE],
+            record_bytes: RECORD_BYTES,
+            train,
+            test,
+            source,
+        }
+    }
+
     /// Parses and checks `manifest.json`: format name and version, shapes, counts that add up.
     pub fn parse(json: &[u8]) -> Result<Manifest> {
         let m: Manifest = serde_json::from_slice(json)
