@@ -207,7 +207,12 @@ fn read_tensor(st: &SafeTensors, name: &str, shape: &[usize], out: &mut [f32]) -
 }
 
 fn bytes_of(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    // Sized up front: `flat_map(..).collect()` cannot know the length and grows step by step.
+    let mut out = Vec::with_capacity(4 * v.len());
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
 }
 
 /// Metadata key of a run state (see [`save_run`]).
@@ -259,6 +264,11 @@ pub fn load_run(bytes: &[u8]) -> Result<(RunState, [Vec<f32>; 3])> {
     let read = |name: &str| -> Result<Vec<f32>> {
         match st.tensor(name) {
             Err(_) => Ok(Vec::new()),
+            // The dtype first: the buffer is sized from the declared shape, which a one-byte
+            // dtype would let a file inflate fourfold.
+            Ok(t) if t.dtype() != Dtype::F32 => {
+                Err(Error::Checkpoint(format!("run state: tensor '{name}' has dtype {:?}, expected F32", t.dtype())))
+            }
             Ok(t) => {
                 let mut v = vec![0.0; t.shape().iter().product()];
                 read_tensor(&st, name, &[v.len()], &mut v)?;

@@ -9,7 +9,8 @@
 //! * `LogSoftmax` (over each row): `y = x - log(sum(exp(x)))`, `dx = dy - softmax(x) sum(dy)`.
 //!
 //! Parameters and gradients live in two flat buffers owned by the model (`model.rs`); a `Linear`
-//! only knows its offset there, so the optimizer is a single loop over both buffers.
+//! only knows its offset there, so the optimizer is a single loop over both buffers (plain SGD
+//! skips the gradient buffer for weights: `GradSink::Sgd` applies it in the backward pass).
 
 use crate::matmul::gemm;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
@@ -98,7 +99,8 @@ impl Linear {
             GradSink::Sgd { lr, weight_decay } => {
                 // W = (1 - lr wd) W - lr dy^T x, in the GEMM's write-back: the gradient is never
                 // stored, which saves a write and two reads of W-sized memory per step. With
-                // wd = 0 this rounds exactly as `W -= lr * dW` does.
+                // wd = 0 and a batch within one K block of the GEMM (at most 256 rows), this
+                // rounds exactly as `W -= lr * dW` does; larger batches update once per block.
                 gemm(-lr, &dy.t(), &x, 1.0 - lr * weight_decay, &mut self.weight_mut(params));
                 let (start, end) = (self.bias_offset(), self.offset + self.num_params());
                 for (b, &g) in params[start..end].iter_mut().zip(&grads[start..end]) {

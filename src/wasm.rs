@@ -249,7 +249,8 @@ impl Session {
     #[wasm_bindgen(js_name = predictRgba, unchecked_return_type = "Prediction")]
     pub fn predict_rgba(&mut self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
         let chw = rgba_to_chw(rgba, width, height)?;
-        let probabilities = self.trainer.predict(&chw).row(0).to_vec();
+        let trainer = &mut self.trainer;
+        let probabilities = on_pool(|| trainer.predict(&chw).row(0).to_vec());
         // Built by hand: serde's JSON-compatible mapping would turn the bytes into a plain Array.
         let out = js_sys::Object::new();
         let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(|_| ());
@@ -271,7 +272,8 @@ impl Session {
             }
             images.extend_from_slice(test.image(i as usize));
         }
-        Ok(self.trainer.predict(&images).into_raw_vec_and_offset().0)
+        let trainer = &mut self.trainer;
+        Ok(on_pool(|| trainer.predict(&images).into_raw_vec_and_offset().0))
     }
 
     /// The whole run between two epochs (weights, optimizer state, loader position, epoch

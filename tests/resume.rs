@@ -63,6 +63,24 @@ fn bad_run_states_are_refused() {
 }
 
 #[test]
+fn a_run_state_with_a_one_byte_dtype_is_refused_before_it_is_read() {
+    use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+    let data = Arc::new(synthetic_cifar2(300, 100, 4));
+    let mut t = Trainer::new(config(OptimizerKind::Sgd, 0.0), Arc::clone(&data)).unwrap();
+    t.train_epoch(&mut |_| {}).unwrap();
+    let saved = t.save_state().unwrap();
+    let (_, header) = SafeTensors::read_metadata(&saved).unwrap();
+    // The same metadata, with `params` declared as one byte per element (a quarter of the bytes
+    // that as many f32 would need): refused by its dtype, not read into a buffer of f32.
+    let n = t.model.params.len();
+    let bytes = vec![0u8; n];
+    let params = TensorView::new(Dtype::U8, vec![n], &bytes).unwrap();
+    let forged = safetensors::serialize([("params", params)], header.metadata().clone()).unwrap();
+    let err = Trainer::resume(&forged, data).unwrap_err().to_string();
+    assert!(err.contains("tensor 'params' has dtype U8, expected F32"), "{err}");
+}
+
+#[test]
 fn a_diverging_run_stops_and_keeps_the_last_finished_epoch() {
     let data = Arc::new(synthetic_cifar2(640, 100, 5));
     let mut c = config(OptimizerKind::Sgd, 0.0);

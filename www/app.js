@@ -7,7 +7,7 @@
 // optimizer, momentum, threads, autostart=1. A `skywatch:debug-crash` event dispatched at the
 // document makes the training worker crash (`debug-crash` in client.js), to test the recovery.
 
-import { WorkerClient, decodeImage, trainFlopsPerSample } from './client.js';
+import { WorkerClient, decodeImage, megabytes as mb, trainFlopsPerSample } from './client.js';
 import { Charts } from './charts.js';
 import { argmax, imageCanvas, sampleIndices } from './gallery.js';
 import {
@@ -63,7 +63,6 @@ const charts = new Charts($('chart-loss'), $('chart-accuracy'));
 
 const acc = (x) => x.toFixed(4);
 const pct = (x) => `${(x * 100).toFixed(x >= 0.995 || x < 0.005 ? 1 : 0)}%`;
-const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
 const int = (n) => n.toLocaleString('en-US');
 const presetOf = (config) => matchPreset(formFromConfig(config));
 const formValid = () => Object.keys(state.fieldErrors).length === 0;

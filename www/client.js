@@ -3,11 +3,11 @@
 // Requests (page -> worker), each `{type, ...}`:
 //   init        {threads, store, base?, persist?} -> ready {mode: {threads, kernel, isolated, reason}}
 //                (persist: false keeps the model only in memory, not in IndexedDB)
-//   load-data   {url}                        -> data-progress {file, loaded, total, fromCache}*, data-ready {classes, train, test, fromCache}
-//   restore     {}                           -> restored {found, config?, history?, summary?, discarded?}
+//   load-data   {url}                        -> data-progress {file, loaded, total, fromCache, retry?}*, data-ready {classes, train, test, fromCache}
+//   restore     {}                           -> restored {found, config?, history?, summary?, interrupted?, discarded?}
 //   train       {config, continueRun?}       -> started {config, summary, batchesPerEpoch, trainSize, epochsDone},
 //                                               progress {progress, batches, seconds}*, epoch {stats}*, done | stopped {epochs}
-//   pause / resume / stop                    -> paused / resumed / stopped
+//   pause / resume / stop                    -> paused / resumed / (stop: the running train's `stopped`; nothing when idle)
 //   evaluate    {}                           -> evaluation {train, test}       (EvalStats: accuracy, loss, confusion)
 //   predict     {rgba: ArrayBuffer, width, height} (transferred) -> prediction {probabilities, image: Uint8Array 32x32 RGBA, classes}
 //   gallery     {indices}                    -> gallery {items: [{index, label, probabilities}], images: Uint8Array, classes}
@@ -21,7 +21,8 @@
 //   debug-crash {}                           -> (none) test hook: the worker dies as a real crash
 //                                               does (an uncaught error, then it closes), which
 //                                               WorkerClient reports as its `crash` event
-// Any request can instead get `error {where: <request type>, message}`.
+// Any request can instead get `error {where: <request type>, message}`; `where` is also 'save' (an
+// IndexedDB write after an epoch) or 'protocol' (an unknown message type).
 // Types of config and stats: the TypeScript declarations in pkg/skywatch.d.ts.
 
 export class WorkerClient extends EventTarget {
@@ -102,7 +103,8 @@ export const MAX_PICTURE_BYTES = 50e6;
 export const MAX_PICTURE_PIXELS = 100e6;
 
 const FORMAT_NAMES = { png: 'PNG', apng: 'PNG', gif: 'GIF', jpeg: 'JPEG', webp: 'WebP', bmp: 'BMP', svg: 'SVG' };
-const megabytes = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+/** `12.3 MB`, for messages. */
+export const megabytes = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 /** What the first bytes of a picture file say: `{format, width, height, animated}` (format
  *  null when unknown; width and height 0 when the header does not give them). Reads PNG (and

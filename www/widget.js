@@ -67,10 +67,10 @@ const TEMPLATE = `
   </section>`;
 
 class SkywatchTrainer extends HTMLElement {
-  static observedAttributes = ['theme', 'compact'];
-
   #ui = {};
-  #state = { phase: 'idle', client: null, classes: [], history: [], started: false };
+  // `ready`: the started worker with its data (a promise), cleared with `client` when the worker
+  // crashes or fails to start, so that the next Train starts a fresh one.
+  #state = { client: null, ready: null, history: [], hasModel: false, crashed: false };
   #id = ++instances;
 
   connectedCallback() {
@@ -108,12 +108,7 @@ class SkywatchTrainer extends HTMLElement {
   }
 
   disconnectedCallback() {
-    this.#state.client?.worker.terminate();
-    this.#state.client = null;
-  }
-
-  attributeChangedCallback() {
-    // theme and compact are pure CSS (:host([theme=dark]), :host([compact])).
+    this.#drop();
   }
 
   #config() {
@@ -141,7 +136,6 @@ class SkywatchTrainer extends HTMLElement {
   }
 
   #setPhase(phase) {
-    this.#state.phase = phase;
     this.dataset.state = phase === 'idle' ? 'ready' : phase;
     const busy = phase === 'loading' || phase === 'training';
     this.#ui.train.disabled = busy;
@@ -154,14 +148,28 @@ class SkywatchTrainer extends HTMLElement {
     this.#ui.error.hidden = !message;
   }
 
-  async #start() {
-    if (this.#state.client) return;
+  /** The worker, started and with its data loaded (once; again after a failure or a crash). */
+  #start() {
+    this.#state.ready ??= this.#connect().catch((e) => {
+      this.#drop();
+      throw e;
+    });
+    return this.#state.ready;
+  }
+
+  /** Forgets the worker and its model. */
+  #drop() {
+    this.#state.client?.worker.terminate();
+    Object.assign(this.#state, { client: null, ready: null, hasModel: false });
+  }
+
+  async #connect() {
     const client = new WorkerClient(workerUrl());
     this.#state.client = client;
     client.on('crash', ({ message }) => {
+      this.#drop();
+      this.#state.crashed = true;
       this.#showError(`The trainer stopped: ${message}. Press Train to start again.`);
-      client.worker.terminate();
-      this.#state.client = null;
       this.#setPhase('error');
     });
     client.on('data-progress', ({ loaded, total }) => {
@@ -177,12 +185,12 @@ class SkywatchTrainer extends HTMLElement {
     client.on('epoch', ({ stats }) => this.#onEpoch(stats));
     const { mode } = await client.request({ type: 'init', store: `skywatch-widget-${this.#id}`, base: BASE.href, persist: false }, 'ready');
     this.#ui.mode.textContent = mode.reason;
-    const data = await client.request({ type: 'load-data', url: this.#config().dataUrl }, 'data-ready');
-    this.#state.classes = data.classes;
+    await client.request({ type: 'load-data', url: this.#config().dataUrl }, 'data-ready');
   }
 
   async #onTrain() {
     this.#showError('');
+    this.#state.crashed = false;
     try {
       this.#setPhase('loading');
       this.#ui.progress.hidden = false;
@@ -194,13 +202,13 @@ class SkywatchTrainer extends HTMLElement {
       this.#state.history = [];
       this.#renderHistory();
       this.#setPhase('training');
-      const finished = this.#state.client.request({ type: 'train', config }, 'done');
-      await finished;
+      await this.#state.client.request({ type: 'train', config }, 'done');
       this.#state.hasModel = true;
       this.#ui.barLabel.textContent = 'Done. Now try a picture.';
       this.#setPhase('done');
     } catch (e) {
-      this.#showError(String(e.message ?? e));
+      // After a crash its own message stays (see #connect).
+      if (!this.#state.crashed) this.#showError(String(e.message ?? e));
       this.#setPhase(this.#state.hasModel ? 'ready' : 'error');
     }
   }
@@ -229,7 +237,7 @@ class SkywatchTrainer extends HTMLElement {
       const p = await this.#state.client.request({ type: 'predict', rgba, width, height }, 'prediction', [rgba]);
       this.#renderPrediction(p);
     } catch (e) {
-      this.#showError(String(e.message ?? e));
+      if (!this.#state.crashed) this.#showError(String(e.message ?? e));
     }
   }
 

@@ -39,10 +39,11 @@ const DATA_CACHE = 'skywatch-data-v1';
 /** Tries per data file before the download is reported as failed. */
 const DOWNLOAD_ATTEMPTS = 3;
 
-/** Resolves once `init` has loaded the package, so that `load-data`, sent at the same time,
- *  downloads and hashes meanwhile and only waits for the wasm to hand the bytes over. */
-let markReady;
-const wasmReady = new Promise((resolve) => { markReady = resolve; });
+/** Settles once `init` has loaded the package (or failed to), so that `load-data`, sent at the
+ *  same time, downloads and hashes meanwhile and only waits for the wasm to hand the bytes over. */
+let settleWasm;
+const wasmReady = new Promise((resolve, reject) => { settleWasm = { resolve, reject }; });
+wasmReady.catch(() => {}); // reported by `init` itself; `load-data` reports it again if it waits
 
 const state = {
   wasm: null,        // the imported package module
@@ -53,6 +54,8 @@ const state = {
   history: [],       // EpochStats of the session so far
   running: false,    // a training loop is active
   saving: Promise.resolve(), // the latest IndexedDB write, chained so that writes keep their order
+  epochWrite: null,  // the epoch snapshot being written, if any (a promise that never rejects)
+  saveDue: false,    // an epoch ended while it was: save again at the end of the run
   paused: false,
   stopRequested: false,
   store: null,       // idb-keyval store for the saved model
@@ -69,7 +72,18 @@ const yieldToEvents = () => new Promise((resolve) => {
   ch.port2.postMessage(null);
 });
 
-async function init({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', base, persist = true }) {
+async function init(options) {
+  try {
+    await loadPackage(options);
+    settleWasm.resolve();
+  } catch (e) {
+    settleWasm.reject(e);
+    throw e;
+  }
+  post({ type: 'ready', mode: state.mode });
+}
+
+async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', base, persist = true }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
   const pkgBase = base ?? new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
@@ -94,8 +108,6 @@ async function init({ threads = navigator.hardwareConcurrency || 1, store = 'sky
   state.wasm = wasm;
   state.mode = { threads: n, kernel: info.kernel, isolated, reason: useThreads ? `${reason} (${info.kernel})` : `${reason}, ${info.kernel}` };
   state.store = persist ? createStore(`${store}-db`, 'runs') : null;
-  markReady();
-  post({ type: 'ready', mode: state.mode });
 }
 
 /** Fetches `url` with progress reports, from the Cache API when it holds it. The bytes land in
@@ -216,7 +228,6 @@ function newSession(config) {
   state.history = [];
 }
 
-/** Saves weights, configuration and history after each epoch, so a reload keeps the model. */
 /** Snapshots the run now (weights, optimizer state, loader position: `saveState`, only between
  *  epochs) and queues its IndexedDB write behind earlier ones; resolves when it is written.
  *  Training need not wait for the disk. `interrupted` marks a run that should carry on by itself
@@ -225,6 +236,16 @@ function saveModel({ interrupted = false } = {}) {
   if (!state.store) return Promise.resolve();
   const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, savedAt: Date.now() };
   return queueWrite(() => set(state.storeKey, record, state.store));
+}
+
+/** After an epoch: a snapshot, unless the previous one is still being written (short epochs
+ *  would otherwise queue a model-sized copy each); the run's end saves what was skipped. */
+function saveEpoch(interrupted) {
+  if (state.epochWrite) { state.saveDue = true; return; }
+  state.saveDue = false;
+  const write = saveModel({ interrupted }).catch((e) => fail('save', e))
+    .finally(() => { if (state.epochWrite === write) state.epochWrite = null; });
+  state.epochWrite = write;
 }
 
 /** Marks the saved run as not to be resumed by itself (the user stopped it). */
@@ -275,11 +296,16 @@ async function train({ config, continueRun = false }) {
       if (step.epoch) {
         state.history.push(step.epoch);
         post({ type: 'epoch', stats: step.epoch });
-        saveModel({ interrupted: state.history.length < epochs }).catch((e) => fail('save', e));
+        saveEpoch(state.history.length < epochs);
       }
       // Aim for SLICE_MS per slice whatever the machine and model.
       batches = Math.max(1, Math.min(1000, Math.round(batches * SLICE_MS / Math.max(ms, 1))));
       await yieldToEvents();
+    }
+    if (state.saveDue) {
+      await state.epochWrite; // never rejects: saveEpoch reports its failure
+      state.epochWrite = null;
+      saveEpoch(state.history.length < epochs);
     }
     if (state.stopRequested) markNotInterrupted().catch((e) => fail('save', e));
     post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });

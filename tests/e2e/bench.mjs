@@ -1,5 +1,5 @@
 // Driver of the browser half of scripts/bench (not a test). In headless Chromium:
-// 1. www/bench.html once with a single thread and once with every core: peak FMA rate, GEMM
+// 1. www/bench.html once with a single thread and once with two: peak FMA rate, GEMM
 //    GFLOP/s, seconds per epoch (synthetic data);
 // 2. the training page itself, lecture preset: time from opening the page to the first finished
 //    epoch, with the data downloaded and then from the cache, and the peak memory while training

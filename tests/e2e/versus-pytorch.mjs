@@ -5,7 +5,7 @@
 // summary per preset and thread count (median and range of the ratios, Chromium / PyTorch).
 //
 // usage: SKYWATCH_TORCH_PYTHON=/path/to/python node tests/e2e/versus-pytorch.mjs [PRESETS] [ROUNDS] [EPOCHS]
-// (scripts/bench runs it when SKYWATCH_TORCH_PYTHON names a Python with torch and numpy.)
+// (`scripts/bench --pytorch` runs it with the Python of `scripts/python-env --torch`.)
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { DATA_DIR, ROOT, openBrowser, prepare, startServer } from './harness.mjs';

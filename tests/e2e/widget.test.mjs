@@ -84,6 +84,29 @@ for (const isolated of [false, true]) {
       await host?.stop();
     });
 
+    if (!isolated) {
+      test('a widget whose start failed starts afresh on the next Train', { timeout: 90_000 }, async () => {
+        const page = await browser.context.newPage();
+        let fail = true;
+        await browser.context.route(/\/data-quick\/manifest\.json$/, (route) => (fail ? route.abort('connectionreset') : route.continue()));
+        try {
+          await page.goto(host.url);
+          await page.waitForFunction(() => customElements.get('skywatch-trainer') !== undefined);
+          await shadow(page, 'first', '#train').click();
+          await page.waitForFunction(() => document.getElementById('first').dataset.state === 'error', null, { timeout: 30_000 });
+          assert.match(await shadow(page, 'first', '.error').textContent(), /manifest\.json: the download failed/);
+          fail = false;
+          await shadow(page, 'first', '#train').click();
+          await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('first').dataset.state)
+            && document.getElementById('first').shadowRoot.querySelector('#train').disabled === false, null, { timeout: 60_000 });
+          assert.equal(await widgetState(page, 'first'), 'done', await shadow(page, 'first', '.error').textContent());
+        } finally {
+          await browser.context.unrouteAll({ behavior: 'ignoreErrors' });
+          await page.close();
+        }
+      });
+    }
+
     test('two widgets train in quick mode, classify a dropped picture, the host keeps running', { timeout: 120_000 }, async () => {
       const page = await browser.context.newPage();
       const problems = watch(page);
@@ -107,7 +130,6 @@ for (const isolated of [false, true]) {
       }
       const seconds = (Date.now() - t0) / 1000;
       const ticks = (await page.evaluate(() => window.ticks)) - ticks0;
-      test.diagnostic?.(`both widgets trained in ${seconds.toFixed(1)} s; host timer ticked ${ticks} times`);
       console.log(`# ${isolated ? 'isolated' : 'not isolated'}: both widgets trained in ${seconds.toFixed(1)} s, host timer ticked ${ticks} times`);
 
       for (const id of ['first', 'second']) {
