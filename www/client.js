@@ -1,7 +1,7 @@
 // The page side of the worker protocol, shared by the training page and the blog widget.
 //
 // Requests (page -> worker), each `{type, ...}`:
-//   init        {threads, store, base?, persist?} -> ready {mode: {threads, kernel, isolated, reason}}
+//   init        {threads?, store?, persist?}  -> ready {mode: {threads, kernel, isolated, reason}}
 //                (persist: false keeps the model only in memory, not in IndexedDB)
 //   load-data   {url}                        -> data-progress {file, loaded, total, fromCache, retry?}*, data-ready {classes, train, test, fromCache}
 //   restore     {}                           -> restored {found, config?, history?, summary?, interrupted?, discarded?}
@@ -25,11 +25,27 @@
 // IndexedDB write after an epoch) or 'protocol' (an unknown message type).
 // Types of config and stats: the TypeScript declarations in pkg/skywatch.d.ts.
 
+/** Blob URLs standing in for worker scripts on other origins, one per script. */
+const sameOriginUrls = new Map();
+
+/** `url`, or a same-origin blob module that imports it when it is on another origin (a blog
+ *  loading the widget from a CDN): a Worker must be same-origin with its creator.
+ *  https://html.spec.whatwg.org/multipage/workers.html#dom-worker */
+export function sameOriginWorkerUrl(url) {
+  const target = new URL(url, location.href);
+  if (target.origin === location.origin) return target;
+  if (!sameOriginUrls.has(target.href)) {
+    const source = `import ${JSON.stringify(target.href)};`;
+    sameOriginUrls.set(target.href, URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
+  }
+  return sameOriginUrls.get(target.href);
+}
+
 export class WorkerClient extends EventTarget {
-  /** @param {URL | string} workerUrl URL of worker.js */
+  /** @param {URL | string} workerUrl URL of worker.js (any origin) */
   constructor(workerUrl) {
     super();
-    this.workerUrl = workerUrl;
+    this.workerUrl = sameOriginWorkerUrl(workerUrl);
     this.#start();
   }
 

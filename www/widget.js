@@ -16,15 +16,7 @@ import { WorkerClient, decodeImage } from './client.js';
 
 const BASE = new URL('./', import.meta.url);
 const QUICK = { epochs: 5, dataUrl: 'data-quick/' };
-let instances = 0;
 
-/** A module Worker for `url`, also when `url` is on another origin than the page (a blog loading
- *  the widget from a CDN): workers must be same-origin, so a blob module imports the real one. */
-function workerUrl() {
-  const url = new URL('./worker.js', import.meta.url);
-  if (url.origin === location.origin) return url;
-  return URL.createObjectURL(new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' }));
-}
 
 // Static markup of ours, no data in it (the stylesheet link is added through the DOM).
 const TEMPLATE = `
@@ -71,7 +63,6 @@ class SkywatchTrainer extends HTMLElement {
   // `ready`: the started worker with its data (a promise), cleared with `client` when the worker
   // crashes or fails to start, so that the next Train starts a fresh one.
   #state = { client: null, ready: null, history: [], hasModel: false, crashed: false };
-  #id = ++instances;
 
   connectedCallback() {
     if (this.shadowRoot) return;
@@ -164,7 +155,7 @@ class SkywatchTrainer extends HTMLElement {
   }
 
   async #connect() {
-    const client = new WorkerClient(workerUrl());
+    const client = new WorkerClient(new URL('./worker.js', import.meta.url));
     this.#state.client = client;
     client.on('crash', ({ message }) => {
       this.#drop();
@@ -183,9 +174,14 @@ class SkywatchTrainer extends HTMLElement {
       this.#ui.bar.value = progress.batch;
     });
     client.on('epoch', ({ stats }) => this.#onEpoch(stats));
-    const { mode } = await client.request({ type: 'init', store: `skywatch-widget-${this.#id}`, base: BASE.href, persist: false }, 'ready');
+    // Both at once, as the page does: the data downloads while the wasm compiles. The model
+    // stays in memory (persist: false): a reader's visit leaves nothing in IndexedDB.
+    const readyP = client.request({ type: 'init', persist: false }, 'ready');
+    const dataP = client.request({ type: 'load-data', url: this.#config().dataUrl }, 'data-ready');
+    dataP.catch(() => {}); // init's error first, if both fail
+    const { mode } = await readyP;
     this.#ui.mode.textContent = mode.reason;
-    await client.request({ type: 'load-data', url: this.#config().dataUrl }, 'data-ready');
+    await dataP;
   }
 
   async #onTrain() {

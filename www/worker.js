@@ -7,22 +7,16 @@
 
 import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-feature-detect/index.js';
 import { createStore, del, get, set, update } from './vendor/idb-keyval/index.js';
+import { sameOriginWorkerUrl } from './client.js';
 
 // The blog widget may load this worker from another origin than the page's: it then runs from a
-// blob: URL (page origin) that imports this module. Workers must be same-origin with their
-// creator, so the pool workers wasm-bindgen-rayon starts from its own (cross-origin) URL get the
-// same treatment: a same-origin blob module that imports the real one.
-// https://html.spec.whatwg.org/multipage/workers.html#dom-worker (same-origin requirement)
+// blob: URL (page origin) that imports this module. The pool workers wasm-bindgen-rayon starts
+// from its own (cross-origin) URL need the same treatment, which WorkerClient's helper gives.
 if (self.Worker) {
   const NativeWorker = self.Worker;
   self.Worker = class extends NativeWorker {
     constructor(url, options) {
-      const target = new URL(url, import.meta.url);
-      if (target.origin !== self.location.origin && !target.href.startsWith('blob:')) {
-        const source = `import ${JSON.stringify(target.href)};`;
-        url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
-      }
-      super(url, options);
+      super(sameOriginWorkerUrl(url), options);
     }
   };
 }
@@ -83,9 +77,9 @@ async function init(options) {
   post({ type: 'ready', mode: state.mode });
 }
 
-async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', base, persist = true }) {
+async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
-  const pkgBase = base ?? new URL('./', import.meta.url).href;
+  const pkgBase = new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
   let reason;
   let useThreads = false;
