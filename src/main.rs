@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use skywatch::config::{Activation, LossKind, ModelConfig, OptimizerKind, TrainConfig};
-use skywatch::data::build::{self, BuildOptions, BuildOutcome, SourceSpec};
+use skywatch::data::build::{self, BuildOptions, DEFAULT_DATA_DIR, SourceSpec};
 use skywatch::data::{Dataset, Normalizer};
 use skywatch::train::{Trainer, evaluate};
 use skywatch::{Error, Result, bench, checkpoint, serve};
@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Default bundle folder: where the page loads its data from.
-const DEFAULT_DATA_DIR: &str = "www/data";
 
 #[derive(Parser)]
 #[command(name = "skywatch", version, about = "Train the lecture's MLP on CIFAR-2 (airplane vs bird)")]
@@ -75,10 +74,10 @@ struct SubsetArgs {
     #[arg(long, default_value = "www/data-quick")]
     out: PathBuf,
     /// Training images (the first ones of the full bundle).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = build::QUICK_TRAIN)]
     train: usize,
     /// Validation images.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = build::QUICK_TEST)]
     test: usize,
 }
 
@@ -177,8 +176,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(&a),
         Command::Subset(a) => build::subset(&a.data, &a.out, a.train, a.test).map(|o| {
             let m = o.manifest();
-            let verb = if matches!(o, BuildOutcome::Built(_)) { "built" } else { "up to date" };
-            println!("{}: {verb}: {} training and {} test images", a.out.display(), m.train.count, m.test.count);
+            println!("{}: {}: {} training and {} test images", a.out.display(), o.verb(), m.train.count, m.test.count);
         }),
         Command::Build(a) => skywatch::site::run(&a),
         Command::Serve(a) => serve::run(&a),
@@ -207,10 +205,8 @@ fn cmd_data(a: DataArgs) -> Result<()> {
         None => SourceSpec::Download { url: a.url, cache_dir: a.cache_dir.unwrap_or_else(default_cache_dir) },
     };
     let opts = BuildOptions { source, classes: a.classes, out: a.out.clone(), md5: a.md5, progress: !a.quiet };
-    let (verb, m) = match build::build(&opts)? {
-        BuildOutcome::Built(m) => ("built", m),
-        BuildOutcome::UpToDate(m) => ("up to date", m),
-    };
+    let outcome = build::build(&opts)?;
+    let (verb, m) = (outcome.verb(), outcome.manifest());
     println!(
         "{}: {verb}: classes {}, {} training and {} test images (from {})",
         a.out.display(),

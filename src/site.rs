@@ -13,7 +13,7 @@
 //! previous one intact. The command ends with the bytes a reader's browser transfers for the
 //! widget (gzip, as static hosts serve it).
 
-use crate::data::build::subset;
+use crate::data::build::{DEFAULT_DATA_DIR, QUICK_TEST, QUICK_TRAIN, subset};
 use crate::error::{Error, Result};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -30,13 +30,13 @@ pub struct SiteArgs {
     #[arg(long, default_value = "www")]
     pub www: PathBuf,
     /// The full bundle (`skywatch data`).
-    #[arg(long, default_value = "www/data")]
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
     pub data: PathBuf,
     /// Training images in the widget's quick subset.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = QUICK_TRAIN)]
     pub quick_train: usize,
     /// Validation images in the widget's quick subset.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = QUICK_TEST)]
     pub quick_test: usize,
     /// Leave the full bundle out (the widget alone needs only the quick subset).
     #[arg(long)]
@@ -100,7 +100,7 @@ pub fn run(args: &SiteArgs) -> Result<()> {
     for d in BUILT_DIRS {
         copy_tree(&args.www.join(d), &dir.join(d))?;
     }
-    subset(&args.data, &dir.join("data-quick"), args.quick_train, args.quick_test)?;
+    let quick = subset(&args.data, &dir.join("data-quick"), args.quick_train, args.quick_test)?;
     if !args.no_full_data {
         let m = crate::data::Manifest::parse(&read(&args.data.join("manifest.json"))?)?;
         fs::create_dir_all(dir.join("data")).map_err(|e| Error::io(dir.join("data"), e))?;
@@ -109,7 +109,7 @@ pub fn run(args: &SiteArgs) -> Result<()> {
         }
     }
     fs::write(dir.join("_headers"), headers_file()).map_err(|e| Error::io(dir.join("_headers"), e))?;
-    let report = size_report(dir)?;
+    let report = size_report(dir, quick.manifest())?;
 
     // Swap in the new folder: the old one goes only once the new one is complete.
     let old = parent.join(format!(".skywatch-site-old-{}", std::process::id()));
@@ -162,7 +162,7 @@ fn gzip_len(bytes: &[u8]) -> usize {
 }
 
 /// What a reader's browser downloads for the widget in each mode, raw and gzipped.
-fn size_report(dir: &Path) -> Result<String> {
+fn size_report(dir: &Path, m: &crate::data::Manifest) -> Result<String> {
     let size = |rel: &str| -> Result<(usize, usize)> {
         let b = read(&dir.join(rel))?;
         Ok((b.len(), gzip_len(&b)))
@@ -182,7 +182,6 @@ fn size_report(dir: &Path) -> Result<String> {
     ])?;
     let wasm = size("pkg/skywatch_bg.wasm")?;
     let wasm_threads = size("pkg-threads/skywatch_bg.wasm")?;
-    let m = crate::data::Manifest::parse(&read(&dir.join("data-quick/manifest.json"))?)?;
     let data = sum(&[&format!("data-quick/{}", m.train.file), &format!("data-quick/{}", m.test.file)])?;
     Ok(format!(
         "widget transfer: scripts and styles {}, wasm {} (threaded build {}), quick data {} ({} + {} images)",

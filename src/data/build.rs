@@ -50,6 +50,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use rayon::prelude::*;
 
 /// The official CIFAR-10 binary release.
+/// Where the page serves the full bundle from, and the CLI's default for it.
+pub const DEFAULT_DATA_DIR: &str = "www/data";
+/// The blog widget's quick subset: the first training and test images of the full bundle.
+pub const QUICK_TRAIN: usize = 1000;
+pub const QUICK_TEST: usize = 500;
+
 pub const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
 pub const OFFICIAL_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 pub const OFFICIAL_BYTES: u64 = 170_052_171;
@@ -109,6 +115,14 @@ impl BuildOutcome {
     pub fn manifest(&self) -> &Manifest {
         match self {
             BuildOutcome::Built(m) | BuildOutcome::UpToDate(m) => m,
+        }
+    }
+
+    /// "built" or "up to date", for the command line.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            BuildOutcome::Built(_) => "built",
+            BuildOutcome::UpToDate(_) => "up to date",
         }
     }
 }

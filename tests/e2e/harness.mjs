@@ -43,7 +43,8 @@ export function prepare() {
   run(['subset', '--data', DATA_DIR, '--out', QUICK_DIR]);
 }
 
-function run(args) {
+/** Runs `skywatch ARGS...` (the release binary); throws with its output when it fails. */
+export function run(args) {
   const r = spawnSync(BIN, args, { cwd: ROOT, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`skywatch ${args[0]} failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
 }
@@ -128,8 +129,8 @@ export const isCspMessage = (text) => /^CSP violation|Content Security Policy/.t
 const pending = new WeakMap();
 
 /** A fresh browser profile (so IndexedDB, the Cache API and downloads start empty).
- *  Every content security policy violation reported on any of its pages or workers is kept:
- *  `cspViolations()` lists them, and `close()` throws when there were any, so that every test
+ *  Every content security policy violation reported on any of its pages or workers is kept,
+ *  and `close()` throws when there were any, so that every test
  *  (through its `after` hook) fails on a violation even if it does not check for one itself. */
 export async function openBrowser({ extraArgs = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'skywatch-e2e-'));
@@ -156,7 +157,6 @@ export async function openBrowser({ extraArgs = [] } = {}) {
   return {
     context,
     profile,
-    cspViolations: () => [...violations],
     async close() {
       await context.close().catch(() => {});
       rmSync(profile, { recursive: true, force: true });

@@ -9,9 +9,9 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { openBrowser, prepare, screenshot, startServer, watch } from './harness.mjs';
+import { DATA_DIR, openBrowser, prepare, run, screenshot, startServer, watch } from './harness.mjs';
 
 /** Validation accuracy the quick mode must reach (1000 images, 5 epochs; about 0.74-0.77 natively). */
 const QUICK_MIN_ACCURACY = 0.70;
@@ -20,11 +20,15 @@ const MAX_LONG_TASK_MS = 200;
 
 let assets;
 let hostDir;
+let siteDir;
 
 before(async () => {
   prepare();
-  // The widget's origin: www/ with the quick data, CORS so that another origin may load it.
-  assets = await startServer({ cors: true });
+  // The widget's origin: the static folder `skywatch build` writes for a host (widget, both
+  // packages, the quick subset), served with CORS so that another origin may load it.
+  siteDir = join(mkdtempSync(join(tmpdir(), 'skywatch-site-')), 'site');
+  run(['build', '--out', siteDir, '--data', DATA_DIR, '--no-full-data']);
+  assets = await startServer({ cors: true, root: siteDir });
   hostDir = mkdtempSync(join(tmpdir(), 'skywatch-host-'));
   // A blog post: text, the one script tag, two widgets, and a script of the host's own that
   // counts timer ticks (it must keep running while the widgets train).
@@ -45,6 +49,7 @@ before(async () => {
 after(async () => {
   await assets?.stop();
   if (hostDir) rmSync(hostDir, { recursive: true, force: true });
+  if (siteDir) rmSync(dirname(siteDir), { recursive: true, force: true });
 });
 
 /** Inside the shadow root of widget `id`. */
