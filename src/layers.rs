@@ -104,7 +104,7 @@ impl Linear {
                 gemm(-lr, &dy.t(), &x, 1.0 - lr * weight_decay, &mut self.weight_mut(params));
                 let (start, end) = (self.bias_offset(), self.offset + self.num_params());
                 for (b, &g) in params[start..end].iter_mut().zip(&grads[start..end]) {
-                    *b -= lr * (g + weight_decay * *b);
+                    crate::optim::sgd_update(b, g, lr, weight_decay);
                 }
             }
         }

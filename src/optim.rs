@@ -9,6 +9,13 @@
 //! `p -= (lr / (1 - b1^t)) m1 / (sqrt(m2) / sqrt(1 - b2^t) + eps)`.
 
 use crate::config::{OptimizerConfig, OptimizerKind};
+use crate::layers::GradSink;
+
+/// PyTorch's SGD step without momentum: `p -= lr (g + wd p)`.
+#[inline(always)]
+pub fn sgd_update(p: &mut f32, g: f32, lr: f32, wd: f32) {
+    *p -= lr * (g + wd * *p);
+}
 
 /// An optimizer and its state: one or two buffers the size of the parameters, and the step count.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,11 +39,15 @@ impl Optimizer {
         Optimizer { config, step: 0, state1: vec![0.0; n1], state2: vec![0.0; n2] }
     }
 
-    /// `(lr, weight_decay)` when this is SGD without momentum, whose update the backward pass can
-    /// apply itself (see `GradSink::Sgd`).
-    pub fn plain_sgd(&self) -> Option<(f32, f32)> {
+    /// For SGD without momentum, this step as a [`GradSink`] that the backward pass applies
+    /// itself (counted here as taken); `None` for optimizers that need the gradients stored.
+    pub fn fused_step(&mut self) -> Option<GradSink> {
         let c = &self.config;
-        (c.kind == OptimizerKind::Sgd && c.momentum == 0.0).then_some((c.lr, c.weight_decay))
+        if c.kind != OptimizerKind::Sgd || c.momentum != 0.0 {
+            return None;
+        }
+        self.step += 1;
+        Some(GradSink::Sgd { lr: c.lr, weight_decay: c.weight_decay })
     }
 
     /// One update of `params` from `grads`, element-wise in chunks (on the rayon pool with the
@@ -50,7 +61,7 @@ impl Optimizer {
             OptimizerKind::Sgd if c.momentum == 0.0 => {
                 chunks!(mut params).zip(chunks!(grads)).for_each(|(p, g)| {
                     for (p, &g) in p.iter_mut().zip(g) {
-                        *p -= lr * (g + wd * *p);
+                        sgd_update(p, g, lr, wd);
                     }
                 });
             }
