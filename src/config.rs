@@ -101,6 +101,17 @@ pub struct TrainConfig {
 /// Names accepted by [`TrainConfig::preset`].
 pub const PRESETS: [&str; 2] = ["lecture", "deep"];
 
+/// Random seeds are drawn below this bound, so that they stay exact in JavaScript numbers and in
+/// URLs, and short enough to copy by hand.
+pub const RANDOM_SEED_BOUND: u64 = 1 << 32;
+
+/// A fresh seed from the operating system's (or the browser's) entropy source, for a "new seed"
+/// run. The seed drawn is recorded in the run's configuration, so that the run can be repeated.
+pub fn random_seed() -> Result<u64> {
+    let v = getrandom::u64().map_err(|e| Error::Config(format!("cannot draw a random seed: {e}")))?;
+    Ok(v % RANDOM_SEED_BOUND)
+}
+
 impl TrainConfig {
     /// `lecture`: 3072-512-2, Tanh, LogSoftmax + NLLLoss, SGD lr 1e-2, batch 64, 100 epochs.
     /// `deep`: 3072-1024-512-128-2, Tanh, CrossEntropyLoss, same optimizer and loop.

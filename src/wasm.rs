@@ -103,6 +103,13 @@ pub fn preset_config(name: &str) -> Result<String, JsError> {
     Ok(serde_json::to_string(&TrainConfig::preset(name)?).expect("config serialises"))
 }
 
+/// A fresh seed drawn from the browser's entropy source (`crypto.getRandomValues`, through
+/// getrandom), below 2^32, for a "new seed" run (`seed=random`).
+#[wasm_bindgen(js_name = randomSeed)]
+pub fn random_seed() -> Result<f64, JsError> {
+    Ok(crate::config::random_seed()? as f64)
+}
+
 /// Checks a configuration (JSON); returns the parameter count as the lecture prints it.
 #[wasm_bindgen(js_name = describeConfig)]
 pub fn describe_config(config_json: &str) -> Result<String, JsError> {

@@ -41,3 +41,12 @@ fn configuration_is_plain_json_and_rejects_unknown_fields() {
     let typo = json.replace("\"batch_size\"", "\"batchsize\"");
     assert!(serde_json::from_str::<TrainConfig>(&typo).is_err());
 }
+
+#[test]
+fn random_seeds_are_below_the_bound_and_differ() {
+    use skywatch::config::{RANDOM_SEED_BOUND, random_seed};
+    let seeds: Vec<u64> = (0..8).map(|_| random_seed().unwrap()).collect();
+    assert!(seeds.iter().all(|&s| s < RANDOM_SEED_BOUND), "{seeds:?}");
+    // Eight draws of 32 bits that are all equal would mean the entropy source is not used.
+    assert!(seeds.iter().any(|&s| s != seeds[0]), "{seeds:?}");
+}
