@@ -1,7 +1,7 @@
 // The confusion panel: both splits evaluated with the current model (`evaluate`), as one
 // confusion matrix each (rows: true class, columns: predicted class).
 
-import { $, classes, client, modelLabel, pushError, scheduleRender, state } from './state.js';
+import { $, classes, client, modelLabel, oneAtATime, pushError, scheduleRender, state } from './state.js';
 import { el, setText } from '../shared/dom.js';
 import { acc, int } from '../shared/format.js';
 
@@ -9,18 +9,13 @@ import { acc, int } from '../shared/format.js';
 export function requestEvaluation() {
   const ev = state.evaluation;
   if (!state.model || state.crashed) return;
-  if (ev.busy) { ev.again = true; return; }
-  ev.busy = true;
-  const model = modelLabel();
-  scheduleRender();
-  client.request({ type: 'evaluate' }, 'evaluation')
-    .then((r) => { ev.result = { train: r.train, test: r.test, model, classes: classes() }; ev.version++; },
-      (e) => { if (!state.crashed) pushError('evaluate', `Evaluation failed: ${e.message}`); })
-    .finally(() => {
-      ev.busy = false;
-      if (ev.again) { ev.again = false; requestEvaluation(); }
-      scheduleRender();
-    });
+  oneAtATime(ev, requestEvaluation, () => {
+    const model = modelLabel();
+    scheduleRender(); // the button says "Evaluating…"
+    return client.request({ type: 'evaluate' }, 'evaluation')
+      .then((r) => { ev.result = { train: r.train, test: r.test, model, classes: classes() }; ev.version++; },
+        (e) => { if (!state.crashed) pushError('evaluate', `Evaluation failed: ${e.message}`); });
+  });
 }
 
 /** Forgets the shown evaluation (a new model is coming). */

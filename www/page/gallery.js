@@ -1,7 +1,7 @@
 // The test-image panel: seeded sampling of test indices, the worker's guesses for them
 // (`gallery`), and the tiles (32x32 RGBA drawn on canvases).
 
-import { $, client, modelLabel, pushError, scheduleRender, state } from './state.js';
+import { $, client, modelLabel, oneAtATime, pushError, state } from './state.js';
 import { el, setText } from '../shared/dom.js';
 import { pct } from '../shared/format.js';
 import { argmax } from '../shared/prediction.js';
@@ -58,21 +58,16 @@ const drawSeed = () => (typeof state.form?.seed === 'number' ? state.form.seed :
 export function refreshGallery() {
   const g = state.gallery;
   if (!state.model || !state.data.ready || state.crashed) return;
-  if (g.busy) { g.again = true; return; }
-  g.busy = true;
-  g.lastAt = performance.now();
-  const mistakesOnly = g.mistakesOnly;
-  const asked = mistakesOnly ? GALLERY_MISTAKE_POOL : GALLERY_SIZE;
-  const indices = sampleIndices(state.data.ready.test, asked, drawSeed(), g.draw);
-  const model = modelLabel();
-  client.request({ type: 'gallery', indices }, 'gallery')
-    .then((r) => { g.result = { items: r.items, images: r.images, classes: r.classes, mistakesOnly, asked, model }; g.version++; },
-      (e) => { if (!state.crashed) pushError('gallery', `The test images could not be shown: ${e.message}`); })
-    .finally(() => {
-      g.busy = false;
-      if (g.again) { g.again = false; refreshGallery(); }
-      scheduleRender();
-    });
+  oneAtATime(g, refreshGallery, () => {
+    g.lastAt = performance.now();
+    const mistakesOnly = g.mistakesOnly;
+    const asked = mistakesOnly ? GALLERY_MISTAKE_POOL : GALLERY_SIZE;
+    const indices = sampleIndices(state.data.ready.test, asked, drawSeed(), g.draw);
+    const model = modelLabel();
+    return client.request({ type: 'gallery', indices }, 'gallery')
+      .then((r) => { g.result = { items: r.items, images: r.images, classes: r.classes, mistakesOnly, asked, model }; g.version++; },
+        (e) => { if (!state.crashed) pushError('gallery', `The test images could not be shown: ${e.message}`); });
+  });
 }
 
 let drawn = -1;

@@ -62,6 +62,19 @@ export function scheduleRender() {
   if (document.hidden) setTimeout(run, 50); else requestAnimationFrame(run);
 }
 
+/** One request of a kind at a time (replies carry no id, and a second one would only repeat the
+ *  work): `ask()` sends it and returns its promise, unless one is running; then `again()` runs
+ *  once it has settled, with the state as it is by then. `part` holds the flags {busy, again}. */
+export function oneAtATime(part, again, ask) {
+  if (part.busy) { part.again = true; return; }
+  part.busy = true;
+  ask().finally(() => {
+    part.busy = false;
+    if (part.again) { part.again = false; again(); }
+    scheduleRender();
+  });
+}
+
 export function pushError(where, message) {
   state.errors.push({ where, message });
   if (state.errors.length > 6) state.errors.shift();

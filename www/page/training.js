@@ -4,7 +4,7 @@
 // stopped, and a `train` error) arrive here from app.js's table.
 
 import {
-  $, client, currentConfig, formValid, idle, metricEl, pushError, scheduleRender, state,
+  $, client, currentConfig, formValid, idle, metricEl, oneAtATime, pushError, scheduleRender, state,
 } from './state.js';
 import {
   FIELDS, RECIPE, applyPreset, describeRecipe, format, formFromConfig, matchPreset, paramsFromForm,
@@ -103,15 +103,8 @@ export function requestDescribe() {
   const d = state.describe;
   if (!state.mode || state.crashed || !state.form) return;
   if (!formValid()) { d.summary = ''; d.error = ''; scheduleRender(); return; }
-  if (d.busy) { d.again = true; return; }
-  d.busy = true;
-  client.request({ type: 'describe', config: currentConfig() }, 'described')
-    .then((r) => { d.summary = r.summary; d.error = ''; }, (e) => { d.summary = ''; d.error = state.crashed ? '' : e.message; })
-    .finally(() => {
-      d.busy = false;
-      if (d.again) { d.again = false; requestDescribe(); }
-      scheduleRender();
-    });
+  oneAtATime(d, requestDescribe, () => client.request({ type: 'describe', config: currentConfig() }, 'described')
+    .then((r) => { d.summary = r.summary; d.error = ''; }, (e) => { d.summary = ''; d.error = state.crashed ? '' : e.message; }));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -173,7 +173,7 @@ class Trainer {
 
   async #classify(file) {
     this.#showError('');
-    if (!this.#state.client || !this.#state.hasModel) return;
+    if (!this.#state.client || !this.#state.hasModel) { this.#showError('Train the model first (press Train), then try a picture.'); return; }
     try {
       const r = await predictFile(this.#state.client, file);
       renderPrediction({ canvas: this.#ui.canvas, bars: this.#ui.bars, verdict: this.#ui.prediction }, r);
