@@ -109,6 +109,45 @@ describe('the page', () => {
   });
 });
 
+describe('after the start', () => {
+  test('a worker that falls silent while starting is reported, and Try again starts afresh', { timeout: 90_000 }, async (t) => {
+    // The wasm request is left unanswered: the data loads, then the worker waits in silence.
+    await browser.context.route(/\/skywatch_bg\.wasm$/, () => {});
+    const page = await browser.context.newPage();
+    try {
+      const t0 = Date.now();
+      await page.goto(server.url);
+      await page.waitForFunction(() => /has not answered for/.test(document.getElementById('error-list').textContent), null, { timeout: 60_000 });
+      const errors = await errorList(page);
+      t.diagnostic(`${Date.now() - t0} ms: ${errors.join(' | ')}`);
+      assert.equal(errors.length, 1, errors.join(' | '));
+      assert.match(errors[0], /^The training worker has not answered for 2\d s \((starting|loading the data)\); it may still be busy on a slow connection\. Try again to start it afresh\.$/);
+      assert.equal(await page.evaluate(() => document.documentElement.dataset.state), 'loading', 'still waiting: it may yet answer');
+      await browser.context.unrouteAll({ behavior: 'ignoreErrors' });
+      await page.getByRole('button', { name: 'Try again' }).click();
+      await guarded(page, 'silent-worker-again', () => waitForState(page, 'ready', { timeout: 60_000 }));
+      assert.deepEqual(await errorList(page), []);
+    } finally {
+      await browser.context.unrouteAll({ behavior: 'ignoreErrors' });
+      await page.close();
+    }
+  });
+
+  test('an uncaught error of the page is shown, not only logged', { timeout: 60_000 }, async () => {
+    const page = await browser.context.newPage();
+    try {
+      await page.goto(server.url);
+      await waitForState(page, 'ready', { timeout: 60_000 });
+      await page.evaluate(() => { setTimeout(() => { throw new Error('thrown for a test'); }, 0); });
+      await page.waitForFunction(() => document.getElementById('error-list').childElementCount > 0, null, { timeout: 10_000 });
+      assert.deepEqual(await errorList(page), ['Something went wrong on this page: Error: thrown for a test']);
+      assert.equal(await page.evaluate(() => document.documentElement.dataset.state), 'ready', 'the page goes on');
+    } finally {
+      await page.close();
+    }
+  });
+});
+
 describe('the widget', () => {
   const widgetError = (page) => page.locator('skywatch-trainer').locator('.error').textContent();
   const widgetFailed = (page) => page.waitForFunction(() => document.querySelector('skywatch-trainer')?.dataset.state === 'error', null, { timeout: FAILURE_TIMEOUT });
