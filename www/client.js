@@ -7,14 +7,16 @@
 // and in the widget by widget/trainer.js.
 //
 //   request       fields                          replies, in order               sent by
-//   init          {threads?, store?, persist?}    ready {mode: {threads, kernel,  shared/startup.js
-//                 persist: false keeps the model        isolated, reason}}
+//   init          {threads?, store?, persist?}    ready {mode: {threads, kernel,  shared/startup.js,
+//                 persist: false keeps the model        isolated, reason}}          bench.js
 //                 in memory only, not IndexedDB
 //   load-data     {url}                           data-progress {file, loaded,    shared/startup.js
 //                                                   total, fromCache, retry?}*,
 //                                                 data-ready {classes, train,
 //                                                   test, fromCache}
-//   preset        {name}                          preset {name, config}           shared/startup.js
+//   preset        {name}                          preset {name, config}           shared/startup.js,
+//                 (config: TrainConfig, from the                                  widget/trainer.js
+//                 core's presetConfig)
 //   restore       {}                              restored {found, config?,       shared/startup.js
 //                                                   history?, summary?,
 //                                                   interrupted?, seedDrawn?,
