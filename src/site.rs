@@ -2,7 +2,8 @@
 //! data, ready to copy to any static host.
 //!
 //! ```text
-//! DIR/widget.js widget.css embed.html embed-example.html index.html app.js worker.js client.js ...
+//! DIR/widget.js widget.css embed.html embed-example.html index.html boot.js app.js worker.js ...
+//! DIR/page/ shared/ widget/          the page's panels, the modules page and widget share, the widget's
 //! DIR/pkg/ pkg-threads/ vendor/      the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
@@ -46,10 +47,8 @@ pub struct SiteArgs {
 /// Files of `www/` that make up the site (everything else there is build output or data).
 const PAGE_FILES: &[&str] = &[
     "index.html",
+    "boot.js",
     "app.js",
-    "charts.js",
-    "config.js",
-    "gallery.js",
     "style.css",
     "client.js",
     "worker.js",
@@ -61,6 +60,8 @@ const PAGE_FILES: &[&str] = &[
     "embed-example.html",
     "embed-example.css",
 ];
+/// Folders of `www/` with the page's and the widget's modules.
+const PAGE_DIRS: &[&str] = &["page", "shared", "widget"];
 const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "vendor"];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin
@@ -97,7 +98,7 @@ pub fn run(args: &SiteArgs) -> Result<()> {
     for f in PAGE_FILES {
         copy(&args.www.join(f), &dir.join(f))?;
     }
-    for d in BUILT_DIRS {
+    for d in PAGE_DIRS.iter().chain(BUILT_DIRS) {
         copy_tree(&args.www.join(d), &dir.join(d))?;
     }
     let quick = subset(&args.data, &dir.join("data-quick"), args.quick_train, args.quick_test)?;
@@ -174,7 +175,14 @@ fn size_report(dir: &Path, m: &crate::data::Manifest) -> Result<String> {
     let js = sum(&[
         "widget.js",
         "widget.css",
+        "widget/trainer.js",
         "client.js",
+        "shared/dom.js",
+        "shared/format.js",
+        "shared/image.js",
+        "shared/prediction.js",
+        "shared/probe.js",
+        "shared/startup.js",
         "worker.js",
         "vendor/wasm-feature-detect/index.js",
         "vendor/idb-keyval/index.js",

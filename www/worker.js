@@ -2,8 +2,9 @@
 // fetches and caches the CIFAR-2 bundle, trains in time slices so that control messages (pause,
 // stop, predict) are handled between them, and keeps the latest model in IndexedDB.
 //
-// Protocol: listed at the top of client.js. Every request is `{type, ...}`; every reply is `{type, ...}`; an
-// error is `{type: 'error', where, message}` and never leaves the worker in a broken state.
+// Protocol: listed at the top of client.js; each request is handled by `handlers[type]` at the end
+// of this file. Every reply is `{type, ...}`; an error is `{type: 'error', where, message}` and
+// never leaves the worker in a broken state.
 
 import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-feature-detect/index.js';
 import { createStore, del, get, set, update } from './vendor/idb-keyval/index.js';
@@ -45,6 +46,7 @@ const state = {
   data: null,        // wasm Data
   session: null,     // wasm Session
   config: null,      // TrainConfig of the session
+  seedDrawn: false,  // the session's seed was drawn at random (train's drawSeed)
   history: [],       // EpochStats of the session so far
   running: false,    // a training loop is active
   saving: Promise.resolve(), // the latest IndexedDB write, chained so that writes keep their order
@@ -214,11 +216,12 @@ async function loadData({ url = 'data/' }) {
   });
 }
 
-function newSession(config) {
+function newSession(config, seedDrawn = false) {
   if (!state.data) throw new Error('the data is not loaded yet');
   state.session?.free();
   state.session = new state.wasm.Session(JSON.stringify(config), state.data);
   state.config = JSON.parse(state.session.config());
+  state.seedDrawn = seedDrawn;
   state.history = [];
 }
 
@@ -228,7 +231,7 @@ function newSession(config) {
  *  after a reload. */
 function saveModel({ interrupted = false } = {}) {
   if (!state.store) return Promise.resolve();
-  const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, savedAt: Date.now() };
+  const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, seedDrawn: state.seedDrawn, savedAt: Date.now() };
   return queueWrite(() => set(state.storeKey, record, state.store));
 }
 
@@ -262,8 +265,9 @@ async function restore() {
     state.session = state.wasm.Session.resume(new Uint8Array(saved.state), state.data);
     state.config = JSON.parse(state.session.config());
     state.history = saved.history ?? [];
+    state.seedDrawn = Boolean(saved.seedDrawn);
     if (state.session.epochsDone() !== state.history.length) throw new Error('the saved history does not match the saved run');
-    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary(), interrupted: Boolean(saved.interrupted) && state.history.length < state.config.epochs });
+    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary(), interrupted: Boolean(saved.interrupted) && state.history.length < state.config.epochs, seedDrawn: state.seedDrawn });
   } catch (e) {
     await del(state.storeKey, state.store);
     state.session = null;
@@ -271,14 +275,18 @@ async function restore() {
   }
 }
 
-async function train({ config, continueRun = false }) {
+async function train({ config, continueRun = false, drawSeed = false }) {
   if (state.running) throw new Error('training is already running');
-  if (!continueRun || !state.session) newSession(config);
+  if (!continueRun || !state.session) {
+    // A new seed from the browser's entropy source (getrandom in the core); it is recorded in
+    // the run's configuration, so the run can be repeated with it.
+    newSession(drawSeed ? { ...config, seed: state.wasm.randomSeed() } : config, drawSeed);
+  }
   const epochs = state.config.epochs;
   state.running = true;
   state.paused = false;
   state.stopRequested = false;
-  post({ type: 'started', config: state.config, summary: state.session.parameterSummary(), batchesPerEpoch: state.session.batchesPerEpoch(), trainSize: state.session.trainLength(), epochsDone: state.history.length });
+  post({ type: 'started', config: state.config, summary: state.session.parameterSummary(), batchesPerEpoch: state.session.batchesPerEpoch(), trainSize: state.session.trainLength(), epochsDone: state.history.length, seedDrawn: state.seedDrawn });
   let batches = 4;
   try {
     while (state.history.length < epochs && !state.stopRequested) {
@@ -349,6 +357,7 @@ async function importWeights({ bytes, config }) {
   if (!state.session) newSession(config);
   state.session.importWeights(new Uint8Array(bytes));
   state.config = JSON.parse(state.session.config());
+  state.seedDrawn = false;
   state.history = [];
   await saveModel();
   post({ type: 'imported', config: state.config, summary: state.session.parameterSummary() });
@@ -377,7 +386,7 @@ const handlers = {
   init, 'load-data': loadData, restore, train, evaluate, predict, gallery,
   export: exportWeights, import: importWeights,
   describe: ({ config }) => post({ type: 'described', summary: state.wasm.describeConfig(JSON.stringify(config)) }),
-  preset: ({ name }) => post({ type: 'preset', config: JSON.parse(state.wasm.presetConfig(name)) }),
+  preset: ({ name }) => post({ type: 'preset', name, config: JSON.parse(state.wasm.presetConfig(name)) }),
   pause: () => { state.paused = true; post({ type: 'paused' }); },
   resume: () => { state.paused = false; state.resume?.(); state.resume = null; post({ type: 'resumed' }); },
   stop: () => { state.stopRequested = true; state.paused = false; state.resume?.(); state.resume = null; },
