@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! DIR/widget.js widget.css embed.html embed-example.html index.html app.js worker.js client.js ...
-//! DIR/pkg/ pkg-threads/ vendor/      the wasm packages and browser libraries
+//! DIR/pkg/ pkg-threads/ pkg-threads-simd/ vendor/   the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
 //! DIR/_headers                       COOP/COEP/CORP/CORS/CSP for hosts that read this file
@@ -26,7 +26,8 @@ pub struct SiteArgs {
     /// Output folder (replaced as a whole).
     #[arg(long)]
     pub out: PathBuf,
-    /// The page sources and build output (`scripts/build` fills pkg/, pkg-threads/, vendor/).
+    /// The page sources and build output (`scripts/build` fills pkg/, pkg-threads/, pkg-threads-simd/,
+    /// vendor/).
     #[arg(long, default_value = "www")]
     pub www: PathBuf,
     /// The full bundle (`skywatch data`).
@@ -61,7 +62,7 @@ const PAGE_FILES: &[&str] = &[
     "embed-example.html",
     "embed-example.css",
 ];
-const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "vendor"];
+const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "pkg-threads-simd", "vendor"];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin
 /// isolation for threads, CORS + CORP so that blogs on other origins may load the widget, and the
