@@ -24,7 +24,10 @@ import { png } from './images.mjs';
 
 const [presets = 'lecture', epochs = '3'] = process.argv.slice(2);
 const emit = (row) => process.stdout.write(`${JSON.stringify({ where: 'chromium', ...row })}\n`);
-const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Private memory (USS, MB) of this profile's renderer processes, from /proc/PID/smaps_rollup. */
