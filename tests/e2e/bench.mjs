@@ -14,7 +14,7 @@
 // then, in every engine (engines.mjs; SKYWATCH_E2E_ENGINES, default chromium,firefox,webkit):
 // 5. the mode line of the isolated page and seconds per lecture epoch on the whole bundle, timed
 //    from outside the page (when each epoch appears), training and validation together.
-// Prints JSON lines.
+// Prints JSON lines. usage: node tests/e2e/bench.mjs [PRESETS] [EPOCHS] [PARTS, e.g. 5 or 1,5]
 import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -22,7 +22,9 @@ import { launch, selectedEngines } from './engines.mjs';
 import { DATA_DIR, openBrowser, prepare, run, startServer } from './harness.mjs';
 import { png } from './images.mjs';
 
-const [presets = 'lecture', epochs = '3'] = process.argv.slice(2);
+const [presets = 'lecture', epochs = '3', only = ''] = process.argv.slice(2);
+/** Which numbered parts to run: the third argument (e.g. `5` or `1,5`), all by default. */
+const part = (n) => !only || only.split(',').includes(String(n));
 const emit = (row) => process.stdout.write(`${JSON.stringify({ where: 'chromium', ...row })}\n`);
 const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
@@ -49,7 +51,7 @@ const server = await startServer();
 // Eager memory measurement: measureUserAgentSpecificMemory() otherwise waits for a GC.
 const browser = await openBrowser({ extraArgs: ['--enable-blink-features=ForceEagerMeasureMemory'] });
 try {
-  for (const [pkg, query] of [['single', 'threads=1'], ['threads', 'threads=2'], ['threads-simd', 'threads=2&relaxed_simd=0']]) {
+  for (const [pkg, query] of part(1) ? [['single', 'threads=1'], ['threads', 'threads=2'], ['threads-simd', 'threads=2&relaxed_simd=0']] : []) {
     const page = await browser.context.newPage();
     await page.goto(`${server.url}bench.html?${query}&presets=${presets}&epochs=${epochs}`);
     await page.waitForFunction(() => ['done', 'error'].includes(document.documentElement.dataset.state), null, { timeout: 600_000 });
@@ -61,7 +63,7 @@ try {
     await page.close();
   }
 
-  for (const cache of ['download', 'cached']) {
+  for (const cache of part(2) ? ['download', 'cached'] : []) {
     const page = await browser.context.newPage();
     let peakPage = 0;
     let peakRenderer = 0;
@@ -89,15 +91,15 @@ try {
     await page.close();
   }
 
-  await responsiveness(browser, server);
-  await badInput(browser, server);
-  await widgetHost(browser);
+  if (part(3)) await responsiveness(browser, server);
+  if (part(3)) await widgetHost(browser);
+  if (part(4)) await badInput(browser, server);
 } finally {
   await browser.close();
   await server.stop();
 }
 
-await engines();
+if (part(5)) await engines();
 
 /** The page's main thread while it trains (lecture, 4 epochs on 4000 images, threads): its long
  *  tasks (over 50 ms, the Long Tasks API), and the latency of Pause. */
