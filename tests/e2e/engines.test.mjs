@@ -66,7 +66,6 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // The page's hooks, through the engine interface
 
-const state = (e) => e.evaluate(() => document.documentElement.dataset.state);
 const metric = (e, name) => e.evaluate((n) => document.querySelector(`[data-metric="${n}"]`)?.textContent.trim() ?? '', name);
 
 /** Waits for `<html data-state>` in `want`; `error` (or another state of `failOn`) fails at once. */
