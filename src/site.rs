@@ -4,7 +4,7 @@
 //! ```text
 //! DIR/widget.js widget.css embed.html embed-example.html index.html boot.js app.js worker.js ...
 //! DIR/page/ shared/ widget/          the page's panels, the modules page and widget share, the widget's
-//! DIR/pkg/ pkg-threads/ vendor/      the wasm packages and browser libraries
+//! DIR/pkg/ pkg-threads/ pkg-threads-simd/ vendor/   the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
 //! DIR/_headers                       COOP/COEP/CORP/CORS/CSP for hosts that read this file
@@ -27,7 +27,8 @@ pub struct SiteArgs {
     /// Output folder (replaced as a whole).
     #[arg(long)]
     pub out: PathBuf,
-    /// The page sources and build output (`scripts/build` fills pkg/, pkg-threads/, vendor/).
+    /// The page sources and build output (`scripts/build` fills pkg/, pkg-threads/, pkg-threads-simd/,
+    /// vendor/).
     #[arg(long, default_value = "www")]
     pub www: PathBuf,
     /// The full bundle (`skywatch data`).
@@ -62,7 +63,7 @@ const PAGE_FILES: &[&str] = &[
 ];
 /// Folders of `www/` with the page's and the widget's modules.
 const PAGE_DIRS: &[&str] = &["page", "shared", "widget"];
-const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "vendor"];
+const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "pkg-threads-simd", "vendor"];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin
 /// isolation for threads, CORS + CORP so that blogs on other origins may load the widget, and the

@@ -1,6 +1,7 @@
 // Browser benchmark page: runs the worker's `bench` request (peak FMA rate, GEMM GFLOP/s, seconds
 // per epoch on synthetic data; `kernels=0`: epochs only) and prints one JSON line per figure. Driven by
-// scripts/bench, which reads `#results` once `data-state` is `done`.
+// scripts/bench, which reads `#results` once `data-state` is `done`. `relaxed_simd=0` makes the
+// worker take the threaded package built without relaxed SIMD (its `noRelaxedSimd` test hook).
 import { WorkerClient } from './client.js';
 
 const params = new URLSearchParams(location.search);
@@ -8,6 +9,7 @@ const threads = Number(params.get('threads') || navigator.hardwareConcurrency ||
 const presets = (params.get('presets') || 'lecture').split(',');
 const epochs = Number(params.get('epochs') || 3);
 const kernels = params.get('kernels') !== '0';
+const noRelaxedSimd = params.get('relaxed_simd') === '0';
 const status = document.getElementById('status');
 const results = document.getElementById('results');
 const root = document.documentElement;
@@ -18,7 +20,7 @@ client.on('bench-result', ({ row }) => { results.textContent += `${JSON.stringif
 client.on('error', ({ message }) => { status.textContent = `error: ${message}`; root.dataset.state = 'error'; });
 client.on('crash', ({ message }) => { status.textContent = `crash: ${message}`; root.dataset.state = 'error'; });
 
-const { mode } = await client.request({ type: 'init', threads }, 'ready');
+const { mode } = await client.request({ type: 'init', threads, noRelaxedSimd }, 'ready');
 status.textContent = `running: ${mode.reason}`;
 root.dataset.state = 'training';
 await client.request({ type: 'bench', presets, epochs, kernels }, 'bench-done');

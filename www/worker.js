@@ -13,11 +13,18 @@ import { sameOriginWorkerUrl } from './client.js';
 // The blog widget may load this worker from another origin than the page's: it then runs from a
 // blob: URL (page origin) that imports this module. The pool workers wasm-bindgen-rayon starts
 // from its own (cross-origin) URL need the same treatment, which WorkerClient's helper gives.
+// Every worker started here is also kept referenced: Firefox collects a worker that shares wasm
+// memory but that nothing references (https://bugzilla.mozilla.org/show_bug.cgi?id=1702191), and
+// wasm-bindgen-rayon references its pool workers only once all have started, so one collected
+// before then left `initThreadPool` waiting for ever (the page stuck at "Starting the training
+// worker…", 1 start in 12 to 24 in Firefox ESR 153; none in 24 with the references kept).
 if (self.Worker) {
   const NativeWorker = self.Worker;
+  const started = [];
   self.Worker = class extends NativeWorker {
     constructor(url, options) {
       super(sameOriginWorkerUrl(url), options);
+      started.push(this);
     }
   };
 }
@@ -79,18 +86,23 @@ async function init(options) {
   post({ type: 'ready', mode: state.mode });
 }
 
-async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true }) {
+/** Picks and loads the package: threads where the page is cross-origin isolated and the browser
+ *  has wasm threads (`pkg-threads/` with relaxed SIMD, or `pkg-threads-simd/` with simd128 only
+ *  for browsers without relaxed SIMD, such as Safari), else the single-threaded `pkg/` (simd128).
+ *  `noRelaxedSimd: true` is a test hook (tests/e2e/page.test.mjs): it pretends relaxed SIMD is
+ *  missing, so that the simd128 threaded package can be tested in a browser that has both. */
+async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true, noRelaxedSimd = false }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
   const pkgBase = new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
   let reason;
-  let useThreads = false;
+  let pkg = 'pkg/skywatch.js';
   if (threads <= 1) reason = '1 thread: asked for one';
   else if (!isolated) reason = '1 thread: page not cross-origin isolated';
   else if (!(await threadsSupported())) reason = '1 thread: no WebAssembly threads in this browser';
-  else if (!(await relaxedSimd())) reason = '1 thread: the threaded build needs relaxed SIMD';
-  else useThreads = true;
-  const wasm = await import(new URL(useThreads ? 'pkg-threads/skywatch.js' : 'pkg/skywatch.js', pkgBase).href);
+  else pkg = !noRelaxedSimd && (await relaxedSimd()) ? 'pkg-threads/skywatch.js' : 'pkg-threads-simd/skywatch.js';
+  const useThreads = pkg !== 'pkg/skywatch.js';
+  const wasm = await import(new URL(pkg, pkgBase).href);
   await wasm.default();
   let n = 1;
   if (useThreads) {
