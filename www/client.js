@@ -7,9 +7,10 @@
 // and in the widget by widget/trainer.js.
 //
 //   request       fields                          replies, in order               sent by
-//   init          {threads?, store?, persist?}    ready {mode: {threads, kernel,  shared/startup.js,
-//                 persist: false keeps the model        isolated, reason}}          bench.js
-//                 in memory only, not IndexedDB
+//   init          {threads?, store?, persist?}    alive* (every second while it   shared/startup.js,
+//                 persist: false keeps the model    runs: the worker's pulse),    bench.js
+//                 in memory only, not IndexedDB   ready {mode: {threads, kernel,
+//                                                   isolated, reason}}
 //   load-data     {url}                           data-progress {file, loaded,    shared/startup.js
 //                                                   total, fromCache, retry?}*,
 //                                                 data-ready {classes, train,
