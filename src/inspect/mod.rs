@@ -1,0 +1,125 @@
+//! Seeing what the model learned: hidden units as pictures, top activations, saliency, nearest
+//! neighbours, hard examples, and the PyTorch reference band.
+//!
+//! | module         | concept                                                                     |
+//! |----------------|-----------------------------------------------------------------------------|
+//! | [`units`]      | first-layer weights `W1[j, :]` as 32x32 RGB tiles, class votes, tile history |
+//! | [`scan`]       | one pass `Z = X W1^T + b1` over the training set: top-k images per unit, a quantised `act(Z)` for exact nearest neighbours |
+//! | [`saliency`]   | `d log p[k] / d pixel`, by the model's backward pass with the input gradient |
+//! | [`examples`]   | per-image losses from training's own forward pass, forgetting events        |
+//!
+//! This module sits above [`crate::model`] and [`crate::train`] and is used by the wasm API and
+//! the tests; the trainer only feeds [`examples::ExampleLog`]. Everything heavy ([`scan`]) runs
+//! on demand; [`Inspector`] caches its result per model version (a fingerprint of the
+//! parameters) for a session.
+
+pub mod examples;
+pub mod saliency;
+pub mod scan;
+pub mod units;
+
+use crate::data::{Normalizer, PIXELS};
+use crate::error::{Error, Result};
+use crate::train::{Trainer, training_indices};
+use scan::{FirstLayerScan, Neighbour};
+use units::{TileHistory, UnitTiles};
+
+/// Images ranked per unit and direction by the top-activation scan.
+pub const TOP_IMAGES: usize = 8;
+
+/// A 64-bit fingerprint of a parameter buffer (FNV-1a over the values' bits, a word at a time):
+/// equal buffers give equal fingerprints; any change gives another one except with probability
+/// about 2^-64. A millisecond or two for the lecture model's 1.6 M values.
+pub fn fingerprint(params: &[f32]) -> u64 {
+    fnv(params.len(), params.iter().map(|v| v.to_bits()))
+}
+
+fn fnv(len: usize, words: impl Iterator<Item = u32>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ len as u64;
+    for w in words {
+        h = (h ^ w as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The cache key of a scan: the parameters and the images scanned.
+fn scan_key(trainer: &Trainer, images: &[u32]) -> u64 {
+    fingerprint(&trainer.model.params) ^ fnv(images.len(), images.iter().copied()).rotate_left(17)
+}
+
+/// What a training session keeps for inspection: the unit-tile history and the cached scan.
+#[derive(Clone, Debug, Default)]
+pub struct Inspector {
+    pub tiles: TileHistory,
+    /// The scan and the fingerprint of the parameters and images it was made with.
+    scan: Option<(u64, FirstLayerScan)>,
+}
+
+impl Inspector {
+    /// Takes a tile snapshot when the trainer is between epochs at an epoch not yet recorded
+    /// (after `epochs_done` epochs; 0 is the model before training). Cheap otherwise: call it
+    /// around every slice of training.
+    pub fn observe(&mut self, trainer: &Trainer) {
+        if trainer.mid_epoch() || self.tiles.last_epoch() == Some(trainer.epochs_done()) {
+            return;
+        }
+        self.tiles.push(trainer.epochs_done(), UnitTiles::of(&trainer.model));
+    }
+
+    /// Forgets everything: the model was replaced.
+    pub fn reset(&mut self) {
+        self.tiles.clear();
+        self.scan = None;
+    }
+
+    /// The first-layer scan of the run's training images with the current weights, computed
+    /// now unless the cached one was made with the same parameters and images.
+    pub fn scan(&mut self, trainer: &Trainer) -> &FirstLayerScan {
+        let images = run_images(trainer);
+        let key = scan_key(trainer, &images);
+        if self.scan.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.scan = None; // free the old one before building the new one
+            let s =
+                FirstLayerScan::run(&trainer.model, &trainer.data.train, &images, &Normalizer::default(), TOP_IMAGES);
+            self.scan = Some((key, s));
+        }
+        &self.scan.as_ref().expect("just set").1
+    }
+
+    /// Whether a scan for the current weights is cached (so that queries are instant).
+    pub fn has_scan(&self, trainer: &Trainer) -> bool {
+        let key = scan_key(trainer, &run_images(trainer));
+        self.scan.as_ref().is_some_and(|(k, _)| *k == key)
+    }
+
+    /// The `k` training images nearest to `image` (3072 planar bytes) in the first hidden layer's
+    /// space, leaving out training image `exclude`.
+    pub fn neighbours(
+        &mut self,
+        trainer: &Trainer,
+        image: &[u8],
+        k: usize,
+        exclude: Option<u32>,
+    ) -> Result<Vec<Neighbour>> {
+        if image.len() != PIXELS {
+            return Err(Error::Shape { what: "image".into(), expected: vec![PIXELS], actual: vec![image.len()] });
+        }
+        let norm = Normalizer::default();
+        let mut x = ndarray::Array2::zeros((1, PIXELS));
+        norm.apply(image, x.as_slice_mut().expect("contiguous"));
+        let query = scan::hidden(&trainer.model, x.view());
+        let query = query.as_slice().expect("row-major");
+        let s = self.scan(trainer);
+        Ok(s.neighbours(&trainer.model, &trainer.data.train, &norm, query, k, exclude))
+    }
+
+    /// Bytes held by the tile history and the scan.
+    pub fn bytes(&self) -> usize {
+        self.tiles.bytes() + self.scan.as_ref().map_or(0, |(_, s)| s.bytes())
+    }
+}
+
+/// The training images of the trainer's run (its `train_size` subset, or all), ascending.
+pub fn run_images(trainer: &Trainer) -> Vec<u32> {
+    training_indices(trainer.data.train.len(), trainer.config.train_size, trainer.config.seed)
+}
