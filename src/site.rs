@@ -62,6 +62,8 @@ const PAGE_FILES: &[&str] = &[
     "embed-example.css",
 ];
 const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "vendor"];
+/// Committed folders of `www/` served as they are (the PyTorch reference band).
+const PAGE_DIRS: &[&str] = &["reference"];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin
 /// isolation for threads, CORS + CORP so that blogs on other origins may load the widget, and the
@@ -97,7 +99,7 @@ pub fn run(args: &SiteArgs) -> Result<()> {
     for f in PAGE_FILES {
         copy(&args.www.join(f), &dir.join(f))?;
     }
-    for d in BUILT_DIRS {
+    for d in BUILT_DIRS.iter().chain(PAGE_DIRS) {
         copy_tree(&args.www.join(d), &dir.join(d))?;
     }
     let quick = subset(&args.data, &dir.join("data-quick"), args.quick_train, args.quick_test)?;

@@ -38,9 +38,35 @@ pub const TILE_RGBA_BYTES: usize = 4 * TILE_PIXELS;
 pub const DEFAULT_HISTORY_BUDGET: usize = 24 << 20;
 
 /// `round(128 + 127 w / s)`, the tile value of weight `w` in a tile of scale `s` (see the module
-/// documentation); 128 when `s` is 0.
+/// documentation); 128 when `s` is 0. Computed in `f32` as `floor(128.5 + w (127 / s))` (the
+/// value is positive, so this rounds halves up as `round` does; within about `1e-5` of a half the
+/// `f32` rounding may pick either neighbour).
 pub fn tile_value(w: f32, s: f32) -> u8 {
-    if s > 0.0 { (128.0 + 127.0 * (w / s)).round().clamp(1.0, 255.0) as u8 } else { 128 }
+    value(w, factor(s))
+}
+
+fn factor(s: f32) -> f32 {
+    if s > 0.0 { 127.0 / s } else { 0.0 }
+}
+
+#[inline(always)]
+fn value(w: f32, factor: f32) -> u8 {
+    // In [1.5, 255.5] up to rounding; `as` truncates (floor, for positive values) and saturates.
+    (128.5 + w * factor) as u8
+}
+
+/// `max |v|`, in 16 independent lanes so that the loop vectorises (a single `f32::max` chain
+/// does not).
+fn abs_max(v: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = l.max(x.abs());
+        }
+    }
+    rest.iter().chain(&lanes).fold(0.0, |m, &x| m.max(x.abs()))
 }
 
 /// Tiles, scales and votes of every first-layer unit of a model at one moment.
@@ -70,13 +96,19 @@ impl UnitTiles {
         let units = first.out_features;
         let mut rgb = vec![0u8; units * TILE_RGB_BYTES];
         let mut scale = vec![0.0f32; units];
+        let mut planes = [[0u8; TILE_PIXELS]; 3];
         for ((row, tile), s) in w.rows().into_iter().zip(rgb.chunks_exact_mut(TILE_RGB_BYTES)).zip(&mut scale) {
             let row = row.as_slice().expect("weights are row-major");
-            *s = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            for (c, plane) in row.chunks_exact(TILE_PIXELS).enumerate() {
-                for (p, &v) in plane.iter().enumerate() {
-                    tile[p * 3 + c] = tile_value(v, *s);
+            *s = abs_max(row);
+            let f = factor(*s);
+            // Plane by plane (vectorised), then interleaved to RGB.
+            for (plane, w) in planes.iter_mut().zip(row.chunks_exact(TILE_PIXELS)) {
+                for (v, &w) in plane.iter_mut().zip(w) {
+                    *v = value(w, f);
                 }
+            }
+            for (p, px) in tile.chunks_exact_mut(3).enumerate() {
+                px.copy_from_slice(&[planes[0][p], planes[1][p], planes[2][p]]);
             }
         }
         let (votes, votes_exact) = votes(model);
