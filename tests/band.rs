@@ -76,6 +76,8 @@ fn bad_band_files_are_refused() {
         },
         "provenance",
     );
+    refused(&|v| v["presets"]["lecture"]["val_acuracy"] = serde_json::json!({}), "unknown field `val_acuracy`");
+    refused(&|v| v["presets"]["deep"]["loss"] = "mse".into(), "unknown loss 'mse'");
 }
 
 #[test]

@@ -20,7 +20,8 @@
 
 use crate::config::{Activation, LossKind, PRESETS, TrainConfig};
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// `format` of a band file.
@@ -30,8 +31,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The committed band, built into the crate (so that the worker needs no extra download).
 pub const PYTORCH_BAND_JSON: &str = include_str!("../../www/reference/pytorch-band.json");
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A band file (see the module documentation), read by [`Band::parse`].
+#[derive(Clone, Debug, PartialEq)]
 pub struct Band {
     pub format: String,
     pub version: u32,
@@ -41,7 +42,7 @@ pub struct Band {
 }
 
 /// How the band was made.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Provenance {
     /// The script, relative to the repository root.
     pub script: String,
@@ -49,16 +50,16 @@ pub struct Provenance {
     pub torch: String,
     pub numpy: String,
     pub seeds: Vec<u64>,
-    pub threads: usize,
+    pub threads: u64,
     /// UTC date, `YYYY-MM-DD`.
     pub date: String,
     pub data: BandData,
     /// The recipe in words and numbers (normalisation, optimizer, batches, losses).
-    pub recipe: serde_json::Value,
+    pub recipe: Value,
 }
 
 /// The bundle the band was trained on: its manifest's hash, the record files' hashes and counts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BandData {
     pub classes: Vec<String>,
     pub manifest_sha256: String,
@@ -68,15 +69,14 @@ pub struct BandData {
     pub source_fingerprint: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SplitDigest {
     pub count: usize,
     pub sha256: String,
 }
 
 /// One preset's band.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PresetBand {
     pub layers: Vec<usize>,
     pub activation: Activation,
@@ -88,8 +88,7 @@ pub struct PresetBand {
 }
 
 /// Per-epoch minimum, median and maximum over the seeds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Stat {
     pub min: Vec<f64>,
     pub median: Vec<f64>,
@@ -97,7 +96,7 @@ pub struct Stat {
 }
 
 /// A quantity the band covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     ValAccuracy,
@@ -156,8 +155,8 @@ impl Band {
     /// values with `min <= median <= max`, accuracies within `[0, 1]`, losses `>= 0`, seeds and
     /// provenance present.
     pub fn parse(json: &str) -> Result<Band> {
-        let bad = |reason: String| Error::format("pytorch-band.json", None, reason);
-        let band: Band = serde_json::from_str(json).map_err(|e| bad(format!("not a band file: {e}")))?;
+        let v: Value = serde_json::from_str(json).map_err(|e| bad(format!("not a band file: {e}")))?;
+        let band = read_band(&v)?;
         if band.format != FORMAT_NAME || band.version != FORMAT_VERSION {
             return Err(bad(format!(
                 "format '{}' version {}, expected '{FORMAT_NAME}' version {FORMAT_VERSION}",
@@ -247,4 +246,127 @@ impl Band {
         );
         Ok(Some(Position { preset: preset.to_string(), metric, epoch, value, min, median, max, inside, side, text }))
     }
+}
+
+fn bad(reason: String) -> Error {
+    Error::format("pytorch-band.json", None, reason)
+}
+
+// The file is read through `serde_json::Value` field by field rather than by derived
+// deserializers: the wasm package already holds `Value`'s parser, and a derived deserializer per
+// struct would add about 25 kB to it.
+
+/// `v` as an object holding exactly the fields `keys` (an unknown field is refused, as a typo).
+fn object<'a>(v: &'a Value, path: &str, keys: &[&str]) -> Result<&'a Map<String, Value>> {
+    let m = v.as_object().ok_or_else(|| bad(format!("{path}: expected an object")))?;
+    if let Some(k) = m.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(bad(format!("{path}: unknown field `{k}`")));
+    }
+    Ok(m)
+}
+
+fn field<'a>(m: &'a Map<String, Value>, path: &str, key: &str) -> Result<&'a Value> {
+    m.get(key).ok_or_else(|| bad(format!("{path}: missing field `{key}`")))
+}
+
+fn string(m: &Map<String, Value>, path: &str, key: &str) -> Result<String> {
+    field(m, path, key)?.as_str().map(String::from).ok_or_else(|| bad(format!("{path}.{key}: expected a string")))
+}
+
+fn uint(v: &Value, path: &str) -> Result<u64> {
+    v.as_u64().ok_or_else(|| bad(format!("{path}: expected a whole number")))
+}
+
+fn array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>> {
+    v.as_array().ok_or_else(|| bad(format!("{path}: expected an array")))
+}
+
+fn uints(v: &Value, path: &str) -> Result<Vec<u64>> {
+    array(v, path)?.iter().map(|x| uint(x, path)).collect()
+}
+
+fn floats(v: &Value, path: &str) -> Result<Vec<f64>> {
+    array(v, path)?.iter().map(|x| x.as_f64().ok_or_else(|| bad(format!("{path}: expected numbers")))).collect()
+}
+
+fn read_band(v: &Value) -> Result<Band> {
+    let m = object(v, "band", &["format", "version", "provenance", "presets"])?;
+    let p = object(
+        field(m, "band", "provenance")?,
+        "provenance",
+        &["script", "python", "torch", "numpy", "seeds", "threads", "date", "data", "recipe"],
+    )?;
+    let d = object(
+        field(p, "provenance", "data")?,
+        "provenance.data",
+        &["classes", "manifest_sha256", "train", "test", "source_kind", "source_fingerprint"],
+    )?;
+    let digest = |key: &str| -> Result<SplitDigest> {
+        let path = format!("provenance.data.{key}");
+        let s = object(field(d, "provenance.data", key)?, &path, &["count", "sha256"])?;
+        Ok(SplitDigest { count: uint(field(s, &path, "count")?, &path)? as usize, sha256: string(s, &path, "sha256")? })
+    };
+    let classes = array(field(d, "provenance.data", "classes")?, "provenance.data.classes")?
+        .iter()
+        .map(|c| c.as_str().map(String::from).ok_or_else(|| bad("provenance.data.classes: expected names".into())))
+        .collect::<Result<_>>()?;
+    let data = BandData {
+        classes,
+        manifest_sha256: string(d, "provenance.data", "manifest_sha256")?,
+        train: digest("train")?,
+        test: digest("test")?,
+        source_kind: string(d, "provenance.data", "source_kind")?,
+        source_fingerprint: string(d, "provenance.data", "source_fingerprint")?,
+    };
+    let provenance = Provenance {
+        script: string(p, "provenance", "script")?,
+        python: string(p, "provenance", "python")?,
+        torch: string(p, "provenance", "torch")?,
+        numpy: string(p, "provenance", "numpy")?,
+        seeds: uints(field(p, "provenance", "seeds")?, "provenance.seeds")?,
+        threads: uint(field(p, "provenance", "threads")?, "provenance.threads")?,
+        date: string(p, "provenance", "date")?,
+        data,
+        recipe: field(p, "provenance", "recipe")?.clone(),
+    };
+    let mut presets = BTreeMap::new();
+    let list = field(m, "band", "presets")?.as_object().ok_or_else(|| bad("presets: expected an object".into()))?;
+    for (name, pv) in list {
+        presets.insert(name.clone(), read_preset(pv, &format!("presets.{name}"))?);
+    }
+    Ok(Band {
+        format: string(m, "band", "format")?,
+        version: u32::try_from(uint(field(m, "band", "version")?, "version")?).unwrap_or(u32::MAX),
+        provenance,
+        presets,
+    })
+}
+
+fn read_preset(v: &Value, path: &str) -> Result<PresetBand> {
+    let m = object(v, path, &["layers", "activation", "loss", "epochs", "val_accuracy", "val_loss", "train_loss"])?;
+    let activation = match string(m, path, "activation")?.as_str() {
+        "tanh" => Activation::Tanh,
+        "relu" => Activation::Relu,
+        other => return Err(bad(format!("{path}.activation: unknown activation '{other}'"))),
+    };
+    let loss = match string(m, path, "loss")?.as_str() {
+        "nll" => LossKind::Nll,
+        "cross-entropy" => LossKind::CrossEntropy,
+        other => return Err(bad(format!("{path}.loss: unknown loss '{other}'"))),
+    };
+    let stat = |key: &str| -> Result<Stat> {
+        let sp = format!("{path}.{key}");
+        let s = object(field(m, path, key)?, &sp, &["min", "median", "max"])?;
+        let get = |k: &str| floats(field(s, &sp, k)?, &format!("{sp}.{k}"));
+        Ok(Stat { min: get("min")?, median: get("median")?, max: get("max")? })
+    };
+    Ok(PresetBand {
+        layers: uints(field(m, path, "layers")?, &format!("{path}.layers"))?.into_iter().map(|w| w as usize).collect(),
+        activation,
+        loss,
+        epochs: uint(field(m, path, "epochs")?, &format!("{path}.epochs"))? as usize,
+        val_accuracy: stat("val_accuracy")?,
+        val_loss: stat("val_loss")?,
+        train_loss: stat("train_loss")?,
+    })
 }

@@ -211,15 +211,15 @@ impl ExampleLog {
     /// log was kept for, which supplies the labels.
     pub fn report(&self, n: usize, split: &Split) -> HardExamples {
         assert_eq!(split.len(), self.len(), "the log belongs to a split of another size");
-        let seen: Vec<usize> = (0..self.len()).filter(|&i| !self.last_loss[i].is_nan()).collect();
-        let top = |mut v: Vec<usize>, key: &dyn Fn(usize, usize) -> std::cmp::Ordering| {
-            v.sort_by(|&a, &b| key(a, b).then(a.cmp(&b)));
+        let seen: Vec<u32> = (0..self.len() as u32).filter(|&i| !self.last_loss[i as usize].is_nan()).collect();
+        let top = |mut v: Vec<u32>, key: &dyn Fn(usize, usize) -> std::cmp::Ordering| {
+            super::sort_indices(&mut v, &|a, b| key(a as usize, b as usize));
             v.truncate(n);
-            v.into_iter().map(|i| self.item(i, split)).collect::<Vec<_>>()
+            v.into_iter().map(|i| self.item(i as usize, split)).collect::<Vec<_>>()
         };
         let loss = |i: usize| self.last_loss[i];
         let most_wrong = top(seen.clone(), &|a, b| loss(b).total_cmp(&loss(a)));
-        let forgettable: Vec<usize> = seen.iter().copied().filter(|&i| self.forgetting[i] > 0).collect();
+        let forgettable: Vec<u32> = seen.iter().copied().filter(|&i| self.forgetting[i as usize] > 0).collect();
         let count = forgettable.len();
         let forgotten = top(forgettable, &|a, b| {
             (self.forgetting[b].cmp(&self.forgetting[a]))

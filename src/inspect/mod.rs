@@ -26,6 +26,12 @@ use crate::train::{Trainer, training_indices};
 use scan::{FirstLayerScan, Neighbour};
 use units::{TileHistory, UnitTiles};
 
+/// Sorts `v` (indices) by `key`, ties by the smaller index. Every ranking of the module goes
+/// through this one function, so that the wasm holds one sort routine rather than one per key.
+pub(crate) fn sort_indices(v: &mut [u32], key: &dyn Fn(u32, u32) -> std::cmp::Ordering) {
+    v.sort_unstable_by(|&a, &b| key(a, b).then(a.cmp(&b)));
+}
+
 /// Images ranked per unit and direction by the top-activation scan.
 pub const TOP_IMAGES: usize = 8;
 

@@ -215,7 +215,8 @@ impl FirstLayerScan {
         let bound_per_scale = (units as f32).sqrt() / 254.0;
         // Approximate distances and their error bounds.
         let mut lower = Vec::with_capacity(self.images.len());
-        let mut upper = Vec::with_capacity(self.images.len());
+        // The k smallest upper bounds (TopK rather than a selection: one ranking routine in wasm).
+        let mut upper = TopK::new(k, false);
         for (r, &image) in self.images.iter().enumerate() {
             if Some(image) == exclude {
                 continue;
@@ -224,7 +225,7 @@ impl FirstLayerScan {
             if !m.is_finite() {
                 // A row too large for f32 arithmetic: no bound, always a candidate.
                 lower.push((f32::NEG_INFINITY, r));
-                upper.push(f32::INFINITY);
+                upper.offer(f32::INFINITY, r as u32);
                 continue;
             }
             let step = m / 127.0;
@@ -234,17 +235,15 @@ impl FirstLayerScan {
             // f32 rounding of the sum: a relative slack far above its error (units * 2^-24).
             let e = bound_per_scale * m + 1e-4 * (1.0 + d);
             lower.push((d - e, r));
-            upper.push(d + e);
+            upper.offer(d + e, r as u32);
         }
-        let k = k.min(lower.len());
-        if k == 0 {
+        let Some(&(cut, _)) = upper.items().last() else {
             return Vec::new();
-        }
-        upper.select_nth_unstable_by(k - 1, f32::total_cmp);
-        let cut = upper[k - 1];
+        };
         let candidates: Vec<u32> = lower.iter().filter(|(lo, _)| *lo <= cut).map(|&(_, r)| self.images[r]).collect();
         // Exact distances of the candidates, from their pixels.
         let mut exact: Vec<(f64, u32)> = Vec::with_capacity(candidates.len());
+        let k = k.min(lower.len());
         let mut x = Array2::zeros((EVAL_BATCH.min(candidates.len()), PIXELS));
         let mut labels = Vec::new();
         for idx in candidates.chunks(EVAL_BATCH) {
@@ -256,10 +255,15 @@ impl FirstLayerScan {
                 exact.push((d2.sqrt(), image));
             }
         }
-        exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        exact
+        let mut order: Vec<u32> = (0..exact.len() as u32).collect();
+        super::sort_indices(&mut order, &|a, b| {
+            let (a, b) = (exact[a as usize], exact[b as usize]);
+            a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+        });
+        order
             .into_iter()
             .take(k)
+            .map(|r| exact[r as usize])
             .map(|(d, i)| Neighbour { index: i, label: split.label(i as usize), distance: d as f32 })
             .collect()
     }

@@ -120,7 +120,7 @@ impl UnitTiles {
             })
             .collect();
         let mut order: Vec<u32> = (0..units as u32).collect();
-        order.sort_by(|&a, &b| strength[b as usize].total_cmp(&strength[a as usize]).then(a.cmp(&b)));
+        super::sort_indices(&mut order, &|a, b| strength[b as usize].total_cmp(&strength[a as usize]));
         UnitTiles { units, classes, rgb, scale, votes, votes_exact, order }
     }
 
@@ -148,7 +148,11 @@ fn votes(model: &Mlp) -> (Vec<f32>, bool) {
     // Right to left: V = W_L, then V W_(L-1), ..., down to W_2 (`linears[1]`).
     let mut v: Array2<f32> = linears[last].weight(&model.params).to_owned();
     for l in (1..last).rev() {
-        v = v.dot(&linears[l].weight(&model.params));
+        // The crate's GEMM, not ndarray's `dot`, which would link a second GEMM into the wasm.
+        let w = linears[l].weight(&model.params);
+        let mut next = Array2::zeros((v.nrows(), w.ncols()));
+        crate::matmul::gemm(1.0, &v.view(), &w, 0.0, &mut next.view_mut());
+        v = next;
     }
     if last == 0 {
         // No hidden layer: the "units" are the classes themselves.

@@ -353,7 +353,9 @@ impl Session {
 /// The committed PyTorch band (`www/reference/pytorch-band.json`), with its provenance.
 #[wasm_bindgen(js_name = pytorchBand, unchecked_return_type = "PytorchBand")]
 pub fn pytorch_band() -> Result<JsValue, JsError> {
-    to_js(Band::pytorch())
+    // The committed file itself (checked natively by tests/band.rs), parsed by the browser.
+    js_sys::JSON::parse(crate::inspect::band::PYTORCH_BAND_JSON)
+        .map_err(|_| JsError::new("internal: the built-in PyTorch band is not JSON"))
 }
 
 /// Where `value` of `metric` at `epoch` stands in `preset`'s PyTorch band; null past its epochs.
