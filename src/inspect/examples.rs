@@ -7,8 +7,8 @@
 //!
 //! Per image the log keeps the last loss and correctness, how many times it was presented, the
 //! epoch it was first classified correctly, its forgetting events, and one bit per epoch
-//! (presented, correct), which is the whole history the lists need: ~21 bytes per image plus
-//! 2 bits per image and epoch (10,000 images, 100 epochs: 460 KB).
+//! (presented, correct), which is the whole history the lists need: 22 bytes per image plus
+//! 2 bits per image and epoch (10,000 images, 100 epochs: 470 KB).
 //!
 //! *Timing.* Batches are shuffled, and the weights change after every batch: the loss recorded for
 //! an image in epoch `e` is the one its own batch's forward pass computed with the weights of that

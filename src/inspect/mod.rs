@@ -38,7 +38,7 @@ pub const TOP_IMAGES: usize = 8;
 /// A 64-bit fingerprint of a parameter buffer: FNV-1a over the values' bits, a word at a time, in
 /// 4 interleaved lanes (independent multiply chains, 4 times faster) folded together. Equal
 /// buffers give equal fingerprints; a change gives another one except with a chance of about
-/// 2^-64. About 2 ms for the lecture model's 1.6 M values.
+/// 2^-64. About a millisecond for the lecture model's 1.6 M values (natively).
 pub fn fingerprint(params: &[f32]) -> u64 {
     fnv(params, f32::to_bits)
 }

@@ -16,8 +16,9 @@
 //! ```
 //! Big arrays arrive as typed arrays (copies out of wasm memory, safe to transfer to the page).
 //! The first call of `topActivations*` or `neighbours*` after the weights changed runs the scan
-//! over the training images (about 31 GFLOP for the lecture model: a fraction of a second to a
-//! second); later calls with the same weights are instant. `prepareInspection()` runs it
+//! over the training images (31 GFLOP for the lecture model, 63 for `deep`: about 3 s and 7 s
+//! on one wasm thread of this project's busy 2-core machine); later calls with the same weights
+//! take milliseconds. `prepareInspection()` runs it
 //! explicitly, `inspectionReady()` says whether it is cached.
 
 use super::{Data, Session, on_pool, to_js};
