@@ -14,6 +14,7 @@
 //! | [`data`]       | the CIFAR bundle format, normalisation, the seeded minibatch loader     |
 //! | [`train`]      | the training loop and evaluation                                        |
 //! | [`checkpoint`] | safetensors files with PyTorch `state_dict` names                        |
+//! | [`inspect`]    | what the model learned: unit tiles, top activations, saliency, neighbours, hard examples, the PyTorch band |
 //! | [`error`]      | the one error type                                                      |
 //!
 //! | [`bench`](mod@bench) | GEMM, peak and epoch timings (natively and in wasm)             |
@@ -28,6 +29,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod inspect;
 pub mod layers;
 pub mod loss;
 pub mod matmul;

@@ -6,7 +6,8 @@
 //!   gradient `dL/dz = (softmax(z) - onehot(t)) / B`, which never forms the log-softmax.
 //!
 //! Both return the summed (not averaged) loss and the number of correct argmax predictions, so a
-//! training loop can report exact epoch means over batches of unequal size.
+//! training loop can report exact epoch means over batches of unequal size; on request also each
+//! row's term `l_i = -log p[i, t_i]` ([`RowLoss`]), whose sum is that summed loss.
 
 use crate::config::LossKind;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
@@ -16,6 +17,21 @@ use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 pub struct BatchLoss {
     pub loss_sum: f64,
     pub correct: usize,
+}
+
+/// One row's loss `l = -log p[t]` (its term of the batch's summed loss) and whether its argmax
+/// was the target.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RowLoss {
+    pub loss: f32,
+    pub correct: bool,
+}
+
+impl RowLoss {
+    /// The probability the model gave the true class: `p[t] = exp(-l)`.
+    pub fn probability(&self) -> f32 {
+        (-self.loss).exp()
+    }
 }
 
 /// Index of the largest value (the first on ties, as `torch.max` returns).
@@ -36,35 +52,54 @@ pub fn loss_and_grad(
     kind: LossKind,
     out: ArrayView2<f32>,
     targets: &[u8],
-    mut grad: Option<ArrayViewMut2<f32>>,
+    grad: Option<ArrayViewMut2<f32>>,
 ) -> BatchLoss {
+    loss_rows_and_grad(kind, out, targets, grad, None)
+}
+
+/// [`loss_and_grad`], and when `rows` is given, each row's term in it (`rows` is cleared first).
+pub fn loss_rows_and_grad(
+    kind: LossKind,
+    out: ArrayView2<f32>,
+    targets: &[u8],
+    mut grad: Option<ArrayViewMut2<f32>>,
+    mut rows: Option<&mut Vec<RowLoss>>,
+) -> BatchLoss {
+    if let Some(r) = rows.as_mut() {
+        r.clear();
+    }
     let inv_b = 1.0 / out.nrows() as f32;
     let mut res = BatchLoss::default();
     for (i, (row, &t)) in out.axis_iter(Axis(0)).zip(targets).enumerate() {
         let t = t as usize;
-        if argmax(row) == t {
+        let correct = argmax(row) == t;
+        if correct {
             res.correct += 1;
         }
         let mut g = grad.as_mut().map(|g| g.row_mut(i));
-        match kind {
+        let loss = match kind {
             LossKind::Nll => {
-                res.loss_sum -= row[t] as f64;
                 if let Some(g) = &mut g {
                     g.fill(0.0);
                     g[t] = -inv_b;
                 }
+                -row[t]
             }
             LossKind::CrossEntropy => {
                 let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
                 let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
-                res.loss_sum += (max + sum.ln() - row[t]) as f64;
                 if let Some(g) = &mut g {
                     for (j, (gj, &v)) in g.iter_mut().zip(row.iter()).enumerate() {
                         let p = (v - max).exp() / sum;
                         *gj = (p - if j == t { 1.0 } else { 0.0 }) * inv_b;
                     }
                 }
+                max + sum.ln() - row[t]
             }
+        };
+        res.loss_sum += loss as f64;
+        if let Some(r) = rows.as_mut() {
+            r.push(RowLoss { loss, correct });
         }
     }
     res

@@ -149,6 +149,11 @@ struct TrainArgs {
     /// Write the weights here (safetensors) after every epoch.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Start from these weights (a checkpoint of ours or a PyTorch `state_dict` in safetensors;
+    /// the preset supplies the activation and loss such a file lacks). The optimizer starts fresh
+    /// and epochs are counted from 0.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// One JSON object per epoch: epoch, loss, train_accuracy, val_accuracy, seconds.
     #[arg(long)]
     json: bool,
@@ -278,6 +283,10 @@ fn cmd_train(a: &TrainArgs) -> Result<()> {
     let data = Dataset::load(&a.data)?;
     let epochs = config.epochs;
     let mut t = Trainer::new(config, data)?;
+    if let Some(path) = &a.init {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        t.load_weights(&bytes).map_err(|e| Error::format(path.display().to_string(), None, e.to_string()))?;
+    }
     if !a.json {
         println!("{}", t.config.model.parameter_summary());
     }

@@ -6,13 +6,17 @@
 //! PyTorch `state_dict`). All parameters live in one flat buffer `params` (layer by layer, weight
 //! then bias, PyTorch's `parameters()` order) with a twin `grads`; activations live in a workspace
 //! sized once for the largest batch seen, so training allocates nothing per batch.
+//!
+//! [`Mlp::input_gradient`] runs the same backward pass with the first layer's input gradient
+//! switched on (`dx = dy W`, which training skips since its input is the data): the gradient of
+//! `log p[class]` with respect to the input, for saliency maps.
 
 use crate::config::{Activation, LossKind, ModelConfig};
 use crate::error::Result;
 use crate::layers::{GradSink, Linear, activation, log_softmax_backward, log_softmax_forward};
-use crate::loss::{BatchLoss, loss_and_grad};
+use crate::loss::{BatchLoss, RowLoss, loss_rows_and_grad};
 use crate::optim::Optimizer;
-use ndarray::{Array2, ArrayView2, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rand::Rng;
 
 #[derive(Clone)]
@@ -25,6 +29,8 @@ pub struct Mlp {
     outs: Vec<Array2<f32>>,
     /// Gradient of the loss with respect to each linear layer's output, same shapes.
     deltas: Vec<Array2<f32>>,
+    /// Per-row losses of the last trained batch.
+    rows: Vec<RowLoss>,
 }
 
 /// Shape only: the parameters are millions of numbers.
@@ -61,6 +67,7 @@ impl Mlp {
             grads: vec![0.0; offset],
             outs: Vec::new(),
             deltas: Vec::new(),
+            rows: Vec::new(),
         })
     }
 
@@ -114,16 +121,34 @@ impl Mlp {
         let last = self.linears.len() - 1;
         let out = self.outs[last].slice(s![..b, ..]);
         let mut d = self.deltas[last].slice_mut(s![..b, ..]);
-        let res = loss_and_grad(self.config.loss, out, targets, Some(d.view_mut()));
+        let res = loss_rows_and_grad(self.config.loss, out, targets, Some(d.view_mut()), Some(&mut self.rows));
         if self.config.loss == LossKind::Nll {
             log_softmax_backward(out, d);
         }
+        self.backward_layers(x, sink, None);
+        res
+    }
+
+    /// Each row's loss and correctness in the last batch trained (forward pass of
+    /// [`Mlp::train_batch`] or [`Mlp::loss_and_backward`]), in the batch's order.
+    pub fn row_losses(&self) -> &[RowLoss] {
+        &self.rows
+    }
+
+    /// Back-propagates `deltas[last]` (the gradient at the network's output, already set) through
+    /// every layer. The first layer's input gradient goes to `input_grad` when given (saliency);
+    /// training never asks for it, since that input is the data.
+    fn backward_layers(&mut self, x: ArrayView2<f32>, sink: GradSink, mut input_grad: Option<ArrayViewMut2<f32>>) {
+        let b = x.nrows();
+        let last = self.linears.len() - 1;
         for l in (0..=last).rev() {
             let input = if l == 0 { x } else { self.outs[l - 1].slice(s![..b, ..]) };
             let (before, after) = self.deltas.split_at_mut(l);
             let dy = after[0].slice(s![..b, ..]);
-            // The first layer's input is the data: its gradient is never needed.
-            let dx = before.last_mut().map(|d| d.slice_mut(s![..b, ..]));
+            let dx = match before.last_mut() {
+                Some(d) => Some(d.slice_mut(s![..b, ..])),
+                None => input_grad.take(),
+            };
             self.linears[l].backward(&mut self.params, &mut self.grads, sink, input, dy, dx);
             if l > 0 {
                 let y = self.outs[l - 1].slice(s![..b, ..]);
@@ -134,7 +159,32 @@ impl Mlp {
                 }
             }
         }
-        res
+    }
+
+    /// The gradient of `sum_i log p[i, classes[i]]` with respect to the input rows `x: [B, inputs]`,
+    /// written to `dx: [B, inputs]`; returns the log-probabilities `[B, classes]`. At the output
+    /// `d log p[c] / dz = onehot(c) - softmax(z)` for the logits `z` (with `NLLLoss` this is what
+    /// the `LogSoftmax` backward gives from `onehot(c)`), then the ordinary backward pass, the
+    /// first layer included. The parameters do not change; `grads` is used as scratch (it is
+    /// rewritten by every training step).
+    pub fn input_gradient(&mut self, x: ArrayView2<f32>, classes: &[usize], dx: ArrayViewMut2<f32>) -> Array2<f32> {
+        let b = x.nrows();
+        assert_eq!(classes.len(), b, "one class per row");
+        assert_eq!(dx.dim(), x.dim(), "input gradient shape");
+        let nll = self.config.loss == LossKind::Nll;
+        let mut logp = self.forward(x).to_owned();
+        if !nll {
+            log_softmax_forward(logp.view_mut());
+        }
+        let last = self.linears.len() - 1;
+        let mut d = self.deltas[last].slice_mut(s![..b, ..]);
+        for ((mut d, lp), &c) in d.rows_mut().into_iter().zip(logp.rows()).zip(classes) {
+            for (j, (d, &lp)) in d.iter_mut().zip(lp.iter()).enumerate() {
+                *d = if j == c { 1.0 } else { 0.0 } - lp.exp();
+            }
+        }
+        self.backward_layers(x, GradSink::Store, Some(dx));
+        logp
     }
 
     /// One optimisation step on a batch.

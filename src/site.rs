@@ -61,8 +61,9 @@ const PAGE_FILES: &[&str] = &[
     "embed-example.html",
     "embed-example.css",
 ];
-/// Folders of `www/` with the page's and the widget's modules.
-const PAGE_DIRS: &[&str] = &["page", "shared", "widget"];
+/// Folders of `www/` with the page's and the widget's modules, and the committed PyTorch
+/// reference band (`reference/`), served as they are.
+const PAGE_DIRS: &[&str] = &["page", "shared", "widget", "reference"];
 const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "pkg-threads-simd", "vendor"];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin

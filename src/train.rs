@@ -9,11 +9,15 @@
 //! time ([`Trainer::train_batches`], the browser worker, so that it can report progress and pause).
 //! Every random choice (initial weights, training subset, shuffling) comes from ChaCha8 streams of
 //! the configured seed, so one seed and configuration give bit-identical weights.
+//!
+//! Each trained batch's per-image losses go to [`Trainer::examples`] (the hard-example log of
+//! [`crate::inspect::examples`]), straight from the forward pass.
 
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::{Dataset, Loader, Normalizer, PIXELS, Split};
 use crate::error::{Error, Result};
+use crate::inspect::examples::ExampleLog;
 use crate::loss::{BatchLoss, argmax, loss_and_grad};
 use crate::model::Mlp;
 use crate::optim::Optimizer;
@@ -82,6 +86,8 @@ pub struct Trainer {
     pub model: Mlp,
     pub optimizer: Optimizer,
     pub data: Arc<Dataset>,
+    /// Per-image losses and correctness of the training split, epoch after epoch.
+    pub examples: ExampleLog,
     loader: Loader,
     norm: Normalizer,
     /// Completed epochs.
@@ -89,6 +95,8 @@ pub struct Trainer {
     running: Option<Running>,
     /// Parameters and optimizer at the start of the epoch in progress: restored if it diverges.
     last_good: Option<(Vec<f32>, Optimizer)>,
+    /// Validation after the last finished epoch.
+    last_val: Option<EvalStats>,
     x: Array2<f32>,
     y: Vec<u8>,
 }
@@ -129,18 +137,30 @@ impl Trainer {
             config,
             model,
             optimizer,
+            examples: ExampleLog::new(data.train.len()),
             data,
             loader,
             norm: Normalizer::default(),
             epoch: 0,
             running: None,
             last_good: None,
+            last_val: None,
         })
     }
 
     /// Completed epochs.
     pub fn epochs_done(&self) -> usize {
         self.epoch
+    }
+
+    /// Whether an epoch is in progress (started by `train_batches`, not finished).
+    pub fn mid_epoch(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Validation statistics (accuracy, loss, confusion) after the last finished epoch.
+    pub fn last_validation(&self) -> Option<&EvalStats> {
+        self.last_val.as_ref()
     }
 
     /// Training images per epoch.
@@ -181,12 +201,14 @@ impl Trainer {
                 self.model.params = params;
                 self.optimizer = opt;
                 self.running = None;
+                self.examples.discard_epoch();
                 return Err(Error::Diverged {
                     epoch: self.epoch,
                     batch: self.loader.batches_done() - 1,
                     loss: res.loss_sum as f32,
                 });
             }
+            self.examples.record(batch, self.model.row_losses());
             r.loss_sum += res.loss_sum;
             r.correct += res.correct;
             r.seen += b;
@@ -213,6 +235,8 @@ impl Trainer {
             val_accuracy: val.accuracy,
             seconds: r.seconds,
         };
+        self.examples.commit_epoch(self.epoch);
+        self.last_val = Some(val);
         self.epoch += 1;
         Ok(Some(stats))
     }
@@ -268,7 +292,9 @@ impl Trainer {
     }
 
     /// Replaces the model with a checkpoint's (from the CLI, the page or PyTorch). The file may
-    /// hold another architecture, if it fits the data; the optimizer then starts afresh.
+    /// hold another architecture, if it fits the data. The run then starts anew from these
+    /// weights: optimizer fresh, epochs counted from 0, an empty hard-example log (the loader's
+    /// generator goes on where it was, so the next epoch's shuffle is a fresh one).
     pub fn load_weights(&mut self, bytes: &[u8]) -> Result<()> {
         let model = checkpoint::load(bytes, Some(&self.config.model))?;
         let m = &model.config;
@@ -284,6 +310,9 @@ impl Trainer {
         self.model = model;
         self.running = None;
         self.last_good = None;
+        self.last_val = None;
+        self.epoch = 0;
+        self.examples = ExampleLog::new(self.data.train.len());
         Ok(())
     }
 

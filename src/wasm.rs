@@ -27,6 +27,9 @@ use wasm_bindgen::prelude::*;
 #[cfg(feature = "wasm-threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
+mod inspect;
+pub use inspect::*;
+
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
 export interface ModelConfig { layers: number[]; activation: "tanh" | "relu"; loss: "nll" | "cross-entropy"; }
@@ -188,6 +191,8 @@ impl Data {
 #[wasm_bindgen]
 pub struct Session {
     trainer: Trainer,
+    /// Unit-tile history and the cached training-set scan (`inspect.rs`).
+    inspector: crate::inspect::Inspector,
 }
 
 #[wasm_bindgen]
@@ -195,7 +200,7 @@ impl Session {
     #[wasm_bindgen(constructor)]
     pub fn new(config_json: &str, data: &Data) -> Result<Session, JsError> {
         let config = parse_config(config_json)?;
-        Ok(Session { trainer: Trainer::new(config, Arc::clone(&data.inner))? })
+        Ok(Session { trainer: Trainer::new(config, Arc::clone(&data.inner))?, inspector: Default::default() })
     }
 
     /// The configuration, as JSON.
@@ -232,8 +237,10 @@ impl Session {
             epoch: Option<crate::train::EpochStats>,
         }
         let mut last = crate::train::Progress::default();
+        self.inspector.observe(&self.trainer);
         let trainer = &mut self.trainer;
         let epoch = on_pool(|| trainer.train_batches(n, &mut |p| last = p))?;
+        self.inspector.observe(&self.trainer);
         to_js(&Step { progress: last, epoch })
     }
 
@@ -292,7 +299,7 @@ impl Session {
 
     /// Continues a run saved by `saveState` on `data`.
     pub fn resume(state: &[u8], data: &Data) -> Result<Session, JsError> {
-        Ok(Session { trainer: Trainer::resume(state, Arc::clone(&data.inner))? })
+        Ok(Session { trainer: Trainer::resume(state, Arc::clone(&data.inner))?, inspector: Default::default() })
     }
 
     /// The weights as a safetensors file (PyTorch `state_dict` names).
@@ -301,10 +308,12 @@ impl Session {
         checkpoint::save(&self.trainer.model)
     }
 
-    /// Replaces the weights from a safetensors file (from the CLI, the page or PyTorch).
+    /// Replaces the weights from a safetensors file (from the CLI, the page or PyTorch). The run
+    /// then starts anew from them: epochs counted from 0, optimizer fresh, inspection reset.
     #[wasm_bindgen(js_name = importWeights)]
     pub fn import_weights(&mut self, bytes: &[u8]) -> Result<(), JsError> {
         self.trainer.load_weights(bytes)?;
+        self.inspector.reset();
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use skywatch::checkpoint;
 use skywatch::data::{Manifest, RECORD_BYTES, SourceInfo, sha256_hex};
 use skywatch::matmul::{Kernel, gemm_reference, gemm_with};
-use skywatch::wasm::{Data, Session, build_info};
+use skywatch::wasm::{Data, Session, band_position, build_info, pytorch_band};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -139,6 +139,81 @@ async fn api_round_trip() {
     assert_eq!(s.predict_test(&[0, 1, 2]).unwrap(), t.predict_test(&[0, 1, 2]).unwrap());
     assert!(t.import_weights(b"not a checkpoint").is_err());
     assert!(Session::new(&config.replace("0.01", "-1"), &data).is_err());
+}
+
+#[wasm_bindgen_test]
+async fn inspection_api_round_trip() {
+    use js_sys::{Float32Array, Uint8Array, Uint32Array};
+    use wasm_bindgen::JsCast;
+    setup().await;
+    let (manifest, train, test) = bundle(200);
+    let data = Data::new(&manifest, train, test, None, None).unwrap();
+    let config = r#"{"model":{"layers":[3072,32,2],"activation":"tanh","loss":"nll"},
+        "optimizer":{"kind":"sgd","lr":0.01},"batch_size":64,"epochs":1,"seed":5,"train_size":null}"#;
+    let mut s = Session::new(config, &data).unwrap();
+    // Unit tiles: typed arrays of the stated sizes, before training (epoch 0).
+    let t0 = s.unit_tiles().unwrap();
+    let tiles = get(&t0, "tiles").dyn_into::<Uint8Array>().unwrap();
+    assert_eq!(tiles.length(), 32 * 4096);
+    assert_eq!(get(&t0, "scale").dyn_into::<Float32Array>().unwrap().length(), 32);
+    assert_eq!(get(&t0, "votes").dyn_into::<Float32Array>().unwrap().length(), 2 * 32);
+    assert_eq!(get(&t0, "order").dyn_into::<Uint32Array>().unwrap().length(), 32);
+    assert_eq!(get(&t0, "epoch").as_f64(), Some(0.0));
+    assert!(s.train_batches(10).unwrap().is_object());
+    let epochs = get(&s.unit_tile_epochs().unwrap(), "epochs");
+    assert_eq!(js_sys::Array::from(&epochs).iter().map(|e| e.as_f64().unwrap()).collect::<Vec<_>>(), [0.0, 1.0]);
+    let before = get(&s.unit_tiles_at(0).unwrap(), "tiles").dyn_into::<Uint8Array>().unwrap();
+    assert_eq!(before.to_vec(), tiles.to_vec(), "the snapshot before training");
+    assert!(s.unit_tiles_at(7).is_err());
+
+    // Top activations, neighbours and saliency.
+    assert!(!s.inspection_ready());
+    let top = s.top_activations(3).unwrap();
+    assert!(s.inspection_ready());
+    assert_eq!(get(&top, "top").dyn_into::<Uint32Array>().unwrap().length(), 8);
+    assert_eq!(get(&top, "bottom_labels").dyn_into::<Uint8Array>().unwrap().length(), 8);
+    let v = get(&top, "top_values").dyn_into::<Float32Array>().unwrap().to_vec();
+    assert!(v.windows(2).all(|w| w[0] >= w[1]));
+    assert!(s.top_activations(32).is_err());
+    assert_eq!(get(&s.top_activations_all().unwrap(), "top").dyn_into::<Uint32Array>().unwrap().length(), 32 * 8);
+    let n = s.neighbours_image("test", 0, Some(5)).unwrap();
+    let d = get(&n, "distances").dyn_into::<Float32Array>().unwrap().to_vec();
+    assert!(d.len() == 5 && d.windows(2).all(|w| w[0] <= w[1]));
+    let own = get(&s.neighbours_image("train", 4, None).unwrap(), "indices").dyn_into::<Uint32Array>().unwrap();
+    assert!(own.length() == 8 && !own.to_vec().contains(&4), "a training image is not its own neighbour");
+    let sal = s.saliency_image("test", 0, None).unwrap();
+    assert_eq!(get(&sal, "gradient").dyn_into::<Float32Array>().unwrap().length(), 3072);
+    assert_eq!(get(&sal, "magnitude").dyn_into::<Float32Array>().unwrap().length(), 1024);
+    assert_eq!(get(&sal, "image").dyn_into::<Uint8Array>().unwrap().length(), 4096);
+    let rgba: Vec<u8> = (0..50 * 40 * 4).map(|i| (i % 253) as u8).collect();
+    assert_eq!(get(&s.saliency_rgba(&rgba, 50, 40, Some(1)).unwrap(), "class").as_f64(), Some(1.0));
+    assert!(s.saliency_rgba(&rgba, 50, 40, Some(2)).is_err());
+    assert!(s.neighbours_rgba(&rgba, 50, 40, Some(3)).is_ok());
+    assert!(s.saliency_image("test", 100, None).is_err());
+
+    // Hard examples, validation, the band, train more.
+    let hard = s.hard_examples(5).unwrap();
+    assert_eq!(js_sys::Array::from(&get(&hard, "most_wrong")).length(), 5);
+    assert_eq!(get(&hard, "images").as_f64(), Some(200.0));
+    assert!(get(&s.last_validation().unwrap(), "accuracy").as_f64().unwrap() > 0.9);
+    assert!(s.band_preset().is_none(), "a custom model has no band");
+    assert!(s.band_position("val_accuracy", 0, 0.9).unwrap().is_null());
+    let band = pytorch_band().unwrap();
+    assert_eq!(get(&get(&band, "provenance"), "script").as_string().unwrap(), "tests/reference/pytorch_band.py");
+    assert!(get(&band_position("lecture", "val_accuracy", 0, 0.5).unwrap(), "inside").as_bool().is_some());
+    assert_eq!(s.extend_epochs(3).unwrap(), 4);
+    assert!(s.config().contains("\"epochs\":4"));
+    let resumed = Session::resume(&s.save_state().unwrap(), &data).unwrap();
+    assert!(resumed.config().contains("\"epochs\":4"), "a resumed run keeps the new budget");
+    assert!(s.extend_epochs(0).is_err());
+    assert_eq!(data.images_rgba("train", &[0, 1]).unwrap().len(), 2 * 4096);
+    assert_eq!(data.labels_of("train", &[0, 1]).unwrap(), [0, 1]);
+    assert!(data.images_rgba("train", &[200]).is_err());
+
+    // Imported weights start a new history.
+    s.import_weights(&s.export_weights()).unwrap();
+    assert_eq!(js_sys::Array::from(&get(&s.unit_tile_epochs().unwrap(), "epochs")).length(), 1);
+    assert_eq!(s.epochs_done(), 0);
 }
 
 #[cfg(feature = "wasm-threads")]
