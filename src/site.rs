@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! DIR/widget.js widget.css embed.html embed-example.html index.html boot.js app.js worker.js ...
-//! DIR/page/ shared/ widget/          the page's panels, the modules page and widget share, the widget's
+//! DIR/page/ shared/ widget/ worker/  the page's panels, the modules page and widget share, the widget's,
+//!                                    the worker's
 //! DIR/pkg/ pkg-threads/ pkg-threads-simd/ vendor/   the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
@@ -61,9 +62,9 @@ const PAGE_FILES: &[&str] = &[
     "embed-example.html",
     "embed-example.css",
 ];
-/// Folders of `www/` with the page's and the widget's modules, and the committed PyTorch
-/// reference band (`reference/`), served as they are.
-const PAGE_DIRS: &[&str] = &["page", "shared", "widget", "reference"];
+/// Folders of `www/` with the page's, the widget's and the worker's modules, and the committed
+/// PyTorch reference band (`reference/`), served as they are.
+const PAGE_DIRS: &[&str] = &["page", "shared", "widget", "worker", "reference"];
 const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "pkg-threads-simd", "vendor"];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin
@@ -185,7 +186,9 @@ fn size_report(dir: &Path, m: &crate::data::Manifest) -> Result<String> {
         "shared/prediction.js",
         "shared/probe.js",
         "shared/startup.js",
+        "shared/tiles.js",
         "worker.js",
+        "worker/inspect.js",
         "vendor/wasm-feature-detect/index.js",
         "vendor/idb-keyval/index.js",
         "pkg/skywatch.js",

@@ -23,11 +23,14 @@
 //                                                   interrupted?, seedDrawn?,
 //                                                   discarded?}
 //   train         {config, continueRun?,          started {config, summary,       page/training.js,
-//                  drawSeed?}                       batchesPerEpoch, trainSize,     widget/trainer.js
+//                  drawSeed?, more?}                batchesPerEpoch, trainSize,     widget/trainer.js
 //                 drawSeed: the worker replaces     epochsDone, seedDrawn},
 //                 config.seed by one drawn from   progress {progress, batches,
 //                 the browser's entropy source      seconds}*, epoch {stats}*,
-//                 (wasm randomSeed)               done | stopped {epochs}
+//                 (wasm randomSeed); more: with   done | stopped {epochs}
+//                 continueRun, "train more": the
+//                 budget becomes at least epochs
+//                 done + more (wasm extendEpochs)
 //   pause/resume  {}                              paused / resumed                page/training.js
 //   stop          {}                              (the running train's stopped)   page/training.js
 //   describe      {config}                        described {summary}             page/training.js
@@ -42,7 +45,37 @@
 //   export        {}                              weights {bytes (safetensors),   page/weights.js
 //                                                   config}
 //   import        {bytes: ArrayBuffer (moved),    imported {config, summary}      page/weights.js
-//                  config}
+//                  config}                          (a new run from the file's
+//                                                   weights, budget 0 epochs)
+//   units         {epoch?}: the latest kept       units {epoch, epochs (kept),    page/units.js,
+//                 snapshot, or the kept one         units, classes, tiles: RGBA    widget/trainer.js
+//                 nearest to epoch                  units*4096, scale, votes
+//                                                   [classes x units], votesExact,
+//                                                   order}  (worker/inspect.js)
+//   unit          {unit}                          unit {unit, epoch, top,         page/units.js
+//                 (the scan of the training set:    topValues, topLabels, bottom,
+//                 seconds, once per model; never    bottomValues, bottomLabels,
+//                 while training runs)              images: 16*4096 RGBA} or
+//                                                   {unit, deferred: 'training'}
+//   why           {rgba: ArrayBuffer (moved),     why {class, probabilities,      page/why.js
+//                  width, height} or {split,        logProbability, magnitude:
+//                  index}; class? (default: the     Float32Array(1024),
+//                  predicted one)                   magnitudeMax, image, label,
+//                                                   epoch, classes}
+//   neighbours    as why, k? (default 8)          neighbours {indices, labels,    page/why.js
+//                 (the scan, as unit)               distances, images, epoch} or
+//                                                   {deferred: 'training'}
+//   hard          {n?}                            hard {epochs, images,           page/hard.js
+//                                                   forgettable, mostWrong,
+//                                                   forgotten, ambiguous: [{index,
+//                                                   label, loss, probability,
+//                                                   correct, forgetting_events,
+//                                                   first_learned, history,
+//                                                   thumb}], thumbs, classes}
+//   band          {}                              band {preset | null, reason,    page/band.js
+//                                                   series?, provenance?,
+//                                                   positions, lossPositions
+//                                                   (BandPosition per epoch)}
 //   forget        {}                              forgotten                       page/weights.js
 //   bench         {presets, epochs, kernels?}     bench-result {row}*,            bench.js
 //                 kernels: false skips the peak     bench-done

@@ -9,6 +9,7 @@
 import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-feature-detect/index.js';
 import { createStore, del, get, set, update } from './vendor/idb-keyval/index.js';
 import { sameOriginWorkerUrl } from './client.js';
+import { inspectHandlers, trainMore } from './worker/inspect.js';
 
 // The blog widget may load this worker from another origin than the page's: it then runs from a
 // blob: URL (page origin) that imports this module. The pool workers wasm-bindgen-rayon starts
@@ -54,6 +55,7 @@ const state = {
   session: null,     // wasm Session
   config: null,      // TrainConfig of the session
   seedDrawn: false,  // the session's seed was drawn at random (train's drawSeed)
+  origin: 'init',    // where the session's weights started: 'init' (the seed's) or 'weights' (uploaded)
   history: [],       // EpochStats of the session so far
   running: false,    // a training loop is active
   saving: Promise.resolve(), // the latest IndexedDB write, chained so that writes keep their order
@@ -242,6 +244,7 @@ function newSession(config, seedDrawn = false) {
   state.session = new state.wasm.Session(JSON.stringify(config), state.data);
   state.config = JSON.parse(state.session.config());
   state.seedDrawn = seedDrawn;
+  state.origin = 'init';
   state.history = [];
 }
 
@@ -251,7 +254,7 @@ function newSession(config, seedDrawn = false) {
  *  after a reload. */
 function saveModel({ interrupted = false } = {}) {
   if (!state.store) return Promise.resolve();
-  const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, seedDrawn: state.seedDrawn, savedAt: Date.now() };
+  const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, seedDrawn: state.seedDrawn, origin: state.origin, savedAt: Date.now() };
   return queueWrite(() => set(state.storeKey, record, state.store));
 }
 
@@ -286,6 +289,7 @@ async function restore() {
     state.config = JSON.parse(state.session.config());
     state.history = saved.history ?? [];
     state.seedDrawn = Boolean(saved.seedDrawn);
+    state.origin = saved.origin === 'weights' ? 'weights' : 'init';
     if (state.session.epochsDone() !== state.history.length) throw new Error('the saved history does not match the saved run');
     post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary(), interrupted: Boolean(saved.interrupted) && state.history.length < state.config.epochs, seedDrawn: state.seedDrawn });
   } catch (e) {
@@ -295,12 +299,16 @@ async function restore() {
   }
 }
 
-async function train({ config, continueRun = false, drawSeed = false }) {
+async function train({ config, continueRun = false, drawSeed = false, more = 0 }) {
   if (state.running) throw new Error('training is already running');
   if (!continueRun || !state.session) {
     // A new seed from the browser's entropy source (getrandom in the core); it is recorded in
     // the run's configuration, so the run can be repeated with it.
     newSession(drawSeed ? { ...config, seed: state.wasm.randomSeed() } : config, drawSeed);
+  } else if (more) {
+    // "Train more": the same run, its epoch budget raised (saveState records it, so a reload
+    // resumes to the new budget).
+    trainMore(state, more);
   }
   const epochs = state.config.epochs;
   state.running = true;
@@ -374,10 +382,21 @@ function exportWeights() {
 
 async function importWeights({ bytes, config }) {
   if (state.running) throw new Error('stop training before loading weights');
-  if (!state.session) newSession(config);
-  state.session.importWeights(new Uint8Array(bytes));
+  if (!state.data) throw new Error('the data is not loaded yet');
+  // A new run from the file's weights with a budget of 0 epochs: "train more" sets how many. The
+  // current model stays if the file is refused.
+  const session = new state.wasm.Session(JSON.stringify({ ...config, epochs: 0 }), state.data);
+  try {
+    session.importWeights(new Uint8Array(bytes));
+  } catch (e) {
+    session.free();
+    throw e;
+  }
+  state.session?.free();
+  state.session = session;
   state.config = JSON.parse(state.session.config());
   state.seedDrawn = false;
+  state.origin = 'weights';
   state.history = [];
   await saveModel();
   post({ type: 'imported', config: state.config, summary: state.session.parameterSummary() });
@@ -412,6 +431,7 @@ const handlers = {
   stop: () => { state.stopRequested = true; state.paused = false; state.resume?.(); state.resume = null; },
   forget: async () => { if (state.store) await del(state.storeKey, state.store); post({ type: 'forgotten' }); },
   'debug-crash': debugCrash,
+  ...inspectHandlers(state, post),
 };
 
 /** Test hook (tests/e2e/hardening.test.mjs): the worker dies the way a real crash does. The
