@@ -4,15 +4,21 @@
 //   app.js ── page/state.js          the state, the worker client, scheduleRender
 //          ├─ page/status.js         header (mode), error box, data progress, address notice
 //          ├─ page/training.js       form, controls, status, progress, epoch log
-//          ├─ page/charts.js         loss and accuracy charts (uPlot)
+//          ├─ page/charts.js         loss and accuracy charts (uPlot), the PyTorch band behind them
+//          ├─ page/band.js           where the run stands in the PyTorch band
+//          ├─ page/units.js          hidden units as pictures, a unit's votes and top images
 //          ├─ page/confusion.js      confusion matrices (evaluate)
 //          ├─ page/gallery.js        test images with the model's guesses
 //          ├─ page/picture.js        "bird or airplane?" (shared/prediction.js)
+//          ├─ page/why.js            "why this answer?": saliency and nearest training images
+//          ├─ page/hard.js           hard examples
 //          └─ page/weights.js        download, upload, forget
 //   page/config.js: the form's values (pure); shared/: what the widget uses too.
 //
 // Automation hooks (end-to-end tests rely on them): `<html data-state>` is one of loading, ready,
-// training, paused, done, error; `[data-metric=...]` elements hold plain-text values; URL
+// training, paused, done, error; `[data-metric=...]` elements hold plain-text values;
+// `[data-view=...]` elements the views of what the model learned (hidden-units, saliency,
+// neighbours, hard-examples; see their modules); URL
 // parameters preset, epochs, seed (a number, or `random`: a seed drawn when the run starts, then
 // written back), train_size, lr, batch_size, layers, activation, loss, optimizer, momentum,
 // threads, autostart=1. A `skywatch:debug-crash` event dispatched at the document makes the
@@ -33,6 +39,10 @@ import { clearEvaluation, renderEvaluation, requestEvaluation, wireEvaluation } 
 import { refreshGallery, renderGallery, wireGallery } from './page/gallery.js';
 import { renderPicture, wirePicture } from './page/picture.js';
 import { renderWeights, wireWeights } from './page/weights.js';
+import { renderBand } from './page/band.js';
+import { renderUnits, wireUnits } from './page/units.js';
+import { renderWhy, wireWhy } from './page/why.js';
+import { renderHard, wireHard } from './page/hard.js';
 
 // The worker's messages that are not replies to a request (those are handled where the request
 // is sent: `client.request`, see client.js). Each goes to the panel that owns it.
@@ -53,7 +63,8 @@ const ON = {
 };
 
 // Requests whose errors reach their sender (client.request): not reported twice.
-const REQUESTED = new Set(['init', 'load-data', 'preset', 'restore', 'describe', 'evaluate', 'gallery', 'predict', 'export', 'import', 'forget']);
+const REQUESTED = new Set(['init', 'load-data', 'preset', 'restore', 'describe', 'evaluate', 'gallery', 'predict', 'export', 'import', 'forget',
+  'units', 'unit', 'why', 'neighbours', 'hard', 'band']);
 
 function onWorkerError(d) {
   if (REQUESTED.has(d.where)) return;
@@ -202,10 +213,14 @@ function renderAll() {
   renderData();
   renderForm();
   renderTraining();
+  renderBand();
   renderCharts();
+  renderUnits();
   renderEvaluation();
   renderGallery();
   renderPicture();
+  renderWhy();
+  renderHard();
   renderWeights();
 }
 
@@ -220,6 +235,9 @@ wireEvaluation();
 wireGallery();
 wirePicture();
 wireWeights();
+wireUnits();
+wireWhy();
+wireHard();
 $('restart').addEventListener('click', restart);
 $('dismiss-errors').addEventListener('click', () => { state.errors = []; scheduleRender(); });
 document.addEventListener('visibilitychange', scheduleRender);

@@ -1,6 +1,9 @@
 // The charts panel: two live charts (loss per epoch; train and validation accuracy per epoch)
 // with uPlot, redrawn when the model's history changes. Colours come from the page's CSS
-// variables, so the charts follow light and dark mode; the width follows the container.
+// variables, so the charts follow light and dark mode; the width follows the container. Behind
+// the run's lines, when the PyTorch band applies to the run (page/band.js), the band: min-max area
+// and median line of PyTorch's training loss (loss chart) and validation accuracy (accuracy chart)
+// over its seeds, over the run's epoch budget.
 //
 // uPlot formats numbers with `new Intl.NumberFormat(navigator.language)` when its module loads;
 // boot.js makes sure that language is one Intl accepts before this module is imported.
@@ -14,10 +17,19 @@ const dark = matchMedia('(prefers-color-scheme: dark)');
 function colors() {
   const css = getComputedStyle(document.documentElement);
   const v = (name) => css.getPropertyValue(name).trim();
-  return { fg: v('--muted'), grid: v('--grid'), loss: v('--series-1'), train: v('--series-1'), val: v('--series-2') };
+  return {
+    fg: v('--muted'), grid: v('--grid'), loss: v('--series-1'), train: v('--series-1'), val: v('--series-2'),
+    band: v('--band'), bandLine: v('--band-line'),
+  };
 }
 
-function options(kind, width, c) {
+/** The band's three series (min, median, max), drawn first, so behind the run's. */
+function bandSeries(c) {
+  const edge = (label) => ({ label, stroke: c.bandLine, width: 1, points: { show: false }, value: legendValue((v) => v.toFixed(4)) });
+  return [edge('PyTorch min'), { ...edge('PyTorch median'), dash: [4, 3], width: 1.5 }, edge('PyTorch max')];
+}
+
+function options(kind, width, c, band) {
   const axis = (label, extra = {}) => ({
     label,
     stroke: c.fg,
@@ -49,10 +61,12 @@ function options(kind, width, c) {
     ],
     series: [
       { label: 'epoch', value: legendValue(String) },
+      ...(band ? bandSeries(c) : []),
       ...(kind === 'loss'
         ? [line('training loss', c.loss)]
         : [line('train accuracy', c.train), line('val accuracy', c.val, [6, 3])]),
     ],
+    bands: band ? [{ series: [3, 1], fill: c.band }] : [],
     cursor: { drag: { x: false, y: false } },
     legend: { live: true },
   };
@@ -89,6 +103,7 @@ class Charts {
     this.els = { loss: lossEl, accuracy: accEl };
     this.data = { loss: [[], []], accuracy: [[], [], []] };
     this.plots = {};
+    this.band = null;
     this.#create();
     this.resizer = new ResizeObserver(() => this.#resize());
     this.resizer.observe(lossEl);
@@ -102,7 +117,7 @@ class Charts {
     const c = colors();
     for (const kind of ['loss', 'accuracy']) {
       const el = this.els[kind];
-      this.plots[kind] = new uPlot(options(kind, Math.max(200, el.clientWidth), c), this.data[kind], el);
+      this.plots[kind] = new uPlot(options(kind, Math.max(200, el.clientWidth), c, this.band), this.data[kind], el);
     }
   }
 
@@ -118,11 +133,31 @@ class Charts {
     this.plots = {};
   }
 
-  /** Shows `history` (EpochStats[]). */
-  setHistory(history) {
-    const x = history.map((s) => s.epoch);
-    this.data.loss = [x, history.map((s) => s.loss)];
-    this.data.accuracy = [x, history.map((s) => s.train_accuracy), history.map((s) => s.val_accuracy)];
+  /** Shows `history` (EpochStats[]), with `band` ({series, budget} from page/band.js, or null)
+   *  behind it. */
+  setHistory(history, band) {
+    if (Boolean(band) !== Boolean(this.band)) {
+      // The band's series come and go with the plots' options.
+      this.band = band;
+      this.#destroyPlots();
+      this.#create();
+    }
+    this.band = band;
+    if (!band) {
+      const x = history.map((s) => s.epoch);
+      this.data.loss = [x, history.map((s) => s.loss)];
+      this.data.accuracy = [x, history.map((s) => s.train_accuracy), history.map((s) => s.val_accuracy)];
+    } else {
+      // Epochs 0 .. the run's budget (or its last epoch, if past it), within the band's epochs.
+      const last = history.length ? history[history.length - 1].epoch : -1;
+      const n = Math.max(last + 1, Math.min(band.series.epochs, band.budget));
+      const x = Array.from({ length: n }, (_, e) => e);
+      const byEpoch = new Map(history.map((s) => [s.epoch, s]));
+      const run = (key) => x.map((e) => byEpoch.get(e)?.[key] ?? null);
+      const edges = (stat) => ['min', 'median', 'max'].map((k) => x.map((e) => stat[k][e] ?? null));
+      this.data.loss = [x, ...edges(band.series.train_loss), run('loss')];
+      this.data.accuracy = [x, ...edges(band.series.val_accuracy), run('train_accuracy'), run('val_accuracy')];
+    }
     this.plots.loss.setData(this.data.loss);
     this.plots.accuracy.setData(this.data.accuracy);
     for (const plot of Object.values(this.plots)) plot.setLegend();
@@ -130,12 +165,21 @@ class Charts {
 }
 
 let charts = null;
-let drawn = -1;
+let drawn = '';
+let band = null;
+let bandVersion = 0;
 
-/** Draws the model's history (once per change of it). */
+/** The PyTorch band to draw behind the run (page/band.js): {series, budget}, or null. */
+export function setChartBand(b) {
+  band = b;
+  bandVersion++;
+}
+
+/** Draws the model's history (once per change of it or of the band). */
 export function renderCharts() {
   charts ??= new Charts($('chart-loss'), $('chart-accuracy'));
-  if (drawn === state.historyVersion) return;
-  drawn = state.historyVersion;
-  charts.setHistory(state.model?.history ?? []);
+  const key = `${state.historyVersion}|${bandVersion}`;
+  if (drawn === key) return;
+  drawn = key;
+  charts.setHistory(state.model?.history ?? [], state.model ? band : null);
 }

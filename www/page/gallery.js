@@ -68,7 +68,8 @@ export function renderGallery() {
     const canvas = imageCanvas(res.images, n * 4096);
     canvas.setAttribute('aria-hidden', 'true');
     const label = `Test image ${item.index}, a ${truth}: ${ok ? 'right' : 'wrong'}, predicted ${guess} (${pct(p)})`;
-    tiles.push(el('figure', { class: `tile ${ok ? 'right' : 'wrong'}`, title: label, role: 'img', 'aria-label': label },
+    // data-index, tabindex: a click or Enter explains the image (page/why.js).
+    tiles.push(el('figure', { class: `tile ${ok ? 'right' : 'wrong'}`, title: `${label}. Click: why this answer?`, role: 'img', 'aria-label': label, 'data-index': String(item.index), tabindex: '0' },
       canvas, el('figcaption', {}, el('span', {}, `${ok ? '✓' : '✗'} ${guess}`), el('span', { class: 'p' }, pct(p)))));
   }
   $('gallery-grid').replaceChildren(...tiles);

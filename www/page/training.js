@@ -1,6 +1,6 @@
 // The training panel: the configuration form (mirrored in the address), the controls (start,
-// pause, resume, stop, continue), the run's status, metrics and progress, and the lecture-style
-// epoch log. The worker's training messages (started, progress, epoch, paused, resumed, done,
+// pause, resume, stop, continue, train more), the run's status, metrics and progress, and the
+// lecture-style epoch log. The worker's training messages (started, progress, epoch, paused, resumed, done,
 // stopped, and a `train` error) arrive here from app.js's table.
 
 import {
@@ -110,15 +110,24 @@ export function requestDescribe() {
 // ---------------------------------------------------------------------------------------------
 // Controls
 
-export function startTraining(continueRun) {
-  if (continueRun ? !canContinue() : !canStart()) return;
+/** Starts a new run, continues the current one to its budget (`continueRun`), or trains `more`
+ *  epochs past it ("Train more": the current model, trained or uploaded, goes on). */
+export function startTraining(continueRun, more = 0) {
+  if (more ? !canTrainMore() : continueRun ? !canContinue() : !canStart()) return;
   const config = continueRun ? state.model.config : currentConfig();
   const drawSeed = !continueRun && state.form.seed === 'random';
   state.run = { continueRun, stopping: false, progress: null, window: [], batchesPerEpoch: 0, trainSize: 0, flops: trainFlopsPerSample(config.model.layers) };
   state.phase = 'training';
-  state.status = continueRun ? 'Continuing the training…' : 'Starting the training…';
+  state.status = more ? `Training ${more} more epoch${more === 1 ? '' : 's'}…` : continueRun ? 'Continuing the training…' : 'Starting the training…';
   scheduleRender();
-  client.send({ type: 'train', config, continueRun, drawSeed });
+  client.send({ type: 'train', config, continueRun, drawSeed, more });
+}
+
+/** The number of epochs in the "Train more" field, or null when it is not one. */
+function moreEpochs() {
+  const text = $('more-epochs').value.trim();
+  const n = Number(text);
+  return /^\d+$/.test(text) && n >= 1 && n <= 1000 ? n : null;
 }
 
 function canStart() {
@@ -128,6 +137,12 @@ function canStart() {
 function canContinue() {
   const m = state.model;
   return idle() && Boolean(m) && m.history.length < m.config.epochs;
+}
+
+/** "Train more" goes on past the budget of a finished run, or from uploaded weights. */
+function canTrainMore() {
+  const m = state.model;
+  return idle() && Boolean(m) && m.history.length >= m.config.epochs;
 }
 
 function stop() {
@@ -142,9 +157,13 @@ function stop() {
 // The worker's training messages
 
 export function onStarted(d) {
-  const keep = state.run?.continueRun && state.model && d.epochsDone > 0;
-  const history = keep ? state.model.history.slice(0, d.epochsDone) : [];
-  state.model = { config: d.config, summary: d.summary, source: 'trained', history, seedDrawn: Boolean(d.seedDrawn) };
+  const prev = state.model;
+  const keep = Boolean(state.run?.continueRun && prev);
+  const history = keep ? prev.history.slice(0, d.epochsDone) : [];
+  // A continued run keeps where it came from (restored, uploaded weights and their file's name).
+  state.model = keep
+    ? { ...prev, config: d.config, summary: d.summary, history }
+    : { config: d.config, summary: d.summary, source: 'trained', history, seedDrawn: Boolean(d.seedDrawn) };
   state.historyVersion++;
   state.run = { ...(state.run ?? { continueRun: false, stopping: false }), progress: null, window: [], batchesPerEpoch: d.batchesPerEpoch, trainSize: d.trainSize, flops: trainFlopsPerSample(d.config.model.layers) };
   state.phase = 'training';
@@ -270,6 +289,12 @@ export function renderForm() {
   const m = state.model;
   cont.hidden = !canContinue();
   if (m) setText(cont, `Continue training to ${m.config.epochs} epochs`);
+  const more = moreEpochs();
+  $('more').hidden = !canTrainMore();
+  $('train-more').disabled = !canTrainMore() || more === null;
+  $('more-epochs').disabled = busy;
+  $('more-epochs').setAttribute('aria-invalid', String(more === null));
+  setText($('train-more'), more === null ? 'Train more' : `Train ${more} more epoch${more === 1 ? '' : 's'}`);
 }
 
 let logged = { model: null, count: 0, version: -1 };
@@ -280,7 +305,7 @@ export function renderTraining() {
   const history = m?.history ?? [];
   const last = history.at(-1);
   setText(metricEl('epoch'), String(history.length));
-  setText($('epochs-total'), m ? ` / ${m.config.epochs}` : '');
+  setText($('epochs-total'), m?.config.epochs ? ` / ${m.config.epochs}` : '');
   setText(metricEl('train-accuracy'), last ? acc(last.train_accuracy) : '');
   setText(metricEl('val-accuracy'), last ? acc(last.val_accuracy) : '');
   setText($('metric-loss'), last ? last.loss.toFixed(4) : '');
@@ -355,4 +380,9 @@ export function wireTraining() {
   $('resume').addEventListener('click', () => client.send({ type: 'resume' }));
   $('stop').addEventListener('click', stop);
   $('continue').addEventListener('click', () => startTraining(true));
+  $('train-more').addEventListener('click', () => { const n = moreEpochs(); if (n) startTraining(true, n); });
+  $('more-epochs').addEventListener('input', scheduleRender);
+  $('more-epochs').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); const n = moreEpochs(); if (n) startTraining(true, n); }
+  });
 }

@@ -1,0 +1,208 @@
+// The hidden-units panel: every first-layer unit's 3072 input weights as a 32x32 colour tile, in one
+// canvas (shared/tiles.js), updated once per epoch while the panel is open; a scrubber back through
+// the epochs the core keeps (`units {epoch}`); and for a clicked unit its outgoing weights (the
+// class it votes for) and its 8 most and 8 most negatively activating training images (`unit`,
+// which needs the scan of the training set: asked for only when training is paused or over).
+//
+// Automation hook: `[data-view="hidden-units"]` has `data-units` (the count), `data-epoch` (the
+// epochs the shown weights had: 0 is before training), `data-order` (`unit` or `votes`), and the
+// atlas layout (`data-columns`, `data-pitch-x`, `data-pitch-y`: tile `p` in display order starts
+// at pixel `((p % columns) * pitchX, floor(p / columns) * pitchY)` of its canvas).
+
+import { $, classes, client, oneAtATime, pushError, scheduleRender, state } from './state.js';
+import { el, setText } from '../shared/dom.js';
+import { int } from '../shared/format.js';
+import { PITCH_X, PITCH_Y, TILE, classColor, drawAtlas, putRgba, rgbaCanvas, voteLeans } from '../shared/tiles.js';
+
+const COLUMNS = 32;
+
+const view = {
+  busy: false,
+  again: false,
+  asked: -1,           // historyVersion of the last automatic request
+  result: null,        // the `units` reply shown
+  version: 0,
+  follow: true,        // show the latest snapshot (else `epoch`, chosen with the scrubber)
+  epoch: null,
+  order: 'unit',       // display order: 'unit' (number) or 'votes' (strongest voters first)
+  selected: null,      // the clicked unit
+  detail: null,        // the `unit` reply for it
+  detailKey: '',       // `${unit}|${historyVersion}` it was asked for
+  detailBusy: false,
+  detailError: '',
+};
+
+const training = () => state.phase === 'training';
+
+/** Asks the worker for the tiles: the latest snapshot, or the scrubber's epoch. */
+function requestUnits() {
+  if (!state.model || state.crashed) return;
+  oneAtATime(view, requestUnits, () => client.request({ type: 'units', epoch: view.follow ? null : view.epoch }, 'units')
+    .then((r) => { view.result = r; view.version++; },
+      (e) => { if (!state.crashed) pushError('units', `The hidden units could not be shown: ${e.message}`); }));
+}
+
+function requestDetail() {
+  const unit = view.selected;
+  const key = `${unit}|${state.historyVersion}`;
+  view.detailKey = key;
+  view.detailBusy = true;
+  view.detailError = '';
+  scheduleRender();
+  client.request({ type: 'unit', unit }, 'unit')
+    .then((r) => {
+      if (r.deferred) view.detailKey = ''; // training went on meanwhile: asked again when it stops
+      else view.detail = r;
+    }, (e) => { view.detailError = state.crashed ? '' : e.message; })
+    .finally(() => { view.detailBusy = false; scheduleRender(); });
+}
+
+const displayOrder = (r) => (view.order === 'votes' ? Array.from(r.order) : Array.from({ length: r.units }, (_, j) => j));
+
+let drawn = { version: -1, order: '' };
+
+export function renderUnits() {
+  const open = $('units-details').open;
+  const box = $('units-view');
+  if (!state.model || state.crashed) {
+    setText($('units-note'), state.crashed ? '' : 'Train a model (or upload weights) to see its hidden units.');
+    $('units-epoch').disabled = true;
+    if (view.result && !state.model) { view.result = null; view.version++; }
+  }
+  // One request per change of the model's history (an epoch, a new run, an upload), while open.
+  if (open && state.model && !state.crashed && view.asked !== state.historyVersion) {
+    view.asked = state.historyVersion;
+    requestUnits();
+  }
+  const r = view.result;
+  if (r && (drawn.version !== view.version || drawn.order !== view.order)) {
+    drawn = { version: view.version, order: view.order };
+    const order = displayOrder(r);
+    drawAtlas($('units-atlas'), r, order, COLUMNS);
+    Object.assign(box.dataset, {
+      units: String(r.units), epoch: String(r.epoch), order: view.order, columns: String(COLUMNS),
+      pitchX: String(PITCH_X), pitchY: String(PITCH_Y), votesExact: String(r.votesExact),
+    });
+    box.hidden = false;
+    const slider = $('units-epoch');
+    slider.max = String(r.epochs.length - 1);
+    slider.value = String(Math.max(0, r.epochs.indexOf(r.epoch)));
+    const label = r.epoch === 0 ? 'before training' : `after epoch ${r.epoch}`;
+    slider.setAttribute('aria-valuetext', label);
+    setText($('units-epoch-label'), `${label}${view.follow ? ' (latest)' : ''}`);
+    setText($('units-note'), `${int(r.units)} units; ${r.epochs.length} snapshots kept (epochs ${r.epochs.join(', ')}), `
+      + 'spaced evenly in log(1 + epoch) within 24 MiB. Click a unit for its votes and the training images that excite it most.');
+    $('units-atlas').setAttribute('aria-label', `${int(r.units)} hidden units as 32 by 32 pictures, ${label}; `
+      + 'use the arrow keys to choose one');
+  }
+  $('units-epoch').disabled = !r || r.epochs.length < 2 || state.crashed;
+  renderCursor(r);
+  renderDetail(open, r);
+}
+
+function renderCursor(r) {
+  const cursor = $('units-cursor');
+  const canvas = $('units-atlas');
+  const p = r && view.selected != null ? displayOrder(r).indexOf(view.selected) : -1;
+  cursor.hidden = p < 0;
+  if (p < 0) return;
+  // Percentages of the canvas, which fills its wrapper: no layout read needed.
+  const x = (p % COLUMNS) * PITCH_X;
+  const y = Math.floor(p / COLUMNS) * PITCH_Y;
+  cursor.style.left = `${(100 * x) / canvas.width}%`;
+  cursor.style.top = `${(100 * y) / canvas.height}%`;
+  cursor.style.width = `${(100 * TILE) / canvas.width}%`;
+  cursor.style.height = `${(100 * TILE) / canvas.height}%`;
+}
+
+let detailDrawn = '';
+
+function renderDetail(open, r) {
+  const box = $('unit-detail');
+  const u = view.selected;
+  box.hidden = !r || u == null || u >= r.units;
+  if (box.hidden) return;
+  // The top images need the scan: asked for when training is paused or over, once per model.
+  if (open && !training() && !view.detailBusy && view.detailKey !== `${u}|${state.historyVersion}` && !state.crashed) requestDetail();
+  const d = view.detail?.unit === u ? view.detail : null;
+  const key = `${view.version}|${u}|${d?.epoch}|${view.detailBusy}|${view.detailError}|${training()}|${state.model?.history.length}`;
+  if (detailDrawn === key) return;
+  detailDrawn = key;
+  box.dataset.unit = String(u);
+  putRgba($('unit-big'), r.tiles, u * 4096);
+  const names = classes();
+  const { cls, strength } = voteLeans(r.votes, r.units, r.classes);
+  const rank = Array.from(r.order).indexOf(u);
+  setText($('unit-title'), `Unit ${u}`);
+  setText($('unit-scale'), `${r.epoch === 0 ? 'Before training' : `After epoch ${r.epoch}`}; its tile's brightest colour is a weight of `
+    + `${r.scale[u].toPrecision(3)} (max |w|). Rank ${rank + 1} of ${r.units} by vote strength (${strength[u].toPrecision(3)}).`);
+  const votes = names.map((name, c) => r.votes[c * r.units + u]);
+  const most = Math.max(1e-12, ...votes.map(Math.abs));
+  $('unit-votes').replaceChildren(...votes.map((v, c) => {
+    const fill = el('div', { class: 'fill' });
+    fill.style.width = `${(50 * Math.abs(v)) / most}%`;
+    fill.style.marginLeft = v < 0 ? `${50 - (50 * Math.abs(v)) / most}%` : '50%';
+    fill.style.background = classColor(c);
+    return el('li', { class: c === cls[u] ? 'bar-row best' : 'bar-row', 'data-vote': String(v) },
+      el('span', { class: 'name' }, names[c]),
+      el('div', { class: 'bar signed', 'aria-hidden': 'true' }, fill),
+      el('span', { class: 'value' }, `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`));
+  }));
+  setText($('unit-lean'), `It pushes towards ${names[cls[u]]}${r.votesExact ? '' : ' (through the later layers as if they were linear: the product of their weights)'}.`);
+
+  const now = state.model?.history.length ?? 0;
+  let note = '';
+  if (view.detailError) note = `The top images could not be found: ${view.detailError}`;
+  else if (view.detailBusy) note = 'Finding the training images that excite this unit most (one pass over the training set, a few seconds the first time after the weights change)…';
+  else if (!d && training()) note = 'Its most activating training images are found when training is paused or over.';
+  else if (d && training() && d.epoch !== now) note = `Training images for the weights after epoch ${d.epoch}; updated when training is paused or over.`;
+  else if (d) note = `Ranked by the unit's input z = w·x + b over the run's training images, with the weights after epoch ${d.epoch}.`;
+  setText($('unit-note'), note);
+  const list = (idx, values, labels, offset) => Array.from(idx, (index, k) => el('li', { class: 'thumb', 'data-index': String(index), 'data-value': String(values[k]) },
+    rgbaCanvas(d.images, (offset + k) * 4096),
+    el('span', { class: 'caption' }, `${names[labels[k]]}`, el('span', { class: 'p' }, `z ${values[k] >= 0 ? '+' : '−'}${Math.abs(values[k]).toFixed(2)}`))));
+  $('unit-top').replaceChildren(...(d ? list(d.top, d.topValues, d.topLabels, 0) : []));
+  $('unit-bottom').replaceChildren(...(d ? list(d.bottom, d.bottomValues, d.bottomLabels, d.top.length) : []));
+}
+
+/** Selects the unit at display position `p`. */
+function select(p) {
+  const r = view.result;
+  if (!r) return;
+  const order = displayOrder(r);
+  view.selected = order[Math.max(0, Math.min(order.length - 1, p))];
+  scheduleRender();
+}
+
+export function wireUnits() {
+  const canvas = $('units-atlas');
+  canvas.addEventListener('click', (e) => {
+    const rect = canvas.getBoundingClientRect();
+    const x = ((e.clientX - rect.left) * canvas.width) / rect.width;
+    const y = ((e.clientY - rect.top) * canvas.height) / rect.height;
+    const col = Math.floor(x / PITCH_X);
+    const row = Math.floor(y / PITCH_Y);
+    if (col >= COLUMNS || x < 0 || y < 0) return;
+    select(row * COLUMNS + col);
+    canvas.focus();
+  });
+  canvas.addEventListener('keydown', (e) => {
+    const r = view.result;
+    if (!r) return;
+    const p = view.selected == null ? -1 : displayOrder(r).indexOf(view.selected);
+    const step = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -COLUMNS, ArrowDown: COLUMNS, Home: -Infinity, End: Infinity }[e.key];
+    if (step === undefined) return;
+    e.preventDefault();
+    select(p < 0 ? 0 : Math.max(0, Math.min(r.units - 1, p + step)));
+  });
+  $('units-epoch').addEventListener('input', (e) => {
+    const r = view.result;
+    if (!r) return;
+    const i = Number(e.target.value);
+    view.follow = i >= r.epochs.length - 1;
+    view.epoch = r.epochs[i];
+    requestUnits();
+  });
+  $('units-order').addEventListener('change', (e) => { view.order = e.target.value; scheduleRender(); });
+  $('units-details').addEventListener('toggle', scheduleRender);
+}

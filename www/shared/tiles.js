@@ -1,0 +1,88 @@
+// Hidden units as pictures, drawn for the page and the widget: many 32x32 RGBA tiles in one canvas
+// (an atlas), each with a bar under it for the class its unit votes for. One canvas, written once
+// per update with one putImageData, rather than a canvas (and a compositing layer) per unit.
+//
+// Tiles come from the worker's `units` message: `tiles` is `units * 4096` bytes, tile `j` at
+// `j * 4096`, each scaled on its own (channel = round(128 + 127 w / max|w|), mid-grey = 0; see
+// src/inspect/units.rs); `votes` is `[classes x units]`, row `c` the unit's outgoing weights to
+// class `c` (W2, or W_L…W_2 for deeper models).
+
+/** Layout of the atlas: a tile, a gap, the vote bar, a gap. Tile `p` (in display order) has its
+ *  top-left pixel at `((p % columns) * PITCH_X, floor(p / columns) * PITCH_Y)`. */
+export const TILE = 32;
+export const PITCH_X = TILE + 1;
+export const BAR = 2;
+export const PITCH_Y = TILE + 1 + BAR + 1;
+
+/** Bar colours per class (RGB): airplane blue, bird orange, then others for more classes. */
+export const CLASS_RGB = [[31, 95, 209], [217, 72, 15], [23, 128, 58], [134, 62, 181], [190, 140, 0], [0, 140, 150]];
+export const classColor = (c) => `rgb(${CLASS_RGB[c % CLASS_RGB.length].join(' ')})`;
+
+/** For each unit, the class it votes for most and the spread of its votes (max - min over the
+ *  classes: for two classes |W2[1,j] - W2[0,j]|, its weight on the log-odds). */
+export function voteLeans(votes, units, classes) {
+  const cls = new Uint8Array(units);
+  const strength = new Float32Array(units);
+  for (let j = 0; j < units; j++) {
+    let best = 0;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let c = 0; c < classes; c++) {
+      const v = votes[c * units + j];
+      if (v > votes[best * units + j]) best = c;
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+    cls[j] = best;
+    strength[j] = hi - lo;
+  }
+  return { cls, strength };
+}
+
+/** Draws the tiles of `units` (unit numbers, in display order) into `canvas` in `columns`
+ *  columns, each with its vote bar (length relative to the strongest unit of the whole layer). */
+export function drawAtlas(canvas, t, units, columns) {
+  const rows = Math.max(1, Math.ceil(units.length / columns));
+  const width = Math.min(units.length, columns) * PITCH_X - 1;
+  const height = rows * PITCH_Y - 1;
+  if (canvas.width !== width) canvas.width = width;
+  if (canvas.height !== height) canvas.height = height;
+  const img = new ImageData(width, height);
+  const px = img.data;
+  const { cls, strength } = voteLeans(t.votes, t.units, t.classes);
+  let strongest = 0;
+  for (let j = 0; j < t.units; j++) strongest = Math.max(strongest, strength[j]);
+  for (const [p, u] of units.entries()) {
+    const x0 = (p % columns) * PITCH_X;
+    const y0 = Math.floor(p / columns) * PITCH_Y;
+    for (let y = 0; y < TILE; y++) {
+      const from = u * 4096 + y * TILE * 4;
+      px.set(t.tiles.subarray(from, from + TILE * 4), ((y0 + y) * width + x0) * 4);
+    }
+    const len = strongest > 0 ? Math.max(1, Math.round((TILE * strength[u]) / strongest)) : 0;
+    const [r, g, b] = CLASS_RGB[cls[u] % CLASS_RGB.length];
+    for (let y = y0 + TILE + 1; y < y0 + TILE + 1 + BAR; y++) {
+      for (let x = x0; x < x0 + len; x++) {
+        const o = (y * width + x) * 4;
+        px[o] = r; px[o + 1] = g; px[o + 2] = b; px[o + 3] = 255;
+      }
+    }
+  }
+  canvas.getContext('2d').putImageData(img, 0, 0);
+  return { width, height, rows };
+}
+
+/** A new 32x32 canvas showing the RGBA image at `offset` of `rgba`. */
+export function rgbaCanvas(rgba, offset = 0) {
+  const canvas = document.createElement('canvas');
+  canvas.width = TILE;
+  canvas.height = TILE;
+  putRgba(canvas, rgba, offset);
+  return canvas;
+}
+
+/** Draws the 32x32 RGBA image at `offset` of `rgba` on `canvas`. */
+export function putRgba(canvas, rgba, offset = 0) {
+  const img = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset + offset, 4096).slice(), TILE, TILE);
+  canvas.getContext('2d').putImageData(img, 0, 0);
+}
