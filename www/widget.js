@@ -30,6 +30,7 @@ const TEMPLATE = `
     </header>
     <div class="controls">
       <button type="button" id="train" class="primary" disabled>Train</button>
+      <button type="button" id="more" class="secondary" hidden>Train more</button>
       <span class="mode" role="status" data-metric="mode">not started</span>
     </div>
     <div class="progress" hidden>
@@ -45,6 +46,12 @@ const TEMPLATE = `
         <polyline points="" />
       </svg>
     </div>
+    <figure class="strip" data-view="hidden-units" hidden>
+      <canvas role="img" aria-label="The 16 hidden units with the strongest votes, as 32 by 32 pictures"></canvas>
+      <figcaption>What it learned: the 16 hidden units with the strongest votes, each one's 3072 input weights drawn
+        as a 32×32 picture (grey is 0, brighter is a positive weight, darker a negative one, each tile scaled on its own);
+        the bar under a tile is the class it votes for, <span class="airplane">airplane</span> or <span class="bird">bird</span>.</figcaption>
+    </figure>
     <div class="ask">
       <button type="button" class="drop" id="drop" disabled>
         <span>Drop a picture here, or choose one</span>

@@ -1,12 +1,18 @@
 // What <skywatch-trainer> does (its shell and markup are in widget.js): on Train, it starts its
 // own worker with the shared start-up sequence (the model stays in memory: `persist: false`),
 // trains the preset of its attributes, follows the progress and the epochs, and classifies a
-// dropped or chosen picture with the shared prediction view.
+// dropped or chosen picture with the shared prediction view. Once training is done it shows the
+// 16 hidden units with the strongest votes (`units`, shared/tiles.js), and "Train more" goes on
+// from the model for as many epochs again (`train` with `more`).
 
 import { WorkerClient } from '../client.js';
 import { startWorker } from '../shared/startup.js';
 import { predictFile, renderPrediction, wireDropZone } from '../shared/prediction.js';
 import { acc } from '../shared/format.js';
+import { drawAtlas } from '../shared/tiles.js';
+
+/** Units in the strip shown after training: the strongest voters. */
+const STRIP_UNITS = 16;
 
 const QUICK = { epochs: 5, dataUrl: 'data-quick/' };
 
@@ -22,7 +28,7 @@ class Trainer {
   #ui;
   // `ready`: the started worker with its data (a promise), cleared with `client` when the worker
   // crashes or fails to start, so that the next Train starts a fresh one.
-  #state = { client: null, ready: null, history: [], hasModel: false, crashed: false };
+  #state = { client: null, ready: null, history: [], hasModel: false, crashed: false, config: null, budget: 0 };
 
   constructor(host, root, base) {
     this.#host = host;
@@ -32,12 +38,15 @@ class Trainer {
       train: $('#train'), mode: $('[data-metric="mode"]'), progress: $('.progress'), bar: $('#bar'),
       barLabel: $('#bar-label'), val: $('[data-metric="val-accuracy"]'), trainAcc: $('[data-metric="train-accuracy"]'),
       epoch: $('[data-metric="epoch"]'), epochs: $('#epochs'), spark: $('polyline'), drop: $('#drop'),
-      file: $('#file'), answer: $('.answer'), canvas: $('canvas'), bars: $('.bars'),
+      file: $('#file'), answer: $('.answer'), canvas: $('.answer canvas'), bars: $('.bars'),
       prediction: $('[data-metric="prediction"]'), error: $('.error'), full: $('#full'),
+      more: $('#more'), strip: $('.strip'), stripCanvas: $('.strip canvas'),
     };
     this.#ui.epochs.textContent = String(this.#config().epochs);
     this.#ui.full.href = this.#fullPageUrl();
     this.#ui.train.addEventListener('click', () => this.#onTrain());
+    this.#ui.more.addEventListener('click', () => this.#onTrainMore());
+    this.#ui.more.textContent = `Train ${this.#config().epochs} more epochs`;
     wireDropZone(this.#ui.drop, this.#ui.file, (f) => this.#classify(f), () => this.#showError('Drop an image file (from your computer, not a link).'));
     this.#setPhase('idle');
     if (host.hasAttribute('autostart')) this.#onTrain();
@@ -80,6 +89,8 @@ class Trainer {
     const busy = phase === 'loading' || phase === 'training';
     this.#ui.train.disabled = busy;
     this.#ui.train.textContent = phase === 'done' ? 'Train again' : busy ? 'Training…' : 'Train';
+    this.#ui.more.hidden = !this.#state.hasModel || phase === 'error';
+    this.#ui.more.disabled = busy;
     this.#ui.drop.disabled = !(phase === 'done' || (phase === 'ready' && this.#state.hasModel));
   }
 
@@ -118,6 +129,11 @@ class Trainer {
       this.#ui.bar.value = progress.batch;
     });
     client.on('epoch', ({ stats }) => this.#onEpoch(stats));
+    client.on('started', ({ config }) => {
+      this.#state.config = config;
+      this.#state.budget = config.epochs;
+      this.#ui.epochs.textContent = String(config.epochs);
+    });
     // The model stays in memory (persist: false): a reader's visit leaves nothing in IndexedDB.
     await startWorker(client, {
       init: { persist: false },
@@ -141,17 +157,51 @@ class Trainer {
       const drawSeed = c.seed === 'random';
       const config = { ...preset, epochs: c.epochs, seed: drawSeed ? 0 : c.seed, train_size: c.trainSize };
       this.#state.history = [];
+      this.#state.hasModel = false;
+      this.#state.budget = config.epochs;
+      this.#ui.strip.hidden = true;
       this.#renderHistory();
-      this.#setPhase('training');
-      await this.#state.client.request({ type: 'train', config, drawSeed }, 'done');
-      this.#state.hasModel = true;
-      this.#ui.barLabel.textContent = 'Done. Now try a picture.';
-      this.#setPhase('done');
+      await this.#run({ type: 'train', config, drawSeed });
     } catch (e) {
-      // After a crash its own message stays (see #connect).
-      if (!this.#state.crashed) this.#showError(String(e.message ?? e));
-      this.#setPhase(this.#state.hasModel ? 'ready' : 'error');
+      this.#failed(e);
     }
+  }
+
+  /** "Train more": the same run goes on from the model, for the widget's epochs again. */
+  async #onTrainMore() {
+    if (!this.#state.client || !this.#state.hasModel) return;
+    this.#showError('');
+    try {
+      await this.#run({ type: 'train', config: this.#state.config, continueRun: true, more: this.#config().epochs });
+    } catch (e) {
+      this.#failed(e);
+    }
+  }
+
+  async #run(msg) {
+    this.#setPhase('training');
+    this.#ui.progress.hidden = false;
+    await this.#state.client.request(msg, 'done');
+    this.#state.hasModel = true;
+    this.#ui.barLabel.textContent = 'Done. Now try a picture.';
+    // The strip first, so that `done` finds it drawn.
+    await this.#showStrip().catch((e) => this.#showError(`The hidden units could not be shown: ${e.message}`));
+    this.#setPhase('done');
+  }
+
+  #failed(e) {
+    // After a crash its own message stays (see #connect).
+    if (!this.#state.crashed) this.#showError(String(e.message ?? e));
+    this.#setPhase(this.#state.hasModel ? 'ready' : 'error');
+  }
+
+  /** The 16 units with the strongest votes, drawn once training is done. */
+  async #showStrip() {
+    const t = await this.#state.client.request({ type: 'units' }, 'units');
+    const units = Array.from(t.order.subarray(0, STRIP_UNITS));
+    drawAtlas(this.#ui.stripCanvas, t, units, STRIP_UNITS);
+    Object.assign(this.#ui.strip.dataset, { units: String(units.length), total: String(t.units), epoch: String(t.epoch), shown: units.join(',') });
+    this.#ui.strip.hidden = false;
   }
 
   #onEpoch(stats) {
@@ -165,7 +215,7 @@ class Trainer {
     this.#ui.epoch.textContent = String(h.length);
     this.#ui.val.textContent = last ? acc(last.val_accuracy) : '–';
     this.#ui.trainAcc.textContent = last ? acc(last.train_accuracy) : '–';
-    const n = this.#config().epochs;
+    const n = this.#state.budget || this.#config().epochs;
     // Accuracy from 0.5 (chance) to 1 on the y axis.
     const pts = h.map((s, i) => `${(100 * (i + 1)) / n},${30 - 30 * Math.max(0, (s.val_accuracy - 0.5) * 2)}`);
     this.#ui.spark.setAttribute('points', ['0,30', ...pts].join(' '));
