@@ -33,7 +33,7 @@ enum Command {
     /// GEMM GFLOP/s and seconds per epoch, as JSON lines.
     Bench(bench::BenchArgs),
     /// Serve the page (www/) over HTTP, cross-origin isolated for the threaded package.
-    Serve(serve::ServeArgs),
+    Serve(ServeArgs),
     /// A smaller bundle from the first images of each split (the blog widget's quick data).
     Subset(SubsetArgs),
     /// A static folder with the page, the widget, the wasm packages and the data, for any host.
@@ -150,6 +150,37 @@ struct TrainArgs {
     json: bool,
 }
 
+/// Command-line arguments of `skywatch serve`.
+#[derive(Args)]
+struct ServeArgs {
+    /// Port to listen on (0: any free port; the one chosen is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Folder served at `/`.
+    #[arg(long, default_value = "www")]
+    root: PathBuf,
+    /// Also serve DIR under URLPREFIX (repeatable), e.g. `/vendor/uplot/=node_modules/uplot/dist`
+    /// (mounted by default when that folder exists).
+    #[arg(long = "mount", value_name = "URLPREFIX=DIR")]
+    mounts: Vec<serve::Mount>,
+    /// Leave out COOP and COEP: the page is not cross-origin isolated and runs single-threaded.
+    #[arg(long)]
+    no_isolation: bool,
+    /// Add `Access-Control-Allow-Origin: *`, for pages on other origins that fetch our assets.
+    #[arg(long)]
+    cors: bool,
+    /// Leave out the Content-Security-Policy header (for serving pages that are not ours, such as
+    /// a test blog page with inline styles).
+    #[arg(long)]
+    no_csp: bool,
+    /// Log one line per request to stderr.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
 #[derive(Args)]
 struct EvalArgs {
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
@@ -179,7 +210,7 @@ fn main() -> ExitCode {
             println!("{}: {}: {} training and {} test images", a.out.display(), o.verb(), m.train.count, m.test.count);
         }),
         Command::Build(a) => skywatch::site::run(&a),
-        Command::Serve(a) => serve::run(&a),
+        Command::Serve(a) => cmd_serve(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -366,5 +397,38 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// `skywatch serve`: the command line's options (with the uPlot mount when that folder exists),
+/// served until the process is stopped.
+fn cmd_serve(a: &ServeArgs) -> Result<()> {
+    let mut mounts = Vec::new();
+    if Path::new(serve::UPLOT_DIR).is_dir() {
+        mounts.push(serve::Mount { prefix: serve::UPLOT_PREFIX.into(), dir: serve::UPLOT_DIR.into() });
+    }
+    mounts.extend(a.mounts.iter().cloned());
+    let server = serve::start(serve::ServeOptions {
+        host: a.host.clone(),
+        port: a.port,
+        root: a.root.clone(),
+        mounts,
+        isolation: !a.no_isolation,
+        cors: a.cors,
+        csp: !a.no_csp,
+        verbose: a.verbose,
+        ..serve::ServeOptions::default()
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Serving {} (cross-origin isolated: {})",
+        server.url(),
+        if server.is_isolated() { "yes" } else { "no" }
+    )
+    .and_then(|()| out.flush())
+    .map_err(|e| Error::io("stdout", e))?;
+    drop(out);
+    server.wait();
     Ok(())
 }
