@@ -36,9 +36,9 @@ pub mod optim;
 pub mod train;
 
 pub mod bench;
-#[cfg(feature = "cli")]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod serve;
-#[cfg(feature = "cli")]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod site;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,4 +1,8 @@
 //! `skywatch`: the native command line on the same core as the browser trainer.
+// Native only. `wasm-pack test` builds every target of the crate for wasm32 with the default
+// features, this binary included: there it is empty.
+#![cfg_attr(target_arch = "wasm32", no_main)]
+#![cfg(not(target_arch = "wasm32"))]
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -1,5 +1,6 @@
 //! Reading a bundle (the page's and the CLI's path): every fault is named, with the file and,
 //! where it applies, the byte offset; nothing half-read is ever used.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use skywatch::bench::synthetic_cifar2;
 use skywatch::data::{Dataset, Manifest, RECORD_BYTES, SourceInfo, sha256_hex};

@@ -1,5 +1,6 @@
 //! Safetensors checkpoints: a bit-exact round trip, PyTorch-style files without metadata, and a
 //! clear refusal of files that do not fit the model.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -1,4 +1,5 @@
 //! Bad configurations are refused with a message naming the value, before anything is allocated.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use skywatch::config::{MAX_PARAMETERS, TrainConfig};
 use skywatch::model::Mlp;

@@ -1,6 +1,7 @@
 //! Every GEMM kernel against the naive reference (`gemm_reference`, f64 accumulation) on odd
 //! sizes, all four transpose combinations, and C as a window inside a NaN-filled buffer, which
 //! proves that nothing outside C is written and that `beta = 0` does not read C.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use ndarray::{Array2, ArrayView2, s};
 use rand::{RngExt, SeedableRng};

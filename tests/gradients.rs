@@ -1,6 +1,7 @@
 //! Finite-difference checks of every backward pass: each analytic gradient must match the
 //! central difference `(f(p + h) - f(p - h)) / 2h` of the scalar `f = sum(r * output)` (random `r`)
 //! or of the loss itself.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use ndarray::{Array2, s};
 use rand::{RngExt, SeedableRng};

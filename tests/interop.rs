@@ -3,7 +3,8 @@
 //! writes the way `safetensors.torch.save_file` does loads back here.
 //!
 //! Needs a Python with numpy and safetensors (`scripts/python-env`), given as `SKYWATCH_PYTHON`;
-//! `scripts/test` runs it with `--ignored`.
+//! `scripts/test` runs it with `--include-ignored`.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};

@@ -1,6 +1,7 @@
 //! The lecture's own numbers (Stevens, Antiga & Viehmann, "Deep Learning with PyTorch", ch. 7):
 //! softmax of [1, 2, 3], the parameter counts of both models as `numel()` lists, and PyTorch's
 //! `state_dict` names.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

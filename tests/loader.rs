@@ -1,6 +1,7 @@
 //! The seeded minibatch loader behaves as PyTorch's `DataLoader(shuffle=True, drop_last=False)`:
 //! every epoch is a permutation, the last batch keeps the remainder, and the seed alone decides
 //! the order.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use skywatch::data::Loader;
 use skywatch::train::training_indices;

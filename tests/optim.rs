@@ -1,5 +1,7 @@
 //! The optimizers follow PyTorch's update rules. Expected values: torch 2.15,
 //! `tests/reference/optim_reference.py` (three steps, gradients `g_t = [0.1 t, -0.2, 0.3 - 0.05 t]`).
+#![cfg(not(target_arch = "wasm32"))]
+// native; tests/wasm.rs holds the tests that run in the browser
 
 // The expected values are PyTorch's float32 results printed with 9 significant digits.
 #![allow(clippy::excessive_precision)]

@@ -1,5 +1,6 @@
 //! A run saved between epochs and resumed (as the page does after a reload) ends exactly as the
 //! uninterrupted run: same weights, bit for bit, for every optimizer.
+#![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
 use skywatch::bench::synthetic_cifar2;
 use skywatch::checkpoint;

@@ -1,7 +1,7 @@
 //! `skywatch serve` (`skywatch::serve`), started in-process on a free port over a temporary
 //! folder: types and headers, index pages, methods, caching, mounts, and the refusal of
 //! anything outside the roots. Requests whose path a client would normalise are sent raw.
-#![cfg(feature = "cli")]
+#![cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 
 use skywatch::error::Error;
 use skywatch::serve::{Mount, ServeOptions, Server, start};

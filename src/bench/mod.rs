@@ -15,9 +15,9 @@ use crate::train::Stopwatch;
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-#[cfg(feature = "cli")]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 mod cli;
-#[cfg(feature = "cli")]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub use cli::{BenchArgs, run};
 
 /// The products of one training step of the lecture model, in training's layouts.

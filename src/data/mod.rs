@@ -11,7 +11,7 @@
 //! [`Manifest`] describes and checks a bundle (format version, counts, byte lengths, sha256);
 //! building one from the official archive or an image folder is in [`build`] (native only).
 
-#[cfg(feature = "cli")]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod build;
 mod loader;
 pub mod resize;
