@@ -1,6 +1,8 @@
 // Browser benchmark page: runs the worker's `bench` request (peak FMA rate, GEMM GFLOP/s, seconds
 // per epoch on synthetic data; `kernels=0`: epochs only) and prints one JSON line per figure. Driven by
-// scripts/bench, which reads `#results` once `data-state` is `done`.
+// scripts/bench, which reads `#results` once `data-state` is `done`. The worker loads the benchmark
+// build of the packages (www/pkg-bench/, www/pkg-threads-bench/: `scripts/build --bench`); the
+// production packages carry no benchmark code.
 import { WorkerClient } from './client.js';
 
 const params = new URLSearchParams(location.search);
@@ -18,7 +20,7 @@ client.on('bench-result', ({ row }) => { results.textContent += `${JSON.stringif
 client.on('error', ({ message }) => { status.textContent = `error: ${message}`; root.dataset.state = 'error'; });
 client.on('crash', ({ message }) => { status.textContent = `crash: ${message}`; root.dataset.state = 'error'; });
 
-const { mode } = await client.request({ type: 'init', threads }, 'ready');
+const { mode } = await client.request({ type: 'init', threads, bench: true }, 'ready');
 status.textContent = `running: ${mode.reason}`;
 root.dataset.state = 'training';
 await client.request({ type: 'bench', presets, epochs, kernels }, 'bench-done');

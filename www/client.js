@@ -1,8 +1,9 @@
 // The page side of the worker protocol, shared by the training page and the blog widget.
 //
 // Requests (page -> worker), each `{type, ...}`:
-//   init        {threads?, store?, persist?}  -> ready {mode: {threads, kernel, isolated, reason}}
-//                (persist: false keeps the model only in memory, not in IndexedDB)
+//   init        {threads?, store?, persist?, bench?}  -> ready {mode: {threads, kernel, isolated, reason}}
+//                (persist: false keeps the model only in memory, not in IndexedDB; bench: true
+//                loads the benchmark build of the packages, pkg-bench/ and pkg-threads-bench/)
 //   load-data   {url}                        -> data-progress {file, loaded, total, fromCache, retry?}*, data-ready {classes, train, test, fromCache}
 //   restore     {}                           -> restored {found, config?, history?, summary?, interrupted?, discarded?}
 //   train       {config, continueRun?}       -> started {config, summary, batchesPerEpoch, trainSize, epochsDone},

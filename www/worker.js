@@ -77,7 +77,7 @@ async function init(options) {
   post({ type: 'ready', mode: state.mode });
 }
 
-async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true }) {
+async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true, bench = false }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
   const pkgBase = new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
@@ -88,7 +88,9 @@ async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store
   else if (!(await threadsSupported())) reason = '1 thread: no WebAssembly threads in this browser';
   else if (!(await relaxedSimd())) reason = '1 thread: the threaded build needs relaxed SIMD';
   else useThreads = true;
-  const wasm = await import(new URL(useThreads ? 'pkg-threads/skywatch.js' : 'pkg/skywatch.js', pkgBase).href);
+  // The benchmark exports are only in the bench page's build of each package (scripts/build --bench).
+  const pkg = `${useThreads ? 'pkg-threads' : 'pkg'}${bench ? '-bench' : ''}`;
+  const wasm = await import(new URL(`${pkg}/skywatch.js`, pkgBase).href);
   await wasm.default();
   let n = 1;
   if (useThreads) {
