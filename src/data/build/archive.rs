@@ -79,10 +79,10 @@ pub(super) fn read_archive(path: &Path, md5: &str, classes: &[String], progress:
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let bar = progress_bar(progress, Some(len), "reading archive", true);
-    let mut hashing = HashingReader { inner: file, md5: Md5::new(), bar: bar.clone() };
+    let mut hashing = HashingReader::new(file, bar.clone());
     let (train, test) = read_archive_from(&mut hashing, &shown, classes)?;
     bar.finish_and_clear();
-    check_md5(&shown, md5, &hex(&hashing.md5.finalize()))?;
+    check_md5(&shown, md5, &hashing.md5_hex())?;
     Ok((Records::from_split(train, classes.len()), Records::from_split(test, classes.len())))
 }
 
@@ -174,10 +174,21 @@ pub(super) fn read_batches(dir: &Path, map: &[Option<u8>; 10], classes: usize) -
 }
 
 /// Counts and hashes what passes through, for the md5 of an archive read as a stream.
-struct HashingReader<R> {
+pub(super) struct HashingReader<R> {
     inner: R,
     md5: Md5,
     bar: ProgressBar,
+}
+
+impl<R> HashingReader<R> {
+    pub(super) fn new(inner: R, bar: ProgressBar) -> Self {
+        HashingReader { inner, md5: Md5::new(), bar }
+    }
+
+    /// The md5 of what was read, in hex.
+    pub(super) fn md5_hex(self) -> String {
+        hex(&self.md5.finalize())
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -189,24 +200,15 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// The md5 of the file at `path` (hex), with a progress bar.
 pub(super) fn md5_file(path: &Path, progress: bool) -> Result<String> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let bar = progress_bar(progress, Some(len), "checking md5", true);
-    let mut md5 = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        md5.update(&buf[..n]);
-        bar.inc(n as u64);
-    }
+    let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file), bar.clone());
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io(path, e))?;
     bar.finish_and_clear();
-    Ok(hex(&md5.finalize()))
+    Ok(hashing.md5_hex())
 }
 
 pub(super) fn check_md5(file: &str, expected: &str, actual: &str) -> Result<()> {

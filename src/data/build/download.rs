@@ -5,12 +5,10 @@
 //! `cifar-10-binary.tar.gz`, so the cache never holds a partial or wrong archive under the final
 //! name. A cached archive with the right md5 is used as it is.
 
-use super::archive::{check_md5, md5_file};
+use super::archive::{HashingReader, check_md5, md5_file};
 use super::bundle::{sync_dir, temp_file};
 use super::progress_bar;
-use crate::data::hex;
 use crate::error::{Error, Result};
-use md5::{Digest, Md5};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -45,8 +43,7 @@ pub(super) fn fetch(url: &str, cache_dir: &Path, md5: &str, progress: bool) -> R
     let response = agent.get(url).call().map_err(|e| failed(e.to_string()))?;
     let body = response.into_body();
     let bar = progress_bar(progress, body.content_length(), "downloading", true);
-    let mut reader = body.into_reader();
-    let mut hasher = Md5::new();
+    let mut reader = HashingReader::new(body.into_reader(), bar.clone());
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = match reader.read(&mut buf) {
@@ -55,14 +52,12 @@ pub(super) fn fetch(url: &str, cache_dir: &Path, md5: &str, progress: bool) -> R
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(failed(e.to_string())),
         };
-        hasher.update(&buf[..n]);
         tmp.write_all(&buf[..n]).map_err(|e| Error::io(tmp.path(), e))?;
-        bar.inc(n as u64);
     }
     bar.finish_and_clear();
     tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     // Dropping `tmp` on this error deletes the bad download.
-    check_md5(url, md5, &hex(&hasher.finalize()))?;
+    check_md5(url, md5, &reader.md5_hex())?;
     tmp.persist(&target).map_err(|e| Error::io(&target, e.error))?;
     sync_dir(cache_dir);
     Ok(target)
