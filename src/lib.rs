@@ -1,20 +1,26 @@
 //! Skywatch: train a multilayer perceptron on CIFAR-2 (airplane vs bird), natively or in a web
 //! browser, reproducing the PyTorch lecture it comes from.
 //!
-//! The map of the crate, from the maths up. Each layer imports only from the layers below it:
+//! The map of the crate. Every module imports only from the modules below it, so each layer can
+//! be read, tested and replaced without the ones above:
 //!
 //! ```text
-//! wasm (the JavaScript API)        the CLI (src/main.rs, src/cli/: clap lives only there)
-//!          \                      /
-//!           train       bench (feature `bench`)        serve, site (native, feature `cli`)
-//!             |                                              |
-//!         checkpoint                                   data::build (native)
-//!             |
-//!           model ------------------------ config, data, clock, error (plain data and I/O-free
-//!        /    |    \                                                 helpers, used at any level)
-//!   layers   loss   optim
-//!        \         /
-//!   matmul      update (the SGD step both layers and optim apply)
+//!  the CLI (src/main.rs, src/cli/)            wasm (the JavaScript API; wasm/bench.rs)
+//!     |        \                              /            |
+//!     |   serve, site, data::build           /        bench (feature `bench`, also the CLI's)
+//!     |   (native: server, static site,     /          /
+//!     |    bundle building)                /          /
+//!     +-----------------> train <---------+----------+
+//!                           |
+//!                       checkpoint
+//!                           |
+//!                         model
+//!                       /   |   \
+//!                 layers  loss  optim
+//!                  |    \      /
+//!               matmul   update          (a GPU backend sits beside matmul)
+//!
+//!  below them all, usable anywhere: config, data, clock, error
 //! ```
 //!
 //! | module         | concept                                                                |
@@ -35,9 +41,10 @@
 //! Feature `bench` (on with `cli`, and in the benchmark build of the wasm packages only): `bench`,
 //! the GEMM, peak and epoch measurements. Native only (feature `cli`): [`data::build`] (download
 //! and build bundles), `serve` (the static web server for the page), `site` (a static folder for
-//! any host). In wasm only: `wasm`, the JavaScript API; nothing else in the crate knows about JS
-//! (the clock reads `performance.now()` through web-sys). The core does no I/O and starts no
-//! threads: the GEMM runs on whatever rayon pool the caller installs (feature `parallel`).
+//! any host). In wasm only: `wasm`, the JavaScript API and the only module that exports to JS;
+//! the clock reads the browser's `performance.now()` through web-sys. The core does no I/O and
+//! starts no threads: the GEMM runs on whatever rayon pool the caller installs (feature
+//! `parallel`).
 
 pub mod checkpoint;
 pub mod clock;

@@ -33,17 +33,17 @@
 //!
 //! Only files inside the roots are served. tower-http's `ServeDir` refuses `..`, but it follows
 //! symbolic links anywhere and serves hidden files, so two checks of ours come around it:
-//! [`guard`] decodes the path once, strictly (a malformed escape is a `400`), and refuses any
+//! `guard` decodes the path once, strictly (a malformed escape is a `400`), and refuses any
 //! segment that is `.`, `..`, hidden (`.name`) or holds a backslash or NUL; and the backend that
-//! `ServeDir` reads files through ([`Files`]) resolves symbolic links and serves a file only if
+//! `ServeDir` reads files through (`Files`) resolves symbolic links and serves a file only if
 //! its real path still lies inside its root and is not hidden. Refusals are `404`s, which do not
 //! reveal whether anything exists.
 //!
 //! A response body never differs from its `Content-Length`: a file that shrinks while it is sent
 //! (a rebuild rewriting it) ends the body with an error, and the connection is closed, so the
-//! client sees a failed request, never one waiting for bytes that do not come ([`ExactLength`]).
+//! client sees a failed request, never one waiting for bytes that do not come (`ExactLength`).
 //!
-//! The layers, outermost first: the `--verbose` log, CORS, the header layers, [`guard`], then
+//! The layers, outermost first: the `--verbose` log, CORS, the header layers, `guard`, then
 //! `ServeDir`; all on a small multi-threaded tokio runtime of the server's own thread.
 
 use crate::error::{Error, Result};

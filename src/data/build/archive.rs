@@ -93,7 +93,7 @@ pub(super) fn read_archive(path: &Path, md5: &str, classes: &[String], progress:
 /// in the archive. `shown` names the archive in errors.
 ///
 /// `reader` is read to its very end, so the gzip trailer's CRC is checked and a hashing reader
-/// sees every byte. The archive and download sources of [`build`] read their file through this
+/// sees every byte. The archive and download sources of [`build`](super::build) read their file through this
 /// (behind a reader that computes the md5); it is public so that any byte source can be checked
 /// the same way (the fuzz targets use it).
 pub fn read_archive_from(reader: impl Read, shown: &str, classes: &[String]) -> Result<(Split, Split)> {

@@ -97,7 +97,7 @@ fn decode_image(path: &Path) -> Result<Vec<u8>> {
 /// Decodes one image of an image folder: a JPEG or PNG (told by its content, not its name) that
 /// must be 32 x 32 8-bit RGB without alpha, returned as the 3072 planar bytes of a record (the
 /// 1024 red values, then green, then blue). `shown` names the image in errors. The image-folder
-/// source of [`build`] decodes every file through this.
+/// source of [`build`](super::build) decodes every file through this.
 pub fn decode_image_bytes(bytes: &[u8], shown: &str) -> Result<Vec<u8>> {
     // A crafted file can make a decoder panic (zune-jpeg 0.5.15, the `image` crate's JPEG
     // decoder, indexes out of bounds on some): that is one more image that cannot be decoded, to
