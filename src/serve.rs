@@ -675,10 +675,11 @@ mod tests {
             self.rt.block_on(app.oneshot(req.body(Body::empty()).unwrap())).unwrap()
         }
 
-        /// Polls a body to its end: the bytes it gave, and the error that ended it, if any.
-        fn drain(&self, res: Response) -> (u64, Option<io::Error>) {
+        /// Polls a body to its end: the bytes it gave, the error that ended it, if any, and
+        /// whether the body then says it has ended.
+        fn drain(&self, res: Response) -> (u64, Option<io::Error>, bool) {
             let mut body = res.into_body();
-            self.rt.block_on(async {
+            let (got, error) = self.rt.block_on(async {
                 let mut got = 0;
                 loop {
                     match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
@@ -690,7 +691,8 @@ mod tests {
                         }
                     }
                 }
-            })
+            });
+            (got, error, body.is_end_stream())
         }
     }
 
@@ -735,9 +737,10 @@ mod tests {
 
         let res = f.get("/big.bin", &[]);
         assert_eq!(res.body().size_hint().exact(), Some(len));
-        let (got, error) = f.drain(res);
+        let (got, error, ended) = f.drain(res);
         assert_eq!(got, len);
         assert!(error.is_none(), "{error:?}");
+        assert!(ended);
 
         // Grown since the length was taken: only that length.
         let res = f.get("/big.bin", &[]);
@@ -747,9 +750,10 @@ mod tests {
         // Shrunk while being sent: an error, never a short body that ends normally.
         let res = f.get("/big.bin", &[]);
         File::options().write(true).open(&path).unwrap().set_len(CHUNK + 1).unwrap();
-        let (got, error) = f.drain(res);
+        let (got, error, ended) = f.drain(res);
         assert_eq!(got, CHUNK + 1);
         assert_eq!(error.map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
+        assert!(!ended);
     }
 
     /// Through a real connection: the client reading a large file that is cut short sees the
