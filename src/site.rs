@@ -2,8 +2,9 @@
 //! data, ready to copy to any static host.
 //!
 //! ```text
-//! DIR/widget.js widget.css embed.html embed-example.html index.html app.js worker.js client.js ...
-//! DIR/pkg/ pkg-threads/ vendor/      the wasm packages and browser libraries
+//! DIR/widget.js widget.css embed.html embed-example.html index.html boot.js app.js worker.js ...
+//! DIR/page/ shared/ widget/          the page's panels, the modules page and widget share, the widget's
+//! DIR/pkg/ pkg-threads/ pkg-threads-simd/ vendor/   the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
 //! DIR/_headers                       COOP/COEP/CORP/CORS/CSP for hosts that read this file
@@ -28,7 +29,8 @@ use std::path::{Path, PathBuf};
 pub struct SiteOptions {
     /// The output folder, replaced as a whole.
     pub out: PathBuf,
-    /// The page sources and build output (`scripts/build` fills pkg/, pkg-threads/, vendor/).
+    /// The page sources and build output (`scripts/build` fills pkg/, pkg-threads/, pkg-threads-simd/,
+    /// vendor/).
     pub www: PathBuf,
     /// The full bundle (`skywatch data`).
     pub data: PathBuf,
@@ -49,10 +51,8 @@ pub const MARKER: &str = ".skywatch-build";
 /// Files of `www/` that make up the site (everything else there is build output or data).
 pub const PAGE_FILES: &[&str] = &[
     "index.html",
+    "boot.js",
     "app.js",
-    "charts.js",
-    "config.js",
-    "gallery.js",
     "style.css",
     "client.js",
     "worker.js",
@@ -64,8 +64,29 @@ pub const PAGE_FILES: &[&str] = &[
     "embed-example.html",
     "embed-example.css",
 ];
+/// Folders of `www/` with the page's and the widget's modules.
+pub const PAGE_DIRS: &[&str] = &["page", "shared", "widget"];
 /// Folders of `www/` that `scripts/build` fills, copied whole.
-pub const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "vendor"];
+pub const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "pkg-threads-simd", "vendor"];
+
+/// The scripts and styles a reader's browser loads for the widget (besides its wasm and data),
+/// counted by the size report.
+pub const WIDGET_FILES: &[&str] = &[
+    "widget.js",
+    "widget.css",
+    "widget/trainer.js",
+    "client.js",
+    "shared/dom.js",
+    "shared/format.js",
+    "shared/image.js",
+    "shared/prediction.js",
+    "shared/probe.js",
+    "shared/startup.js",
+    "worker.js",
+    "vendor/wasm-feature-detect/index.js",
+    "vendor/idb-keyval/index.js",
+    "pkg/skywatch.js",
+];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin
 /// isolation for threads, CORS + CORP so that blogs on other origins may load the widget, and the
@@ -104,7 +125,7 @@ pub fn build(opts: &SiteOptions) -> Result<String> {
     for f in PAGE_FILES {
         copy(&opts.www.join(f), &dir.join(f))?;
     }
-    for d in BUILT_DIRS {
+    for d in PAGE_DIRS.iter().chain(BUILT_DIRS) {
         copy_tree(&opts.www.join(d), &dir.join(d))?;
     }
     let quick = subset(&opts.data, &dir.join("data-quick"), opts.quick_train, opts.quick_test)?;
@@ -206,15 +227,7 @@ fn size_report(dir: &Path, m: &crate::data::Manifest) -> Result<String> {
         files.iter().map(|f| size(f)).try_fold((0, 0), |(a, b), r| r.map(|(x, y)| (a + x, b + y)))
     };
     let kb = |(raw, gz): (usize, usize)| format!("{:.0} kB ({:.0} kB gzipped)", raw as f64 / 1e3, gz as f64 / 1e3);
-    let js = sum(&[
-        "widget.js",
-        "widget.css",
-        "client.js",
-        "worker.js",
-        "vendor/wasm-feature-detect/index.js",
-        "vendor/idb-keyval/index.js",
-        "pkg/skywatch.js",
-    ])?;
+    let js = sum(WIDGET_FILES)?;
     let wasm = size("pkg/skywatch_bg.wasm")?;
     let wasm_threads = size("pkg-threads/skywatch_bg.wasm")?;
     let data = sum(&[&format!("data-quick/{}", m.train.file), &format!("data-quick/{}", m.test.file)])?;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::fixtures::{synthetic_cifar2, write_bundle};
-use skywatch::site::{self, BUILT_DIRS, MARKER, PAGE_FILES, SiteOptions};
+use skywatch::site::{self, BUILT_DIRS, MARKER, PAGE_DIRS, PAGE_FILES, SiteOptions, WIDGET_FILES};
 use std::fs;
 use std::path::Path;
 
@@ -14,11 +14,12 @@ use std::path::Path;
 /// `tmp/data`; the site goes to `tmp/out` unless the test says otherwise.
 fn sources(tmp: &Path) -> SiteOptions {
     let www = tmp.join("www");
-    let built = ["skywatch.js", "skywatch_bg.wasm"].map(|f| format!("{}/{f}", BUILT_DIRS[0]));
-    let threads = ["skywatch.js", "skywatch_bg.wasm"].map(|f| format!("{}/{f}", BUILT_DIRS[1]));
-    let vendor = ["wasm-feature-detect/index.js", "idb-keyval/index.js"].map(|f| format!("{}/{f}", BUILT_DIRS[2]));
-    for f in PAGE_FILES.iter().map(|f| f.to_string()).chain(built).chain(threads).chain(vendor) {
-        let path = www.join(&f);
+    for d in PAGE_DIRS.iter().chain(BUILT_DIRS) {
+        fs::create_dir_all(www.join(d)).unwrap();
+    }
+    let wasm = ["pkg/skywatch_bg.wasm", "pkg-threads/skywatch_bg.wasm"];
+    for f in PAGE_FILES.iter().chain(WIDGET_FILES).chain(&wasm) {
+        let path = www.join(f);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, format!("// {f}\n")).unwrap();
     }

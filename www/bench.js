@@ -1,8 +1,9 @@
 // Browser benchmark page: runs the worker's `bench` request (peak FMA rate, GEMM GFLOP/s, seconds
 // per epoch on synthetic data; `kernels=0`: epochs only) and prints one JSON line per figure. Driven by
-// scripts/bench, which reads `#results` once `data-state` is `done`. The worker loads the benchmark
-// build of the packages (www/pkg-bench/, www/pkg-threads-bench/: `scripts/build --bench`); the
-// production packages carry no benchmark code.
+// scripts/bench, which reads `#results` once `data-state` is `done`. `relaxed_simd=0` makes the
+// worker take the threaded package built without relaxed SIMD (its `noRelaxedSimd` test hook).
+// The worker loads the benchmark build of the packages (`bench: true`: www/pkg*-bench/, from
+// `scripts/build --bench`); the production packages carry no benchmark code.
 import { WorkerClient } from './client.js';
 
 const params = new URLSearchParams(location.search);
@@ -10,6 +11,7 @@ const threads = Number(params.get('threads') || navigator.hardwareConcurrency ||
 const presets = (params.get('presets') || 'lecture').split(',');
 const epochs = Number(params.get('epochs') || 3);
 const kernels = params.get('kernels') !== '0';
+const noRelaxedSimd = params.get('relaxed_simd') === '0';
 const status = document.getElementById('status');
 const results = document.getElementById('results');
 const root = document.documentElement;
@@ -20,7 +22,7 @@ client.on('bench-result', ({ row }) => { results.textContent += `${JSON.stringif
 client.on('error', ({ message }) => { status.textContent = `error: ${message}`; root.dataset.state = 'error'; });
 client.on('crash', ({ message }) => { status.textContent = `crash: ${message}`; root.dataset.state = 'error'; });
 
-const { mode } = await client.request({ type: 'init', threads, bench: true }, 'ready');
+const { mode } = await client.request({ type: 'init', threads, noRelaxedSimd, bench: true }, 'ready');
 status.textContent = `running: ${mode.reason}`;
 root.dataset.state = 'training';
 await client.request({ type: 'bench', presets, epochs, kernels }, 'bench-done');

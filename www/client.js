@@ -1,30 +1,68 @@
-// The page side of the worker protocol, shared by the training page and the blog widget.
+// The worker protocol, in one place, and its page-side client (the training page, the blog widget
+// and the benchmark page all talk to www/worker.js through WorkerClient).
 //
-// Requests (page -> worker), each `{type, ...}`:
-//   init        {threads?, store?, persist?, bench?}  -> ready {mode: {threads, kernel, isolated, reason}}
-//                (persist: false keeps the model only in memory, not in IndexedDB; bench: true
-//                loads the benchmark build of the packages, pkg-bench/ and pkg-threads-bench/)
-//   load-data   {url}                        -> data-progress {file, loaded, total, fromCache, retry?}*, data-ready {classes, train, test, fromCache}
-//   restore     {}                           -> restored {found, config?, history?, summary?, interrupted?, discarded?}
-//   train       {config, continueRun?}       -> started {config, summary, batchesPerEpoch, trainSize, epochsDone},
-//                                               progress {progress, batches, seconds}*, epoch {stats}*, done | stopped {epochs}
-//   pause / resume / stop                    -> paused / resumed / (stop: the running train's `stopped`; nothing when idle)
-//   evaluate    {}                           -> evaluation {train, test}       (EvalStats: accuracy, loss, confusion)
-//   predict     {rgba: ArrayBuffer, width, height} (transferred) -> prediction {probabilities, image: Uint8Array 32x32 RGBA, classes}
-//   gallery     {indices}                    -> gallery {items: [{index, label, probabilities}], images: Uint8Array, classes}
-//   export      {}                           -> weights {bytes: Uint8Array (safetensors), config}
-//   import      {bytes: ArrayBuffer, config} (transferred) -> imported {config, summary}
-//   describe    {config}                     -> described {summary}
-//   preset      {name}                       -> preset {config}
-//   forget      {}                           -> forgotten
-//   bench       {presets, epochs, kernels?}  -> bench-result {row}*, bench-done   (www/bench.html; kernels:
-//                                               false skips the peak and GEMM rows)
-//   debug-crash {}                           -> (none) test hook: the worker dies as a real crash
-//                                               does (an uncaught error, then it closes), which
-//                                               WorkerClient reports as its `crash` event
+// Every message is `{type, ...}`. Requests (page -> worker) are handled in worker.js by
+// `handlers[type]`, one function each. Replies and events (worker -> page) are handled on the page
+// by the `ON` table of app.js (events) or where the request is sent (`client.request`, replies),
+// and in the widget by widget/trainer.js.
+//
+//   request       fields                          replies, in order               sent by
+//   init          {threads?, store?, persist?,    ready {mode: {threads, kernel,  shared/startup.js,
+//                  noRelaxedSimd?, bench?}               isolated, reason}}          bench.js
+//                 persist: false keeps the model
+//                 in memory only, not IndexedDB;
+//                 bench: the packages' benchmark
+//                 build, pkg*-bench/ (bench.js)
+//   load-data     {url}                           data-progress {file, loaded,    shared/startup.js
+//                                                   total, fromCache, retry?}*,
+//                                                 data-ready {classes, train,
+//                                                   test, fromCache}
+//   preset        {name}                          preset {name, config}           shared/startup.js,
+//                 (config: TrainConfig, from the                                  widget/trainer.js
+//                 core's presetConfig)
+//   restore       {}                              restored {found, config?,       shared/startup.js
+//                                                   history?, summary?,
+//                                                   interrupted?, seedDrawn?,
+//                                                   discarded?}
+//   train         {config, continueRun?,          started {config, summary,       page/training.js,
+//                  drawSeed?}                       batchesPerEpoch, trainSize,     widget/trainer.js
+//                 drawSeed: the worker replaces     epochsDone, seedDrawn},
+//                 config.seed by one drawn from   progress {progress, batches,
+//                 the browser's entropy source      seconds}*, epoch {stats}*,
+//                 (wasm randomSeed)               done | stopped {epochs}
+//   pause/resume  {}                              paused / resumed                page/training.js
+//   stop          {}                              (the running train's stopped)   page/training.js
+//   describe      {config}                        described {summary}             page/training.js
+//   evaluate      {}                              evaluation {train, test}        page/confusion.js
+//                                                   (EvalStats: accuracy, loss,
+//                                                   confusion)
+//   gallery       {indices}                       gallery {items: [{index, label, page/gallery.js
+//                                                   probabilities}], images:
+//                                                   Uint8Array, classes}
+//   predict       {rgba: ArrayBuffer (moved),     prediction {probabilities,      shared/prediction.js
+//                  width, height}                   image: 32x32 RGBA, classes}
+//   export        {}                              weights {bytes (safetensors),   page/weights.js
+//                                                   config}
+//   import        {bytes: ArrayBuffer (moved),    imported {config, summary}      page/weights.js
+//                  config}
+//   forget        {}                              forgotten                       page/weights.js
+//   bench         {presets, epochs, kernels?}     bench-result {row}*,            bench.js
+//                 kernels: false skips the peak     bench-done
+//                 and GEMM rows
+//   debug-crash   {}                              none: the worker dies as a real app.js (test hook)
+//                                                 crash does (an uncaught error)
+//
 // Any request can instead get `error {where: <request type>, message}`; `where` is also 'save' (an
-// IndexedDB write after an epoch) or 'protocol' (an unknown message type).
+// IndexedDB write after an epoch) or 'protocol' (an unknown message type). Besides the worker's
+// messages, WorkerClient emits `crash {message, starting}` when the worker dies (an uncaught error,
+// out of memory) or cannot start at all (a missing or failing script: `starting` is then true).
 // Types of config and stats: the TypeScript declarations in pkg/skywatch.d.ts.
+//
+// Replies carry no id: `request` sends requests of one type one after the other (a second
+// `predict` waits for the first one's reply), so that a reply always answers the request it
+// resolves.
+
+import { missingModule } from './shared/probe.js';
 
 /** Blob URLs standing in for worker scripts on other origins, one per script. */
 const sameOriginUrls = new Map();
@@ -46,23 +84,44 @@ export class WorkerClient extends EventTarget {
   /** @param {URL | string} workerUrl URL of worker.js (any origin) */
   constructor(workerUrl) {
     super();
+    this.scriptUrl = new URL(workerUrl, location.href).href;
     this.workerUrl = sameOriginWorkerUrl(workerUrl);
     this.#start();
   }
 
   /** Set by a crash: the worker is gone (or in an unknown state) until `restart`. */
   dead = null;
+  /** performance.now() of the worker's latest message (or of its start), for watchdogs. */
+  heardAt = 0;
+  /** Per request type, the latest request's settling (see the header: one at a time). */
+  #lanes = new Map();
+  #heard = false;
 
   #start() {
     this.dead = null;
+    this.#heard = false;
+    this.#lanes.clear();
+    this.heardAt = performance.now();
     const worker = new Worker(this.workerUrl, { type: 'module' });
     this.worker = worker;
-    worker.onmessage = ({ data }) => this.dispatchEvent(new CustomEvent(data.type, { detail: data }));
-    // A crash (an uncaught error, out of memory while loading) ends up here, not as a message.
-    worker.onerror = (e) => {
+    worker.onmessage = ({ data }) => {
+      this.#heard = true;
+      this.heardAt = performance.now();
+      this.dispatchEvent(new CustomEvent(data.type, { detail: data }));
+    };
+    // A crash (an uncaught error, out of memory while loading) ends up here, not as a message;
+    // so does a worker that never started: its script or a module it imports is missing (a plain
+    // Event, no message) or throws while loading (an ErrorEvent with the message).
+    worker.onerror = async (e) => {
       e.preventDefault?.();
       if (worker !== this.worker || this.dead) return; // a terminated worker's last words
-      this.dead = { message: e.message || 'the training worker stopped unexpectedly' };
+      const starting = !this.#heard;
+      this.dead = { message: e.message || 'the training worker stopped unexpectedly', starting };
+      if (starting) {
+        const why = e.message || (await missingModule(this.scriptUrl)) || 'its script or a module it imports did not load';
+        this.dead.message = `the training worker could not start: ${why}`;
+      }
+      if (worker !== this.worker) return; // restarted while probing
       this.dispatchEvent(new CustomEvent('crash', { detail: this.dead }));
     };
   }
@@ -84,201 +143,26 @@ export class WorkerClient extends EventTarget {
     return () => this.removeEventListener(type, h);
   }
 
-  /** Sends `msg` and resolves with the first `replyType` message, or rejects with its error.
-   *  After a crash it rejects at once: a dead worker would never answer. */
+  /** Sends `msg` once the previous request of its type has settled, and resolves with the first
+   *  `replyType` message, or rejects with its error. After a crash it rejects at once: a dead
+   *  worker would never answer. */
   request(msg, replyType, transfer = []) {
-    if (this.dead) return Promise.reject(new Error(`the training worker has stopped (${this.dead.message}); restart it first`));
-    return new Promise((resolve, reject) => {
+    const worker = this.worker;
+    const prev = this.#lanes.get(msg.type) ?? Promise.resolve();
+    const run = prev.then(() => new Promise((resolve, reject) => {
+      if (this.dead || worker !== this.worker) {
+        const why = this.dead?.message ?? 'it was restarted';
+        reject(new Error(this.dead?.starting ? why : `the training worker has stopped (${why}); restart it first`));
+        return;
+      }
       const offs = [];
       const done = () => offs.forEach((off) => off());
       offs.push(this.on(replyType, (d) => { done(); resolve(d); }));
       offs.push(this.on('error', (d) => { if (d.where === msg.type) { done(); reject(new Error(d.message)); } }));
       offs.push(this.on('crash', (d) => { done(); reject(new Error(d.message)); }));
       this.send(msg, transfer);
-    });
-  }
-}
-
-/** Floating-point operations of one training sample (forward, weight and bias gradients, input
- *  gradients of every layer but the first), for the GFLOP/s display. */
-export function trainFlopsPerSample(layers) {
-  let flops = 0;
-  for (let l = 0; l + 1 < layers.length; l++) {
-    const mac = layers[l] * layers[l + 1];
-    flops += 2 * mac * (l === 0 ? 2 : 3);
-  }
-  return flops;
-}
-
-/** Largest picture file `decodeImage` takes (bytes): far above any photo, and it keeps a
- *  mistaken choice (a video, a disk image) from being read at all. */
-export const MAX_PICTURE_BYTES = 50e6;
-/** Largest picture `decodeImage` takes (pixels, when the file's header tells its size): the
- *  browser decodes the whole image before it can scale it, 4 bytes a pixel (400 MB here).
- *  `createImageBitmap`'s resizeWidth/resizeHeight do not help: Chromium still decodes the full
- *  image first (measured: a 10000x10000 PNG peaked higher with them than without). */
-export const MAX_PICTURE_PIXELS = 100e6;
-
-const FORMAT_NAMES = { png: 'PNG', apng: 'PNG', gif: 'GIF', jpeg: 'JPEG', webp: 'WebP', bmp: 'BMP', svg: 'SVG' };
-/** `12.3 MB`, for messages. */
-export const megabytes = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
-
-/** What the first bytes of a picture file say: `{format, width, height, animated}` (format
- *  null when unknown; width and height 0 when the header does not give them). Reads PNG (and
- *  APNG), GIF, JPEG, WebP and BMP headers, and recognizes SVG text. Never throws. */
-export function sniffImage(bytes) {
-  const info = { format: null, width: 0, height: 0, animated: false };
-  const b = bytes;
-  const n = b.length;
-  const u16be = (i) => (b[i] << 8) | b[i + 1];
-  const u32be = (i) => ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
-  const u16le = (i) => b[i] | (b[i + 1] << 8);
-  const u24le = (i) => b[i] | (b[i + 1] << 8) | (b[i + 2] << 16);
-  const ascii = (i, len) => String.fromCharCode(...b.subarray(i, i + len));
-  try {
-    if (n >= 24 && u32be(0) === 0x89504e47 && u32be(4) === 0x0d0a1a0a) {
-      info.format = 'png';
-      if (ascii(12, 4) === 'IHDR') { info.width = u32be(16); info.height = u32be(20); }
-      // APNG: an acTL chunk before the first IDAT.
-      for (let i = 8; i + 8 <= n;) {
-        const type = ascii(i + 4, 4);
-        if (type === 'acTL') { info.animated = true; info.format = 'apng'; break; }
-        if (type === 'IDAT') break;
-        i += 12 + u32be(i);
-      }
-    } else if (n >= 10 && /^GIF8[79]a$/.test(ascii(0, 6))) {
-      info.format = 'gif';
-      info.width = u16le(6);
-      info.height = u16le(8);
-      info.animated = gifFrames(b) > 1;
-    } else if (n >= 4 && b[0] === 0xff && b[1] === 0xd8) {
-      info.format = 'jpeg';
-      // The first start-of-frame marker holds the size (C4, C8 and CC are other tables).
-      for (let i = 2; i + 9 < n;) {
-        if (b[i] !== 0xff) break;
-        const m = b[i + 1];
-        if (m === 0xff) { i++; continue; }
-        if (m >= 0xc0 && m <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(m)) { info.height = u16be(i + 5); info.width = u16be(i + 7); break; }
-        i += 2 + u16be(i + 2);
-      }
-    } else if (n >= 30 && ascii(0, 4) === 'RIFF' && ascii(8, 4) === 'WEBP') {
-      info.format = 'webp';
-      const chunk = ascii(12, 4);
-      if (chunk === 'VP8X') {
-        info.animated = (b[20] & 0x02) !== 0;
-        info.width = u24le(24) + 1;
-        info.height = u24le(27) + 1;
-      } else if (chunk === 'VP8 ') {
-        info.width = u16le(26) & 0x3fff;
-        info.height = u16le(28) & 0x3fff;
-      } else if (chunk === 'VP8L') {
-        const bits = (b[21] | (b[22] << 8) | (b[23] << 16) | (b[24] << 24)) >>> 0;
-        info.width = (bits & 0x3fff) + 1;
-        info.height = ((bits >>> 14) & 0x3fff) + 1;
-      }
-    } else if (n >= 26 && b[0] === 0x42 && b[1] === 0x4d) {
-      info.format = 'bmp';
-      const dv = new DataView(b.buffer, b.byteOffset, n);
-      info.width = Math.abs(dv.getInt32(18, true));
-      info.height = Math.abs(dv.getInt32(22, true));
-    } else {
-      const text = new TextDecoder().decode(b.subarray(0, 4096)).replace(/^\uFEFF/, '').trimStart();
-      if (/^(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!DOCTYPE svg[^>]*>\s*)?<svg[\s>]/i.test(text)) info.format = 'svg';
-    }
-  } catch {
-    // A header cut short: whatever was read so far.
-  }
-  return info;
-}
-
-/** Frames of a GIF (counting up to 2), walking its blocks. */
-function gifFrames(b) {
-  let i = 13;
-  if (b[10] & 0x80) i += 3 * 2 ** ((b[10] & 7) + 1); // global colour table
-  let frames = 0;
-  const skipSubBlocks = () => { while (i < b.length && b[i] !== 0) i += b[i] + 1; i++; };
-  while (i < b.length && frames < 2) {
-    const block = b[i];
-    if (block === 0x2c) { // image descriptor
-      frames++;
-      const flags = b[i + 9];
-      i += 10;
-      if (flags & 0x80) i += 3 * 2 ** ((flags & 7) + 1); // local colour table
-      i++; // LZW minimum code size
-      skipSubBlocks();
-    } else if (block === 0x21) { // extension: label, then sub-blocks
-      i += 2;
-      skipSubBlocks();
-    } else {
-      break; // trailer (0x3b) or damage
-    }
-  }
-  return frames;
-}
-
-/** Decodes a picture file (any format the browser knows, SVG included) into RGBA: its centre
- *  square (all the model looks at), scaled down to at most `maxSide` pixels a side. Refuses, with
- *  a message naming the file, what is empty, over MAX_PICTURE_BYTES or MAX_PICTURE_PIXELS, or not
- *  a picture. `note` says when only part of the file is used (the first frame of an animation). */
-export async function decodeImage(blob, maxSide = 256) {
-  const name = blob.name || 'the picture';
-  if (blob.size === 0) throw new Error(`${name} is empty (0 bytes), not a picture`);
-  if (blob.size > MAX_PICTURE_BYTES) {
-    throw new Error(`${name} is ${megabytes(blob.size)}: pictures of up to ${megabytes(MAX_PICTURE_BYTES)} can be classified`);
-  }
-  // A GIF's frames can be anywhere in it: read it whole (it is at most MAX_PICTURE_BYTES).
-  let head = new Uint8Array(await blob.slice(0, 1 << 16).arrayBuffer());
-  if (/^GIF8/.test(String.fromCharCode(...head.subarray(0, 4))) && blob.size > head.length) head = new Uint8Array(await blob.arrayBuffer());
-  const info = sniffImage(head);
-  const kind = FORMAT_NAMES[info.format];
-  if (info.width * info.height > MAX_PICTURE_PIXELS) {
-    throw new Error(`${name} is ${info.width} × ${info.height} pixels (${Math.round(info.width * info.height / 1e6)} megapixels): `
-      + `pictures of up to ${MAX_PICTURE_PIXELS / 1e6} megapixels can be classified; scale it down first`);
-  }
-  let source;
-  let width;
-  let height;
-  try {
-    if (info.format === 'svg' || blob.type === 'image/svg+xml') {
-      // createImageBitmap does not take SVG: draw it through an <img> (which runs no script in it).
-      source = await svgImage(blob);
-      width = source.naturalWidth || maxSide;
-      height = source.naturalHeight || maxSide;
-    } else {
-      source = await createImageBitmap(blob);
-      ({ width, height } = source);
-    }
-  } catch {
-    throw new Error(kind
-      ? `${name} looks like a ${kind} file but could not be decoded: it may be damaged or cut short`
-      : `${name} is not a picture this browser can read (try a PNG, JPEG, GIF or WebP file)`);
-  }
-  const side = Math.min(width, height);
-  const out = Math.max(1, Math.min(maxSide, Math.round(side)));
-  const canvas = new OffscreenCanvas(out, out);
-  const ctx = canvas.getContext('2d');
-  ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(source, (width - side) / 2, (height - side) / 2, side, side, 0, 0, out, out);
-  source.close?.();
-  let data;
-  try {
-    ({ data } = ctx.getImageData(0, 0, out, out));
-  } catch {
-    throw new Error(`${name} cannot be read back after drawing (an SVG with embedded HTML?): try a PNG or JPEG`);
-  }
-  const note = info.animated ? `an animated ${kind}: its first frame is classified` : '';
-  return { rgba: data.buffer, width: out, height: out, note };
-}
-
-/** An SVG file as a decoded <img>, from a blob: URL (allowed by the page's img-src). */
-async function svgImage(blob) {
-  const url = URL.createObjectURL(blob.type === 'image/svg+xml' ? blob : new Blob([blob], { type: 'image/svg+xml' }));
-  try {
-    const img = new Image();
-    img.src = url;
-    await img.decode();
-    return img;
-  } finally {
-    URL.revokeObjectURL(url);
+    }));
+    this.#lanes.set(msg.type, run.catch(() => {}));
+    return run;
   }
 }

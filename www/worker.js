@@ -2,8 +2,9 @@
 // fetches and caches the CIFAR-2 bundle, trains in time slices so that control messages (pause,
 // stop, predict) are handled between them, and keeps the latest model in IndexedDB.
 //
-// Protocol: listed at the top of client.js. Every request is `{type, ...}`; every reply is `{type, ...}`; an
-// error is `{type: 'error', where, message}` and never leaves the worker in a broken state.
+// Protocol: listed at the top of client.js; each request is handled by `handlers[type]` at the end
+// of this file. Every reply is `{type, ...}`; an error is `{type: 'error', where, message}` and
+// never leaves the worker in a broken state.
 
 import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-feature-detect/index.js';
 import { createStore, del, get, set, update } from './vendor/idb-keyval/index.js';
@@ -12,11 +13,18 @@ import { sameOriginWorkerUrl } from './client.js';
 // The blog widget may load this worker from another origin than the page's: it then runs from a
 // blob: URL (page origin) that imports this module. The pool workers wasm-bindgen-rayon starts
 // from its own (cross-origin) URL need the same treatment, which WorkerClient's helper gives.
+// Every worker started here is also kept referenced: Firefox collects a worker that shares wasm
+// memory but that nothing references (https://bugzilla.mozilla.org/show_bug.cgi?id=1702191), and
+// wasm-bindgen-rayon references its pool workers only once all have started, so one collected
+// before then left `initThreadPool` waiting for ever (the page stuck at "Starting the training
+// worker…", 1 start in 12 to 24 in Firefox ESR 153; none in 24 with the references kept).
 if (self.Worker) {
   const NativeWorker = self.Worker;
+  const started = [];
   self.Worker = class extends NativeWorker {
     constructor(url, options) {
       super(sameOriginWorkerUrl(url), options);
+      started.push(this);
     }
   };
 }
@@ -45,6 +53,7 @@ const state = {
   data: null,        // wasm Data
   session: null,     // wasm Session
   config: null,      // TrainConfig of the session
+  seedDrawn: false,  // the session's seed was drawn at random (train's drawSeed)
   history: [],       // EpochStats of the session so far
   running: false,    // a training loop is active
   saving: Promise.resolve(), // the latest IndexedDB write, chained so that writes keep their order
@@ -77,20 +86,25 @@ async function init(options) {
   post({ type: 'ready', mode: state.mode });
 }
 
-async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true, bench = false }) {
+/** Picks and loads the package: threads where the page is cross-origin isolated and the browser
+ *  has wasm threads (`pkg-threads/` with relaxed SIMD, or `pkg-threads-simd/` with simd128 only
+ *  for browsers without relaxed SIMD, such as Safari), else the single-threaded `pkg/` (simd128).
+ *  `noRelaxedSimd: true` is a test hook (tests/e2e/page.test.mjs): it pretends relaxed SIMD is
+ *  missing, so that the simd128 threaded package can be tested in a browser that has both.
+ *  `bench: true` (the bench page) takes the benchmark build of the same package, `pkg*-bench/`
+ *  (scripts/build --bench): only it has the benchmark exports. */
+async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true, noRelaxedSimd = false, bench = false }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
   const pkgBase = new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
   let reason;
-  let useThreads = false;
+  let pkg = 'pkg/skywatch.js';
   if (threads <= 1) reason = '1 thread: asked for one';
   else if (!isolated) reason = '1 thread: page not cross-origin isolated';
   else if (!(await threadsSupported())) reason = '1 thread: no WebAssembly threads in this browser';
-  else if (!(await relaxedSimd())) reason = '1 thread: the threaded build needs relaxed SIMD';
-  else useThreads = true;
-  // The benchmark exports are only in the bench page's build of each package (scripts/build --bench).
-  const pkg = `${useThreads ? 'pkg-threads' : 'pkg'}${bench ? '-bench' : ''}`;
-  const wasm = await import(new URL(`${pkg}/skywatch.js`, pkgBase).href);
+  else pkg = !noRelaxedSimd && (await relaxedSimd()) ? 'pkg-threads/skywatch.js' : 'pkg-threads-simd/skywatch.js';
+  const useThreads = pkg !== 'pkg/skywatch.js';
+  const wasm = await import(new URL(bench ? pkg.replace('/', '-bench/') : pkg, pkgBase).href);
   await wasm.default();
   let n = 1;
   if (useThreads) {
@@ -216,11 +230,12 @@ async function loadData({ url = 'data/' }) {
   });
 }
 
-function newSession(config) {
+function newSession(config, seedDrawn = false) {
   if (!state.data) throw new Error('the data is not loaded yet');
   state.session?.free();
   state.session = new state.wasm.Session(JSON.stringify(config), state.data);
   state.config = JSON.parse(state.session.config());
+  state.seedDrawn = seedDrawn;
   state.history = [];
 }
 
@@ -230,7 +245,7 @@ function newSession(config) {
  *  after a reload. */
 function saveModel({ interrupted = false } = {}) {
   if (!state.store) return Promise.resolve();
-  const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, savedAt: Date.now() };
+  const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, seedDrawn: state.seedDrawn, savedAt: Date.now() };
   return queueWrite(() => set(state.storeKey, record, state.store));
 }
 
@@ -264,8 +279,9 @@ async function restore() {
     state.session = state.wasm.Session.resume(new Uint8Array(saved.state), state.data);
     state.config = JSON.parse(state.session.config());
     state.history = saved.history ?? [];
+    state.seedDrawn = Boolean(saved.seedDrawn);
     if (state.session.epochsDone() !== state.history.length) throw new Error('the saved history does not match the saved run');
-    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary(), interrupted: Boolean(saved.interrupted) && state.history.length < state.config.epochs });
+    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary(), interrupted: Boolean(saved.interrupted) && state.history.length < state.config.epochs, seedDrawn: state.seedDrawn });
   } catch (e) {
     await del(state.storeKey, state.store);
     state.session = null;
@@ -273,14 +289,18 @@ async function restore() {
   }
 }
 
-async function train({ config, continueRun = false }) {
+async function train({ config, continueRun = false, drawSeed = false }) {
   if (state.running) throw new Error('training is already running');
-  if (!continueRun || !state.session) newSession(config);
+  if (!continueRun || !state.session) {
+    // A new seed from the browser's entropy source (getrandom in the core); it is recorded in
+    // the run's configuration, so the run can be repeated with it.
+    newSession(drawSeed ? { ...config, seed: state.wasm.randomSeed() } : config, drawSeed);
+  }
   const epochs = state.config.epochs;
   state.running = true;
   state.paused = false;
   state.stopRequested = false;
-  post({ type: 'started', config: state.config, summary: state.session.parameterSummary(), batchesPerEpoch: state.session.batchesPerEpoch(), trainSize: state.session.trainLength(), epochsDone: state.history.length });
+  post({ type: 'started', config: state.config, summary: state.session.parameterSummary(), batchesPerEpoch: state.session.batchesPerEpoch(), trainSize: state.session.trainLength(), epochsDone: state.history.length, seedDrawn: state.seedDrawn });
   let batches = 4;
   try {
     while (state.history.length < epochs && !state.stopRequested) {
@@ -351,6 +371,7 @@ async function importWeights({ bytes, config }) {
   if (!state.session) newSession(config);
   state.session.importWeights(new Uint8Array(bytes));
   state.config = JSON.parse(state.session.config());
+  state.seedDrawn = false;
   state.history = [];
   await saveModel();
   post({ type: 'imported', config: state.config, summary: state.session.parameterSummary() });
@@ -379,7 +400,7 @@ const handlers = {
   init, 'load-data': loadData, restore, train, evaluate, predict, gallery,
   export: exportWeights, import: importWeights,
   describe: ({ config }) => post({ type: 'described', summary: state.wasm.describeConfig(JSON.stringify(config)) }),
-  preset: ({ name }) => post({ type: 'preset', config: JSON.parse(state.wasm.presetConfig(name)) }),
+  preset: ({ name }) => post({ type: 'preset', name, config: JSON.parse(state.wasm.presetConfig(name)) }),
   pause: () => { state.paused = true; post({ type: 'paused' }); },
   resume: () => { state.paused = false; state.resume?.(); state.resume = null; post({ type: 'resumed' }); },
   stop: () => { state.stopRequested = true; state.paused = false; state.resume?.(); state.resume = null; },

@@ -1,16 +1,36 @@
 // Driver of the browser half of scripts/bench (not a test). In headless Chromium:
-// 1. www/bench.html once with a single thread and once with two: peak FMA rate, GEMM
-//    GFLOP/s, seconds per epoch (synthetic data);
+// 1. www/bench.html with a single thread, with two (relaxed SIMD), and with two in the threaded
+//    package built without relaxed SIMD: peak FMA rate, GEMM GFLOP/s, seconds per epoch
+//    (synthetic data);
 // 2. the training page itself, lecture preset: time from opening the page to the first finished
 //    epoch, with the data downloaded and then from the cache, and the peak memory while training
 //    (the browser's own measurement of the page and its workers, and the renderer process's
-//    private memory from /proc).
-// Prints JSON lines.
-import { readFileSync, readdirSync } from 'node:fs';
-import { openBrowser, prepare, startServer } from './harness.mjs';
+//    private memory from /proc);
+// 3. how responsive the page stays: its main thread's long tasks while it trains, the time from a
+//    click on Pause to the paused state, and the same on a blog page while two widgets train
+//    (longest task, how often the host's 20 ms timer ran);
+// 4. bad input that must be dealt with quickly: classifying a 10000x10000 PNG, refusing a 300 MB
+//    weights file;
+// then, in every engine (engines.mjs; SKYWATCH_E2E_ENGINES, default chromium,firefox,webkit):
+// 5. the mode line of the isolated page and seconds per lecture epoch on the whole bundle, timed
+//    from outside the page (when each epoch appears), training and validation together.
+// Prints JSON lines. usage: node tests/e2e/bench.mjs [PRESETS] [EPOCHS] [PARTS, e.g. 5 or 1,5]
+import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { launch, selectedEngines } from './engines.mjs';
+import { DATA_DIR, openBrowser, prepare, run, startServer } from './harness.mjs';
+import { png } from './images.mjs';
 
-const [presets = 'lecture', epochs = '3'] = process.argv.slice(2);
+const [presets = 'lecture', epochs = '3', only = ''] = process.argv.slice(2);
+/** Which numbered parts to run: the third argument (e.g. `5` or `1,5`), all by default. */
+const part = (n) => !only || only.split(',').includes(String(n));
 const emit = (row) => process.stdout.write(`${JSON.stringify({ where: 'chromium', ...row })}\n`);
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Private memory (USS, MB) of this profile's renderer processes, from /proc/PID/smaps_rollup. */
 function rendererMegabytes(profile) {
@@ -31,19 +51,19 @@ const server = await startServer();
 // Eager memory measurement: measureUserAgentSpecificMemory() otherwise waits for a GC.
 const browser = await openBrowser({ extraArgs: ['--enable-blink-features=ForceEagerMeasureMemory'] });
 try {
-  for (const threads of [1, 2]) {
+  for (const [pkg, query] of part(1) ? [['single', 'threads=1'], ['threads', 'threads=2'], ['threads-simd', 'threads=2&relaxed_simd=0']] : []) {
     const page = await browser.context.newPage();
-    await page.goto(`${server.url}bench.html?threads=${threads}&presets=${presets}&epochs=${epochs}`);
+    await page.goto(`${server.url}bench.html?${query}&presets=${presets}&epochs=${epochs}`);
     await page.waitForFunction(() => ['done', 'error'].includes(document.documentElement.dataset.state), null, { timeout: 600_000 });
     const status = await page.textContent('#status');
-    if (!status.startsWith('done')) throw new Error(`benchmark with ${threads} thread(s): ${status}`);
+    if (!status.startsWith('done')) throw new Error(`benchmark of the ${pkg} package: ${status}`);
     for (const line of (await page.textContent('#results')).trim().split('\n')) {
-      emit({ package: threads > 1 ? 'threads' : 'single', ...JSON.parse(line) });
+      emit({ package: pkg, ...JSON.parse(line) });
     }
     await page.close();
   }
 
-  for (const cache of ['download', 'cached']) {
+  for (const cache of part(2) ? ['download', 'cached'] : []) {
     const page = await browser.context.newPage();
     let peakPage = 0;
     let peakRenderer = 0;
@@ -70,7 +90,158 @@ try {
     emit({ bench: 'memory', preset: 'lecture', mode, page_and_workers_mb: Math.round(peakPage), renderer_private_mb: Math.round(peakRenderer) });
     await page.close();
   }
+
+  if (part(3)) await responsiveness(browser, server);
+  if (part(3)) await widgetHost(browser);
+  if (part(4)) await badInput(browser, server);
 } finally {
   await browser.close();
   await server.stop();
+}
+
+if (part(5)) await engines();
+
+/** The page's main thread while it trains (lecture, 4 epochs on 4000 images, threads): its long
+ *  tasks (over 50 ms, the Long Tasks API), and the latency of Pause. */
+async function responsiveness(browser, server) {
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(`${server.url}?preset=lecture&epochs=4&seed=1&train_size=4000&autostart=1`);
+    await page.waitForFunction(() => Number(document.querySelector('[data-metric="epoch"]')?.textContent) >= 1
+      && document.documentElement.dataset.state === 'training', null, { timeout: 120_000, polling: 20 });
+    await page.click('#pause');
+    await page.waitForFunction(() => document.documentElement.dataset.state === 'paused', null, { timeout: 30_000, polling: 10 });
+    await page.click('#resume');
+    await page.waitForFunction(() => ['done', 'error'].includes(document.documentElement.dataset.state), null, { timeout: 120_000 });
+    const rec = await page.evaluate(() => window.__e2e);
+    const at = (state, from = -Infinity) => rec.states.find((x) => x.state === state && x.t >= from)?.t;
+    const from = at('training');
+    const to = at('done', from);
+    const clicked = rec.clicks.findLast((c) => c.id === 'pause').t;
+    const during = rec.longtasks.filter((l) => l.start + l.duration >= from && l.start <= to);
+    emit({
+      bench: 'page-main-thread', preset: 'lecture', mode: await page.textContent('[data-metric="mode"]'),
+      training_seconds: (to - from) / 1000, long_tasks: during.length,
+      longest_task_ms: Math.round(Math.max(0, ...during.map((l) => l.duration))),
+      pause_latency_ms: Math.round(at('paused', clicked) - clicked),
+    });
+  } finally {
+    await page.close();
+  }
+}
+
+/** Bad input that must be dealt with at once, timed on a trained page (1 epoch on 1000 images). */
+async function badInput(browser, server) {
+  const tmp = mkdtempSync(join(tmpdir(), 'skywatch-bench-'));
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(`${server.url}?preset=lecture&epochs=1&seed=0&train_size=1000&autostart=1`);
+    await page.waitForFunction(() => document.documentElement.dataset.state === 'done', null, { timeout: 120_000 });
+    // A 10000x10000 PNG (100 megapixels, 22 kB of file): decoded once, its centre scaled down.
+    const stripes = png(10000, 10000, { row: (r, y) => { if (y % 100 < 50) r.fill(0xff); } });
+    let t0 = Date.now();
+    await page.setInputFiles('#picture-input', { name: 'huge.png', mimeType: 'image/png', buffer: stripes });
+    await page.waitForFunction(() => document.getElementById('prediction-note').textContent.includes('huge.png')
+      || document.getElementById('picture-error').textContent.includes('huge.png'), null, { timeout: 120_000, polling: 20 });
+    emit({ bench: 'classify-picture', picture: '10000x10000 PNG', ms: Date.now() - t0, error: (await page.textContent('#picture-error')).trim() || undefined });
+    // A 300 MB weights file (sparse): refused by its size before it is read.
+    const huge = join(tmp, 'huge.safetensors');
+    writeFileSync(huge, '');
+    truncateSync(huge, 300e6);
+    t0 = Date.now();
+    await page.setInputFiles('#weights-input', huge);
+    await page.waitForFunction(() => /^Could not load huge/.test(document.getElementById('weights-message').textContent), null, { timeout: 120_000, polling: 20 });
+    emit({ bench: 'refuse-weights', file: '300 MB', ms: Date.now() - t0 });
+  } finally {
+    await page.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** A blog page (another origin than the widget's files, built by `skywatch build`) whose two
+ *  widgets train at once: the host's longest main-thread task and how often its 20 ms timer ran,
+ *  without and with cross-origin isolation. */
+async function widgetHost(browser) {
+  const siteDir = join(mkdtempSync(join(tmpdir(), 'skywatch-site-')), 'site');
+  const hostDir = mkdtempSync(join(tmpdir(), 'skywatch-host-'));
+  run(['build', '--out', siteDir, '--data', DATA_DIR, '--no-full-data']);
+  const assets = await startServer({ cors: true, root: siteDir });
+  try {
+    writeFileSync(join(hostDir, 'index.html'), `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A blog post</title>
+<script type="module" src="${assets.url}widget.js"></script>
+<script src="host.js"></script>
+</head><body>
+<skywatch-trainer id="first" epochs="5"></skywatch-trainer>
+<skywatch-trainer id="second" epochs="5" seed="7" compact></skywatch-trainer>
+</body></html>`);
+    writeFileSync(join(hostDir, 'host.js'), 'window.ticks = 0; setInterval(() => { window.ticks += 1; }, 20);\n');
+    for (const isolated of [false, true]) {
+      const host = await startServer({ root: hostDir, isolation: isolated, csp: false });
+      const page = await browser.context.newPage();
+      try {
+        await page.goto(host.url);
+        await page.waitForFunction(() => customElements.get('skywatch-trainer') !== undefined);
+        const ticks0 = await page.evaluate(() => window.ticks);
+        const t0 = Date.now();
+        for (const id of ['first', 'second']) await page.locator(`#${id}`).locator('#train').click();
+        await page.waitForFunction(() => ['first', 'second'].every((id) => ['done', 'error'].includes(document.getElementById(id).dataset.state)), null, { timeout: 120_000, polling: 50 });
+        const seconds = (Date.now() - t0) / 1000;
+        const ticks = (await page.evaluate(() => window.ticks)) - ticks0;
+        const longest = await page.evaluate(() => Math.max(0, ...window.__e2e.longtasks.map((t) => t.duration)));
+        emit({
+          bench: 'widget-host', isolated, widgets: 2, seconds, mode: await page.locator('#first').locator('[data-metric="mode"]').textContent(),
+          host_timer_share: Math.round((100 * ticks) / (seconds * 50)) / 100, longest_task_ms: Math.round(longest),
+        });
+      } finally {
+        await page.close();
+        await host.stop();
+      }
+    }
+  } finally {
+    await assets.stop();
+    rmSync(hostDir, { recursive: true, force: true });
+    rmSync(dirname(siteDir), { recursive: true, force: true });
+  }
+}
+
+/** Per engine: the isolated page's mode line and seconds per lecture epoch on the whole bundle,
+ *  timed from outside the page: the moments each epoch's result appears, polled every 20 ms. */
+async function engines() {
+  const server = await startServer();
+  try {
+    for (const name of selectedEngines()) {
+      const e = await launch(name);
+      try {
+        await e.goto(`${server.url}?preset=lecture&epochs=${epochs}&seed=0&autostart=1`);
+        const seen = [];
+        const deadline = Date.now() + 600_000;
+        let last = -1;
+        for (;;) {
+          const now = await e.evaluate(() => ({
+            state: document.documentElement.dataset.state,
+            epoch: Number(document.querySelector('[data-metric="epoch"]')?.textContent || 0),
+          }));
+          const t = Date.now();
+          if (now.state === 'error') throw new Error(`${name}: the page stopped with an error`);
+          if (now.state === 'training' && seen.length === 0) seen.push({ epoch: 0, t });
+          if (seen.length && now.epoch !== last && now.epoch > 0) { seen.push({ epoch: now.epoch, t }); last = now.epoch; }
+          if (now.state === 'done' && now.epoch >= Number(epochs)) break;
+          if (Date.now() > deadline) throw new Error(`${name}: ${epochs} epochs did not finish in 600 s`);
+          await sleep(20);
+        }
+        const times = seen.slice(1).map((s, i) => (s.t - seen[i].t) / 1000);
+        process.stdout.write(`${JSON.stringify({
+          where: 'engine', engine: name, version: e.version, mode: await e.evaluate(() => document.querySelector('[data-metric="mode"]').textContent),
+          preset: 'lecture', epochs: Number(epochs), epoch_seconds: times,
+          // The first epoch includes compiling and warming up; the median is over the others.
+          seconds_per_epoch: times.length > 1 ? median(times.slice(1)) : times[0],
+        })}\n`);
+      } finally {
+        await e.close();
+      }
+    }
+  } finally {
+    await server.stop();
+  }
 }

@@ -5,7 +5,7 @@
 // URL parameters, and a run whose loss diverges. Each must give a clear inline message (or a
 // correct result) and leave the page usable.
 //
-// Every file these tests upload is made here: PNGs and GIFs by the small encoders below, large
+// Every file these tests upload is made here: PNGs by images.mjs, GIFs by the encoder below, large
 // files as sparse files in a temporary folder. Run from the repository root after scripts/build:
 // `node --test tests/e2e/`.
 
@@ -13,12 +13,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import {
   assertNoCspViolations, errorList, guarded, metric, openBrowser, pageState, prepare, screenshot,
   startServer, waitForState, watch,
 } from './harness.mjs';
+import { png } from './images.mjs';
 
 /** A small run that trains in about a second. */
 const QUICK_RUN = 'preset=lecture&epochs=1&seed=0&train_size=1000';
@@ -39,30 +39,6 @@ after(async () => {
 
 // ---------------------------------------------------------------------------------------------
 // Files
-
-/** A PNG of `width` x `height`: 1-bit grayscale by default (a 10000x10000 one is 22 kB), with
- *  `row(bytes, y)` filling each row's bytes. */
-function png(width, height, { colorType = 0, bitDepth = 1, row } = {}) {
-  const chunk = (type, data) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body) >>> 0);
-    return Buffer.concat([len, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = bitDepth;
-  ihdr[9] = colorType;
-  const channels = { 0: 1, 2: 3, 6: 4 }[colorType];
-  const stride = Math.ceil((width * channels * bitDepth) / 8);
-  const raw = Buffer.alloc((stride + 1) * height); // filter byte 0 (none) on every row
-  if (row) for (let y = 0; y < height; y++) row(raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1)), y);
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
 
 /** A sky-blue 64x48 RGB PNG with a white cross (an airplane of sorts). */
 function skyPng() {
@@ -298,12 +274,9 @@ describe('bad input on a trained page', () => {
       await check({ name: 'giant.png', mimeType: 'image/png', buffer: png(12000, 12000) },
         /^giant\.png is 12000 × 12000 pixels \(144 megapixels\): pictures of up to 100 megapixels/, 'a 12000x12000 PNG');
 
-      // 100 megapixels (22 kB of PNG, 400 MB decoded): classified, in bounded time.
-      const t0 = Date.now();
+      // 100 megapixels (22 kB of PNG, 400 MB decoded): classified (scripts/bench times it).
       const stripes = png(10000, 10000, { row: (r, y) => { if (y % 100 < 50) r.fill(0xff); } });
       await check({ name: 'huge.png', mimeType: 'image/png', buffer: stripes }, null, 'a 10000x10000 PNG');
-      const hugeMs = Date.now() - t0;
-      assert.ok(hugeMs < 15_000, `the 10000x10000 PNG took ${hugeMs} ms`);
 
       // Animated GIF: the first frame, and the page says so.
       const gif = await check({ name: 'blink.gif', mimeType: 'image/gif', buffer: animatedGif(64, [[90, 150, 220], [200, 40, 40]]) }, null, 'an animated GIF');
@@ -346,7 +319,6 @@ describe('bad input on a trained page', () => {
         assert.equal(await pageState(page), 'done', `${what}: the page state stays done`);
         assert.equal(await metric(page, 'val-accuracy'), val, `${what}: the model is unchanged`);
         assert.ok(await page.locator('#weights-message').isVisible(), `${what}: the message is visible`);
-        return Date.now() - t0;
       };
       await check({ name: 'notes.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a safetensors file at all') },
         /^Could not load notes\.safetensors: checkpoint: not a safetensors file/, 'text');
@@ -360,9 +332,9 @@ describe('bad input on a trained page', () => {
         /^Could not load nan\.safetensors: checkpoint: tensor '0\.weight' holds a non-finite value \(NaN\) at index 5/, 'a NaN');
       await check({ name: 'empty.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.alloc(0) },
         /^Could not load empty\.safetensors: the file is empty\.$/, 'an empty file');
-      const ms = await check(sparseFile('huge.safetensors', 300e6),
+      // Refused by its size, before a byte is read (scripts/bench times it).
+      await check(sparseFile('huge.safetensors', 300e6),
         /^Could not load huge\.safetensors: it is 300\.0 MB, larger than any model this page can hold \(at most 269\.5 MB\)\.$/, '300 MB');
-      assert.ok(ms < 5_000, `refused by its size at once (${ms} ms)`);
 
       // Still usable: a picture is classified with the trained model.
       assertPrediction(await classify(page, { name: 'after-weights.png', mimeType: 'image/png', buffer: skyPng() }), 'after the bad weights');

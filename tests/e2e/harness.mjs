@@ -2,7 +2,7 @@
 // process, headless Chromium (Debian's, never a downloaded one) through playwright-core, and
 // helpers that read the page's automation hooks (see the header of www/app.js).
 //
-// Needs `scripts/build` to have run (native binary, both wasm packages, www/vendor). The data
+// Needs `scripts/build` to have run (native binary, the three wasm packages, www/vendor). The data
 // bundle is built here into target/e2e-data from SKYWATCH_DATA_SOURCE (`skywatch data` is a
 // no-op when the bundle is up to date).
 
@@ -29,7 +29,7 @@ const CHROMIUM_ARGS = [
  *  earlier run are cleared by scripts/test, not here: the test files share the folder. */
 export function prepare() {
   mkdirSync(ARTIFACTS, { recursive: true });
-  const missing = [BIN, 'www/pkg/skywatch_bg.wasm', 'www/pkg-threads/skywatch_bg.wasm', 'www/vendor/idb-keyval/index.js']
+  const missing = [BIN, 'www/pkg/skywatch_bg.wasm', 'www/pkg-threads/skywatch_bg.wasm', 'www/pkg-threads-simd/skywatch_bg.wasm', 'www/vendor/idb-keyval/index.js']
     .filter((p) => !existsSync(resolve(ROOT, p)));
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: run scripts/build first`);
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run scripts/setup (or set SKYWATCH_CHROMIUM)`);
@@ -51,11 +51,12 @@ export function run(args) {
 
 /** Starts `skywatch serve` on a free port (serving www/ and the test bundles, or `root`);
  *  resolves with {url, isolated, stop(), log()}. `csp: false` (`--no-csp`) is for pages that
- *  are not ours, such as the widget tests' blog host page. */
-export function startServer({ isolation = true, cors = false, csp = true, root } = {}) {
+ *  are not ours, such as the widget tests' blog host page. `data`: the bundle served at /data/
+ *  (default DATA_DIR). */
+export function startServer({ isolation = true, cors = false, csp = true, root, data = DATA_DIR } = {}) {
   const args = ['serve', '--port', '0'];
   if (root) args.push('--root', root);
-  else args.push('--mount', `/data/=${DATA_DIR}`, '--mount', `/data-quick/=${QUICK_DIR}`);
+  else args.push('--mount', `/data/=${data}`, '--mount', `/data-quick/=${QUICK_DIR}`);
   if (!isolation) args.push('--no-isolation');
   if (cors) args.push('--cors');
   if (!csp) args.push('--no-csp');

@@ -1,8 +1,10 @@
 // End-to-end tests of the blog widget: a host page on one origin embeds <skywatch-trainer> whose
 // files come from a second origin (another port). On a host without COOP/COEP the widget trains
-// single-threaded; on an isolated host, with threads. Either way the host's own script keeps
-// running, two widgets work independently, a dropped picture is classified, and the widget
-// requests nothing but its own assets and its data.
+// single-threaded, bit for bit as the reference (reference.mjs: the same package run by Node); on
+// an isolated host, with threads. Either way the host's own script keeps running, two widgets work
+// independently, a dropped picture gets the reference model's probabilities, and the widget
+// requests nothing but its own assets and its data. How long the host's main thread is held up
+// while the widgets train is measured by scripts/bench.
 //
 // Run from the repository root after scripts/build: `node --test tests/e2e/`.
 
@@ -11,12 +13,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DATA_DIR, openBrowser, prepare, run, screenshot, startServer, watch } from './harness.mjs';
+import { DATA_DIR, QUICK_DIR, openBrowser, prepare, run, screenshot, startServer, watch } from './harness.mjs';
+import { skyPicture } from './images.mjs';
+import { runConfig, shown, train } from './reference.mjs';
 
 /** Validation accuracy the quick mode must reach (1000 images, 5 epochs; about 0.74-0.77 natively). */
 const QUICK_MIN_ACCURACY = 0.70;
-/** Longest main-thread task allowed on the host page while the widgets train. */
-const MAX_LONG_TASK_MS = 200;
+/** The two widgets' runs (lecture, 5 epochs on the quick subset), trained by the reference once. */
+const SEEDS = { first: 0, second: 7 };
+const refs = {};
+const reference = (id) => (refs[id] ??= train(QUICK_DIR, runConfig({ epochs: 5, seed: SEEDS[id] })));
 
 let assets;
 let hostDir;
@@ -56,22 +62,15 @@ after(async () => {
 const shadow = (page, id, selector) => page.locator(`#${id}`).locator(selector);
 const widgetState = (page, id) => page.locator(`#${id}`).getAttribute('data-state');
 
-/** Draws a sky-blue picture with a white plane-like shape in the page and drops it on the widget. */
-async function dropPicture(page, id) {
-  await page.evaluate(async (id) => {
-    const c = new OffscreenCanvas(120, 80);
-    const g = c.getContext('2d');
-    g.fillStyle = '#7fb2e5';
-    g.fillRect(0, 0, 120, 80);
-    g.fillStyle = '#ffffff';
-    g.fillRect(20, 36, 80, 8);
-    g.fillRect(52, 20, 12, 40);
-    const blob = await c.convertToBlob({ type: 'image/png' });
+/** Drops `png` (bytes made here, see images.mjs) on the widget's drop zone, as a file. */
+async function dropPicture(page, id, png) {
+  await page.evaluate(async ({ id, b64 }) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const dt = new DataTransfer();
-    dt.items.add(new File([blob], 'plane.png', { type: 'image/png' }));
+    dt.items.add(new File([bytes], 'plane.png', { type: 'image/png' }));
     const zone = document.getElementById(id).shadowRoot.getElementById('drop');
     zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, id);
+  }, { id, b64: png.toString('base64') });
 }
 
 for (const isolated of [false, true]) {
@@ -138,31 +137,44 @@ for (const isolated of [false, true]) {
       console.log(`# ${isolated ? 'isolated' : 'not isolated'}: both widgets trained in ${seconds.toFixed(1)} s, host timer ticked ${ticks} times`);
 
       for (const id of ['first', 'second']) {
-        const val = Number(await shadow(page, id, '[data-metric="val-accuracy"]').textContent());
-        assert.ok(val >= QUICK_MIN_ACCURACY, `widget ${id}: validation accuracy ${val} < ${QUICK_MIN_ACCURACY}`);
-        assert.equal(await shadow(page, id, '[data-metric="epoch"]').textContent(), '5');
-        const mode = await shadow(page, id, '[data-metric="mode"]').textContent();
-        if (isolated) assert.match(mode, /[2-9] threads/, `widget ${id} mode: ${mode}`);
-        else assert.match(mode, /1 thread: page not cross-origin isolated/, `widget ${id} mode: ${mode}`);
+        const text = (sel) => shadow(page, id, sel).textContent();
+        const val = await text('[data-metric="val-accuracy"]');
+        assert.ok(Number(val) >= QUICK_MIN_ACCURACY, `widget ${id}: validation accuracy ${val} < ${QUICK_MIN_ACCURACY}`);
+        assert.equal(await text('[data-metric="epoch"]'), '5');
+        const mode = await text('[data-metric="mode"]');
+        const ref = reference(id).history[4];
+        if (isolated) {
+          assert.match(mode, /[2-9] threads/, `widget ${id} mode: ${mode}`);
+          // The threaded package may round differently in the last bits: a few of 500 images.
+          assert.ok(Math.abs(Number(val) - ref.val_accuracy) <= 0.01, `widget ${id}: ${val}, reference ${ref.val_accuracy}`);
+        } else {
+          assert.equal(mode, '1 thread: page not cross-origin isolated, simd128', `widget ${id} mode`);
+          // The single-threaded package: bit for bit the reference's run.
+          assert.equal(val, shown(ref.val_accuracy), `widget ${id}: the reference's val accuracy`);
+          assert.equal(await text('[data-metric="train-accuracy"]'), shown(ref.train_accuracy), `widget ${id}: the reference's train accuracy`);
+        }
       }
       // Two independent runs: different seeds give different results.
       const vals = await Promise.all(['first', 'second'].map((id) => shadow(page, id, '[data-metric="val-accuracy"]').textContent()));
       const trains = await Promise.all(['first', 'second'].map((id) => shadow(page, id, '[data-metric="train-accuracy"]').textContent()));
       assert.ok(vals[0] !== vals[1] || trains[0] !== trains[1], 'both widgets report identical runs');
 
-      // The host's script ran throughout (a 20 ms timer: at least a third of its ticks) and no
-      // main-thread task blocked it for long.
-      assert.ok(ticks >= (seconds * 1000 / 20) / 3, `host timer ticked only ${ticks} times in ${seconds} s`);
-      const longest = await page.evaluate(() => Math.max(0, ...window.__e2e.longtasks.map((t) => t.duration)));
-      assert.ok(longest <= MAX_LONG_TASK_MS, `a ${longest} ms task blocked the host page`);
+      // The host's script ran on while they trained (its timer ticked).
+      assert.ok(ticks > 0, 'the host page\'s timer never ticked');
 
-      await dropPicture(page, 'first');
+      // A dropped picture: the reference model's probabilities for the same pixels (the widget's
+      // meters hold them unrounded).
+      const picture = skyPicture(80, 1);
+      await dropPicture(page, 'first', picture.png);
       await page.waitForFunction(() => document.getElementById('first').shadowRoot.querySelector('[data-metric="prediction"]').textContent !== '', null, { timeout: 15_000 });
       const prediction = await shadow(page, 'first', '[data-metric="prediction"]').textContent();
-      assert.ok(['airplane', 'bird'].includes(prediction), prediction);
+      const meters = await shadow(page, 'first', '.bar-row meter').evaluateAll((ms) => ms.map((m) => m.value));
+      const want = reference('first').predictRgba(picture.rgba, picture.width, picture.height).probabilities;
+      if (isolated) meters.forEach((p, i) => assert.ok(Math.abs(p - want[i]) <= 0.01, `probabilities ${meters}, reference ${want}`));
+      else assert.deepEqual(meters.map(Math.fround), want.map(Math.fround), 'the reference model\'s probabilities (float32)');
+      assert.equal(prediction, want[0] >= want[1] ? 'airplane' : 'bird');
       const percents = await shadow(page, 'first', '.bar-row span:last-child').allTextContents();
-      const total = percents.reduce((s, p) => s + Number.parseFloat(p), 0);
-      assert.ok(Math.abs(total - 100) < 0.2, `probabilities add up to ${total}%`);
+      assert.deepEqual(percents, meters.map((p) => `${(100 * p).toFixed(1)}%`), 'the percentages shown are the meters\' values');
 
       // Nothing but the widget's own assets, its data and the host page.
       const foreign = requests.filter((u) => !u.startsWith(assets.url) && !u.startsWith(host.url) && !u.startsWith('blob:'));

@@ -1,8 +1,12 @@
-// The two live charts (loss per epoch; train and validation accuracy per epoch) with uPlot.
-// Colours come from the page's CSS variables, so the charts follow light and dark mode; the width
-// follows the container.
+// The charts panel: two live charts (loss per epoch; train and validation accuracy per epoch)
+// with uPlot, redrawn when the model's history changes. Colours come from the page's CSS
+// variables, so the charts follow light and dark mode; the width follows the container.
+//
+// uPlot formats numbers with `new Intl.NumberFormat(navigator.language)` when its module loads;
+// boot.js makes sure that language is one Intl accepts before this module is imported.
 
-import uPlot from './vendor/uplot/uPlot.esm.js';
+import uPlot from '../vendor/uplot/uPlot.esm.js';
+import { $, state } from './state.js';
 
 const HEIGHT = 220;
 const dark = matchMedia('(prefers-color-scheme: dark)');
@@ -79,7 +83,7 @@ function accuracyRange(min, max) {
   return [Math.max(0, lo), Math.min(1, hi)];
 }
 
-export class Charts {
+class Charts {
   /** @param {HTMLElement} lossEl @param {HTMLElement} accEl containers (their width is used) */
   constructor(lossEl, accEl) {
     this.els = { loss: lossEl, accuracy: accEl };
@@ -123,4 +127,15 @@ export class Charts {
     this.plots.accuracy.setData(this.data.accuracy);
     for (const plot of Object.values(this.plots)) plot.setLegend();
   }
+}
+
+let charts = null;
+let drawn = -1;
+
+/** Draws the model's history (once per change of it). */
+export function renderCharts() {
+  charts ??= new Charts($('chart-loss'), $('chart-accuracy'));
+  if (drawn === state.historyVersion) return;
+  drawn = state.historyVersion;
+  charts.setHistory(state.model?.history ?? []);
 }

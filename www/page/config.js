@@ -1,5 +1,11 @@
-// The training form's values: presets, parsing and checking of URL parameters and form fields,
+// The training form's values: parsing and checking of URL parameters and form fields, presets,
 // and the TrainConfig JSON the worker takes. Pure functions, no DOM.
+//
+// A form is {preset, hidden, activation, loss, optimizer, lr, momentum, batchSize, epochs,
+// trainSize, seed}; `seed` is a number or 'random' (a seed drawn by the worker when the run
+// starts). The presets are not written here: they come from the core (wasm `presetConfig`, the
+// worker's `preset` request) at start-up, as `presets`: {name: form} (presetForms). The page
+// opens on the first of them.
 
 /** Width of the input layer: 3 x 32 x 32 pixels. */
 export const INPUTS = 3072;
@@ -8,30 +14,34 @@ export const INPUTS = 3072;
  *  parameters, `config::MAX_PARAMETERS`) plus 1 MiB of header, as `checkpoint::MAX_FILE_BYTES`. */
 export const MAX_WEIGHTS_BYTES = (64 << 20) * 4 + (1 << 20);
 
-/** The lecture's two models. A preset fixes the recipe (model, optimizer, batch size); epochs,
- *  seed and training-set size can be changed without leaving the preset. */
-export const PRESETS = {
-  lecture: { hidden: [512], activation: 'tanh', loss: 'nll', optimizer: 'sgd', lr: 0.01, momentum: 0, batchSize: 64 },
-  deep: { hidden: [1024, 512, 128], activation: 'tanh', loss: 'cross-entropy', optimizer: 'sgd', lr: 0.01, momentum: 0, batchSize: 64 },
-};
-const RECIPE_KEYS = ['activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize'];
+/** The fields a preset fixes (its recipe: model, optimizer, batch size); epochs, seed and
+ *  training-set size can be changed without leaving the preset. */
+export const RECIPE = ['hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize'];
 
-export const DEFAULT_FORM = Object.freeze({ preset: 'lecture', ...PRESETS.lecture, epochs: 100, trainSize: null, seed: 0 });
+/** The forms of the core's presets: {name: TrainConfig} -> {name: form}. */
+export function presetForms(configs) {
+  return Object.fromEntries(Object.entries(configs).map(([name, c]) => [name, { ...formFromConfig(c, {}), preset: name }]));
+}
+
+/** The form the page opens with: the first preset's. */
+export const defaultForm = (presets) => ({ ...Object.values(presets)[0] });
 
 /** The preset whose recipe `form` matches, or 'custom'. */
-export function matchPreset(form) {
-  for (const [name, p] of Object.entries(PRESETS)) {
-    const momentum = (f) => (f.optimizer === 'sgd' ? f.momentum : 0);
+export function matchPreset(form, presets) {
+  const momentum = (f) => (f.optimizer === 'sgd' ? f.momentum : 0);
+  for (const [name, p] of Object.entries(presets)) {
     if (p.hidden.join(',') === form.hidden.join(',')
-      && RECIPE_KEYS.every((k) => (k === 'momentum' ? momentum(p) === momentum(form) : p[k] === form[k]))) return name;
+      && RECIPE.every((k) => k === 'hidden' || (k === 'momentum' ? momentum(p) === momentum(form) : p[k] === form[k]))) return name;
   }
   return 'custom';
 }
 
 /** `form` with the recipe of preset `name` (epochs, seed and training-set size kept). */
-export function applyPreset(form, name) {
-  const p = PRESETS[name];
-  return p ? { ...form, ...p, hidden: [...p.hidden], preset: name } : { ...form, preset: 'custom' };
+export function applyPreset(form, name, presets) {
+  const p = presets[name];
+  if (!p) return { ...form, preset: 'custom' };
+  const recipe = Object.fromEntries(RECIPE.map((k) => [k, k === 'hidden' ? [...p.hidden] : p[k]]));
+  return { ...form, ...recipe, preset: name };
 }
 
 // Each field: parse(text) -> value, or throws an Error whose message says what is expected.
@@ -56,7 +66,8 @@ const oneOf = (...values) => (text) => {
 };
 
 export const FIELDS = {
-  preset: { param: 'preset', parse: oneOf('lecture', 'deep', 'custom') },
+  // The names are checked against the core's presets (formFromParams).
+  preset: { param: 'preset', parse: (text) => String(text).trim().toLowerCase() },
   hidden: {
     param: 'layers',
     parse(text) {
@@ -89,35 +100,25 @@ export const FIELDS = {
     },
     format: (v) => (v == null ? '' : String(v)),
   },
-  seed: { param: 'seed', parse: int(0, Number.MAX_SAFE_INTEGER) },
+  seed: {
+    param: 'seed',
+    parse(text) {
+      if (String(text).trim().toLowerCase() === 'random') return 'random';
+      try {
+        return int(0, Number.MAX_SAFE_INTEGER)(text);
+      } catch {
+        throw new Error('expected a whole number of at least 0, or random for a new seed');
+      }
+    },
+  },
 };
 
 export const format = (key, value) => (FIELDS[key].format ? FIELDS[key].format(value) : String(value));
 
-/** Reads the form from URL parameters: `{form, problems: [{param, value, message}], autostart, threads}`.
- *  A malformed value is reported and the field keeps its default. */
-export function formFromParams(params, defaultThreads) {
+/** Reads the run's settings from URL parameters, before the worker starts:
+ *  `{threads, threadsParam, autostart, problems: [{param, value, message, fallback}]}`. */
+export function runFromParams(params, defaultThreads) {
   const problems = [];
-  const read = (key) => {
-    const { param, parse } = FIELDS[key];
-    if (!params.has(param)) return undefined;
-    const value = params.get(param);
-    try {
-      return { value: parse(value) };
-    } catch (e) {
-      problems.push({ param, value, message: e.message, fallback: key === 'trainSize' ? 'all images' : format(key, DEFAULT_FORM[key]) });
-      return undefined;
-    }
-  };
-  const preset = read('preset')?.value ?? 'lecture';
-  let form = applyPreset({ ...DEFAULT_FORM }, preset === 'custom' ? 'lecture' : preset);
-  let hasConfig = params.has('preset');
-  for (const key of Object.keys(FIELDS)) {
-    if (key === 'preset') continue;
-    const got = read(key);
-    if (got) { form[key] = got.value; hasConfig = true; }
-  }
-  form.preset = matchPreset(form);
   let threads = defaultThreads;
   let threadsParam = null;
   if (params.has('threads')) {
@@ -129,7 +130,40 @@ export function formFromParams(params, defaultThreads) {
     }
   }
   const autostart = ['1', 'true', 'yes'].includes((params.get('autostart') ?? '').toLowerCase());
-  return { form, problems, autostart, threads, threadsParam, hasConfig };
+  return { threads, threadsParam, autostart, problems };
+}
+
+/** Reads the form from URL parameters: `{form, problems: [{param, value, message, fallback}],
+ *  hasConfig}`. A malformed value is reported and the field keeps its default. */
+export function formFromParams(params, presets) {
+  const problems = [];
+  const defaults = defaultForm(presets);
+  const read = (key, check = () => {}) => {
+    const { param, parse } = FIELDS[key];
+    if (!params.has(param)) return undefined;
+    const value = params.get(param);
+    try {
+      const parsed = parse(value);
+      check(parsed);
+      return { value: parsed };
+    } catch (e) {
+      problems.push({ param, value, message: e.message, fallback: key === 'trainSize' ? 'all images' : format(key, defaults[key]) });
+      return undefined;
+    }
+  };
+  const names = [...Object.keys(presets), 'custom'];
+  const preset = read('preset', (name) => {
+    if (!names.includes(name)) throw new Error(`expected ${names.join(' or ')}`);
+  })?.value ?? defaults.preset;
+  const form = applyPreset(defaults, preset === 'custom' ? defaults.preset : preset, presets);
+  let hasConfig = params.has('preset');
+  for (const key of Object.keys(FIELDS)) {
+    if (key === 'preset') continue;
+    const got = read(key);
+    if (got) { form[key] = got.value; hasConfig = true; }
+  }
+  form.preset = matchPreset(form, presets);
+  return { form, problems, hasConfig };
 }
 
 /** URL parameters for `form` (and `threads` when given). */
@@ -152,7 +186,8 @@ export function paramsFromForm(form, threads = null) {
   return p;
 }
 
-/** The worker's TrainConfig for `form` with `classes` outputs. */
+/** The worker's TrainConfig for `form` with `classes` outputs. A seed still to be drawn
+ *  ('random') is 0 here: the worker replaces it (train's drawSeed). */
 export function configFromForm(form, classes = 2) {
   return {
     model: { layers: [INPUTS, ...form.hidden, classes], activation: form.activation, loss: form.loss },
@@ -168,13 +203,13 @@ export function configFromForm(form, classes = 2) {
     },
     batch_size: form.batchSize,
     epochs: form.epochs,
-    seed: form.seed,
+    seed: form.seed === 'random' ? 0 : form.seed,
     train_size: form.trainSize,
   };
 }
 
-/** The form for a TrainConfig (a restored or imported model). */
-export function formFromConfig(c) {
+/** The form for a TrainConfig (a preset, a restored or an imported model). */
+export function formFromConfig(c, presets) {
   const form = {
     hidden: c.model.layers.slice(1, -1),
     activation: c.model.activation,
@@ -190,7 +225,7 @@ export function formFromConfig(c) {
   // f32 on the Rust side: 0.01 comes back as 0.009999999776482582.
   form.lr = Number(form.lr.toPrecision(6));
   form.momentum = Number(form.momentum.toPrecision(6));
-  form.preset = matchPreset(form);
+  form.preset = matchPreset(form, presets);
   return form;
 }
 

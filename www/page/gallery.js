@@ -1,0 +1,109 @@
+// The test-image panel: seeded sampling of test indices, the worker's guesses for them
+// (`gallery`), and the tiles (32x32 RGBA drawn on canvases).
+
+import { $, client, modelLabel, oneAtATime, pushError, state } from './state.js';
+import { el, setText } from '../shared/dom.js';
+import { pct } from '../shared/format.js';
+import { argmax } from '../shared/prediction.js';
+
+/** mulberry32: a small seeded generator of floats in [0, 1). */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `k` distinct indices from `0..n`, in random order, determined by `seed` and `draw`. */
+export function sampleIndices(n, k, seed, draw) {
+  // Mix the (possibly large) page seed and the draw number into 32 bits.
+  const hi = Math.floor(seed / 4294967296) >>> 0;
+  const next = rng(Math.imul((seed >>> 0) ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) ^ Math.imul(draw + 1, 0xc2b2ae35));
+  const idx = Array.from({ length: n }, (_, i) => i);
+  const m = Math.min(k, n);
+  for (let i = 0; i < m; i++) {
+    const j = i + Math.floor(next() * (n - i));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx.slice(0, m);
+}
+
+/** Draws a 32x32 RGBA image (`rgba`, 4096 bytes starting at `offset`) on a new 32x32 canvas. */
+export function imageCanvas(rgba, offset = 0) {
+  const canvas = document.createElement('canvas');
+  canvas.width = 32;
+  canvas.height = 32;
+  const img = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset + offset, 4096).slice(), 32, 32);
+  canvas.getContext('2d').putImageData(img, 0, 0);
+  return canvas;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The panel: a seeded draw of test images with the model's guesses ("mistakes only": the wrong
+// ones among a larger draw).
+
+const GALLERY_SIZE = 48;
+const GALLERY_MISTAKE_POOL = 400;
+const GALLERY_MAX_MISTAKES = 96;
+
+/** The seed of the draw: the form's, or the model's while the form asks for a random one. */
+const drawSeed = () => (typeof state.form?.seed === 'number' ? state.form.seed : state.model?.config.seed ?? 0);
+
+/** Asks the worker for a new draw with the current model (one at a time; one more if asked
+ *  meanwhile). */
+export function refreshGallery() {
+  const g = state.gallery;
+  if (!state.model || !state.data.ready || state.crashed) return;
+  oneAtATime(g, refreshGallery, () => {
+    g.lastAt = performance.now();
+    const mistakesOnly = g.mistakesOnly;
+    const asked = mistakesOnly ? GALLERY_MISTAKE_POOL : GALLERY_SIZE;
+    const indices = sampleIndices(state.data.ready.test, asked, drawSeed(), g.draw);
+    const model = modelLabel();
+    return client.request({ type: 'gallery', indices }, 'gallery')
+      .then((r) => { g.result = { items: r.items, images: r.images, classes: r.classes, mistakesOnly, asked, model }; g.version++; },
+        (e) => { if (!state.crashed) pushError('gallery', `The test images could not be shown: ${e.message}`); });
+  });
+}
+
+let drawn = -1;
+
+export function renderGallery() {
+  const g = state.gallery;
+  $('redraw').disabled = !state.model || state.crashed;
+  $('mistakes-only').disabled = !state.model || state.crashed;
+  if (drawn === g.version) return;
+  drawn = g.version;
+  const res = g.result;
+  if (!res) { $('gallery-grid').replaceChildren(); setText($('gallery-note'), state.model ? '' : 'Train a model to see its guesses.'); return; }
+  const tiles = [];
+  let wrong = 0;
+  for (const [n, item] of res.items.entries()) {
+    const pred = argmax(item.probabilities);
+    const ok = pred === item.label;
+    if (!ok) wrong++;
+    if (res.mistakesOnly && (ok || tiles.length >= GALLERY_MAX_MISTAKES)) continue;
+    const truth = res.classes[item.label];
+    const guess = res.classes[pred];
+    const p = item.probabilities[pred];
+    const canvas = imageCanvas(res.images, n * 4096);
+    canvas.setAttribute('aria-hidden', 'true');
+    const label = `Test image ${item.index}, a ${truth}: ${ok ? 'right' : 'wrong'}, predicted ${guess} (${pct(p)})`;
+    tiles.push(el('figure', { class: `tile ${ok ? 'right' : 'wrong'}`, title: label, role: 'img', 'aria-label': label },
+      canvas, el('figcaption', {}, el('span', {}, `${ok ? '✓' : '✗'} ${guess}`), el('span', { class: 'p' }, pct(p)))));
+  }
+  $('gallery-grid').replaceChildren(...tiles);
+  const share = res.items.length ? wrong / res.items.length : 0;
+  setText($('gallery-note'), res.mistakesOnly
+    ? `${wrong} mistakes among ${res.items.length} random test images (${(share * 100).toFixed(1)}%)${wrong > GALLERY_MAX_MISTAKES ? `, first ${GALLERY_MAX_MISTAKES} shown` : ''}; the model ${res.model}.`
+    : `${res.items.length - wrong} of ${res.items.length} right; the model ${res.model}.`);
+}
+
+export function wireGallery() {
+  $('redraw').addEventListener('click', () => { state.gallery.draw++; refreshGallery(); });
+  $('mistakes-only').addEventListener('change', (e) => { state.gallery.mistakesOnly = e.target.checked; refreshGallery(); });
+}

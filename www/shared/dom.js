@@ -1,0 +1,19 @@
+// The two DOM helpers every view uses: building elements and writing text only when it changed
+// (a rewrite would restart screen readers' live regions and cost a layout).
+
+/** `el('li', {class: 'best'}, child, 'text')`: an element with properties (or attributes, for
+ *  string values that are not properties) and children. */
+export function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k in e && typeof v !== 'string') e[k] = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+export function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}

@@ -1,0 +1,185 @@
+// What <skywatch-trainer> does (its shell and markup are in widget.js): on Train, it starts its
+// own worker with the shared start-up sequence (the model stays in memory: `persist: false`),
+// trains the preset of its attributes, follows the progress and the epochs, and classifies a
+// dropped or chosen picture with the shared prediction view.
+
+import { WorkerClient } from '../client.js';
+import { startWorker } from '../shared/startup.js';
+import { predictFile, renderPrediction, wireDropZone } from '../shared/prediction.js';
+import { acc } from '../shared/format.js';
+
+const QUICK = { epochs: 5, dataUrl: 'data-quick/' };
+
+/** Brings the widget `host` (its shadow root `root`, its files at `base`) to life; returns the
+ *  controller, whose `drop()` ends its worker. */
+export function attach(host, root, base) {
+  return new Trainer(host, root, base);
+}
+
+class Trainer {
+  #host;
+  #base;
+  #ui;
+  // `ready`: the started worker with its data (a promise), cleared with `client` when the worker
+  // crashes or fails to start, so that the next Train starts a fresh one.
+  #state = { client: null, ready: null, history: [], hasModel: false, crashed: false };
+
+  constructor(host, root, base) {
+    this.#host = host;
+    this.#base = base;
+    const $ = (sel) => root.querySelector(sel);
+    this.#ui = {
+      train: $('#train'), mode: $('[data-metric="mode"]'), progress: $('.progress'), bar: $('#bar'),
+      barLabel: $('#bar-label'), val: $('[data-metric="val-accuracy"]'), trainAcc: $('[data-metric="train-accuracy"]'),
+      epoch: $('[data-metric="epoch"]'), epochs: $('#epochs'), spark: $('polyline'), drop: $('#drop'),
+      file: $('#file'), answer: $('.answer'), canvas: $('canvas'), bars: $('.bars'),
+      prediction: $('[data-metric="prediction"]'), error: $('.error'), full: $('#full'),
+    };
+    this.#ui.epochs.textContent = String(this.#config().epochs);
+    this.#ui.full.href = this.#fullPageUrl();
+    this.#ui.train.addEventListener('click', () => this.#onTrain());
+    wireDropZone(this.#ui.drop, this.#ui.file, (f) => this.#classify(f), () => this.#showError('Drop an image file (from your computer, not a link).'));
+    this.#setPhase('idle');
+    if (host.hasAttribute('autostart')) this.#onTrain();
+  }
+
+  /** Forgets the worker and its model. */
+  drop() {
+    this.#state.client?.worker.terminate();
+    Object.assign(this.#state, { client: null, ready: null, hasModel: false });
+  }
+
+  #config() {
+    const h = this.#host;
+    const int = (name, dflt, min, max) => {
+      const v = Number.parseInt(h.getAttribute(name) ?? '', 10);
+      return Number.isFinite(v) && v >= min && v <= max ? v : dflt;
+    };
+    const preset = h.getAttribute('preset') === 'deep' ? 'deep' : 'lecture';
+    const trainSize = h.getAttribute('train-size');
+    const randomSeed = h.getAttribute('seed')?.trim().toLowerCase() === 'random';
+    return {
+      preset,
+      epochs: int('epochs', QUICK.epochs, 1, 1000),
+      seed: randomSeed ? 'random' : int('seed', 0, 0, Number.MAX_SAFE_INTEGER),
+      trainSize: trainSize === null || trainSize === 'all' ? null : int('train-size', null, 1, 1e6),
+      dataUrl: new URL(h.getAttribute('data-url') ?? QUICK.dataUrl, h.hasAttribute('data-url') ? document.baseURI : this.#base).href,
+    };
+  }
+
+  #fullPageUrl() {
+    const page = new URL(this.#host.getAttribute('full-page') ?? 'index.html', this.#base);
+    const c = this.#config();
+    page.searchParams.set('preset', c.preset);
+    page.searchParams.set('seed', String(c.seed));
+    return page.href;
+  }
+
+  #setPhase(phase) {
+    this.#host.dataset.state = phase === 'idle' ? 'ready' : phase;
+    const busy = phase === 'loading' || phase === 'training';
+    this.#ui.train.disabled = busy;
+    this.#ui.train.textContent = phase === 'done' ? 'Train again' : busy ? 'Training…' : 'Train';
+    this.#ui.drop.disabled = !(phase === 'done' || (phase === 'ready' && this.#state.hasModel));
+  }
+
+  #showError(message) {
+    this.#ui.error.textContent = message;
+    this.#ui.error.hidden = !message;
+  }
+
+  /** The worker, started and with its data loaded (once; again after a failure or a crash). */
+  #start() {
+    this.#state.ready ??= this.#connect().catch((e) => {
+      this.drop();
+      throw e;
+    });
+    return this.#state.ready;
+  }
+
+  async #connect() {
+    const client = new WorkerClient(new URL('worker.js', this.#base));
+    this.#state.client = client;
+    client.on('crash', ({ message, starting }) => {
+      if (starting) return; // the start-up sequence fails with the reason
+      this.drop();
+      this.#state.crashed = true;
+      this.#showError(`The trainer stopped: ${message}. Press Train to start again.`);
+      this.#setPhase('error');
+    });
+    client.on('data-progress', ({ loaded, total }) => {
+      this.#ui.barLabel.textContent = 'Downloading the pictures…';
+      this.#ui.bar.max = total || loaded;
+      this.#ui.bar.value = loaded;
+    });
+    client.on('progress', ({ progress }) => {
+      this.#ui.barLabel.textContent = `Epoch ${progress.epoch + 1}: batch ${progress.batch} of ${progress.batches}`;
+      this.#ui.bar.max = progress.batches;
+      this.#ui.bar.value = progress.batch;
+    });
+    client.on('epoch', ({ stats }) => this.#onEpoch(stats));
+    // The model stays in memory (persist: false): a reader's visit leaves nothing in IndexedDB.
+    await startWorker(client, {
+      init: { persist: false },
+      dataUrl: this.#config().dataUrl,
+      onReady: ({ mode }) => { this.#ui.mode.textContent = mode.reason; },
+      onSilent: (seconds) => this.#showError(seconds == null ? '' : `The trainer has not answered for ${seconds} s; it may still be loading on a slow connection.`),
+    });
+  }
+
+  async #onTrain() {
+    this.#showError('');
+    this.#state.crashed = false;
+    try {
+      this.#setPhase('loading');
+      this.#ui.progress.hidden = false;
+      this.#ui.barLabel.textContent = 'Starting…';
+      await this.#start();
+      const c = this.#config();
+      // The preset's configuration comes from the core (wasm presetConfig).
+      const { config: preset } = await this.#state.client.request({ type: 'preset', name: c.preset }, 'preset');
+      const drawSeed = c.seed === 'random';
+      const config = { ...preset, epochs: c.epochs, seed: drawSeed ? 0 : c.seed, train_size: c.trainSize };
+      this.#state.history = [];
+      this.#renderHistory();
+      this.#setPhase('training');
+      await this.#state.client.request({ type: 'train', config, drawSeed }, 'done');
+      this.#state.hasModel = true;
+      this.#ui.barLabel.textContent = 'Done. Now try a picture.';
+      this.#setPhase('done');
+    } catch (e) {
+      // After a crash its own message stays (see #connect).
+      if (!this.#state.crashed) this.#showError(String(e.message ?? e));
+      this.#setPhase(this.#state.hasModel ? 'ready' : 'error');
+    }
+  }
+
+  #onEpoch(stats) {
+    this.#state.history.push(stats);
+    this.#renderHistory();
+  }
+
+  #renderHistory() {
+    const h = this.#state.history;
+    const last = h[h.length - 1];
+    this.#ui.epoch.textContent = String(h.length);
+    this.#ui.val.textContent = last ? acc(last.val_accuracy) : '–';
+    this.#ui.trainAcc.textContent = last ? acc(last.train_accuracy) : '–';
+    const n = this.#config().epochs;
+    // Accuracy from 0.5 (chance) to 1 on the y axis.
+    const pts = h.map((s, i) => `${(100 * (i + 1)) / n},${30 - 30 * Math.max(0, (s.val_accuracy - 0.5) * 2)}`);
+    this.#ui.spark.setAttribute('points', ['0,30', ...pts].join(' '));
+  }
+
+  async #classify(file) {
+    this.#showError('');
+    if (!this.#state.client || !this.#state.hasModel) { this.#showError('Train the model first (press Train), then try a picture.'); return; }
+    try {
+      const r = await predictFile(this.#state.client, file);
+      renderPrediction({ canvas: this.#ui.canvas, bars: this.#ui.bars, verdict: this.#ui.prediction }, r);
+      this.#ui.answer.hidden = false;
+    } catch (e) {
+      if (!this.#state.crashed) this.#showError(String(e.message ?? e));
+    }
+  }
+}
