@@ -7,10 +7,10 @@
 // and in the widget by widget/trainer.js.
 //
 //   request       fields                          replies, in order               sent by
-//   init          {threads?, store?, persist?,    ready {mode: {threads, kernel,  shared/startup.js,
-//                  noRelaxedSimd?, bench?}               isolated, reason}}          bench.js
-//                 persist: false keeps the model
-//                 in memory only, not IndexedDB;
+//   init          {threads?, store?, persist?,    alive* (every second while it   shared/startup.js,
+//                  noRelaxedSimd?, bench?}          runs: the worker's pulse),    bench.js
+//                 persist: false keeps the model  ready {mode: {threads, kernel,
+//                 in memory only, not IndexedDB;    isolated, reason}}
 //                 bench: the packages' benchmark
 //                 build, pkg*-bench/ (bench.js)
 //   load-data     {url}                           data-progress {file, loaded,    shared/startup.js

@@ -20,7 +20,7 @@ import {
 } from './harness.mjs';
 import { skyPicture } from './images.mjs';
 import { runConfig, shown, testLabels, train, withWeights } from './reference.mjs';
-import { sampleIndices } from '../../www/gallery.js';
+import { sampleIndices } from '../../www/shared/sample.js';
 
 const TRAIN_TIMEOUT = 180_000;
 /** A bundle whose test split fits the gallery's pool of mistakes (400 images: GALLERY_MISTAKE_POOL
@@ -361,7 +361,7 @@ describe('the confusion tables and the gallery', () => {
       // All images first: 48 drawn with the page's seed, each marked as the reference predicts.
       const all = (await tiles()).map((x) => ({ ...x, ...parse(x.label) }));
       assert.equal(all.length, 48);
-      assert.deepEqual(all.map((x) => x.index), sampleIndices(400, 48, RUN.seed, 0), 'the seeded draw of www/gallery.js');
+      assert.deepEqual(all.map((x) => x.index), sampleIndices(400, 48, RUN.seed, 0), 'the seeded draw of www/shared/sample.js');
       for (const x of all) {
         assert.equal(x.truth, classes[labels[x.index]], `image ${x.index}: its label in the bundle`);
         assert.equal(x.guess, guessOf(x.index), `image ${x.index}: the reference's prediction`);

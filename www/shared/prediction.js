@@ -3,7 +3,7 @@
 // the model saw, one probability bar per class and the verdict.
 //
 // Markup it fills: a 32x32 <canvas>, a list for the bars (one `li.bar-row` per class, `.best` on
-// the most likely: `span.name`, `div.bar > div.fill`, `span.value`) and an element for the
+// the most likely, `data-probability` the exact value: `span.name`, `div.bar > div.fill`, `span.value`) and an element for the
 // verdict (`[data-metric="prediction"]`, the best class's name).
 
 import { decodeImage } from './image.js';
@@ -41,7 +41,8 @@ export function renderPrediction(ui, { probabilities, image, classes }) {
     // The width is set through the CSSOM: the content security policy forbids style attributes.
     const fill = el('div', { class: 'fill' });
     fill.style.width = pct1(p);
-    return el('li', { class: i === best ? 'bar-row best' : 'bar-row' },
+    // data-probability: the exact value (the text is rounded), for tests and other scripts.
+    return el('li', { class: i === best ? 'bar-row best' : 'bar-row', 'data-probability': String(p) },
       el('span', { class: 'name' }, name),
       el('div', { class: 'bar', 'aria-hidden': 'true' }, fill),
       el('span', { class: 'value' }, pct1(p)));
