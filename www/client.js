@@ -91,8 +91,13 @@ export class WorkerClient extends EventTarget {
 
   /** Set by a crash: the worker is gone (or in an unknown state) until `restart`. */
   dead = null;
-  /** performance.now() of the worker's latest message (or of its start), for watchdogs. */
+  /** performance.now() of the worker's latest message other than its pulse (`alive`), or of its
+   *  start: the start-up's silence watchdog (a start that makes no progress, such as a download
+   *  that hangs, is reported even though the worker is alive). */
   heardAt = 0;
+  /** performance.now() of the worker's latest message of any kind, its pulse included: a worker
+   *  whose thread is stuck stops sending even that (shared/startup.js starts a fresh one). */
+  pulseAt = 0;
   /** Per request type, the latest request's settling (see the header: one at a time). */
   #lanes = new Map();
   #heard = false;
@@ -102,11 +107,13 @@ export class WorkerClient extends EventTarget {
     this.#heard = false;
     this.#lanes.clear();
     this.heardAt = performance.now();
+    this.pulseAt = this.heardAt;
     const worker = new Worker(this.workerUrl, { type: 'module' });
     this.worker = worker;
     worker.onmessage = ({ data }) => {
       this.#heard = true;
-      this.heardAt = performance.now();
+      this.pulseAt = performance.now();
+      if (data.type !== 'alive') this.heardAt = this.pulseAt;
       this.dispatchEvent(new CustomEvent(data.type, { detail: data }));
     };
     // A crash (an uncaught error, out of memory while loading) ends up here, not as a message;
