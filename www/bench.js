@@ -2,6 +2,8 @@
 // per epoch on synthetic data; `kernels=0`: epochs only) and prints one JSON line per figure. Driven by
 // scripts/bench, which reads `#results` once `data-state` is `done`. `relaxed_simd=0` makes the
 // worker take the threaded package built without relaxed SIMD (its `noRelaxedSimd` test hook).
+// The worker loads the benchmark build of the packages (`bench: true`: www/pkg*-bench/, from
+// `scripts/build --bench`); the production packages carry no benchmark code.
 import { WorkerClient } from './client.js';
 
 const params = new URLSearchParams(location.search);
@@ -20,7 +22,7 @@ client.on('bench-result', ({ row }) => { results.textContent += `${JSON.stringif
 client.on('error', ({ message }) => { status.textContent = `error: ${message}`; root.dataset.state = 'error'; });
 client.on('crash', ({ message }) => { status.textContent = `crash: ${message}`; root.dataset.state = 'error'; });
 
-const { mode } = await client.request({ type: 'init', threads, noRelaxedSimd }, 'ready');
+const { mode } = await client.request({ type: 'init', threads, noRelaxedSimd, bench: true }, 'ready');
 status.textContent = `running: ${mode.reason}`;
 root.dataset.state = 'training';
 await client.request({ type: 'bench', presets, epochs, kernels }, 'bench-done');

@@ -7,10 +7,12 @@
 // and in the widget by widget/trainer.js.
 //
 //   request       fields                          replies, in order               sent by
-//   init          {threads?, store?, persist?}    alive* (every second while it   shared/startup.js,
-//                 persist: false keeps the model    runs: the worker's pulse),    bench.js
-//                 in memory only, not IndexedDB   ready {mode: {threads, kernel,
-//                                                   isolated, reason}}
+//   init          {threads?, store?, persist?,    alive* (every second while it   shared/startup.js,
+//                  noRelaxedSimd?, bench?}          runs: the worker's pulse),    bench.js
+//                 persist: false keeps the model  ready {mode: {threads, kernel,
+//                 in memory only, not IndexedDB;    isolated, reason}}
+//                 bench: the packages' benchmark
+//                 build, pkg*-bench/ (bench.js)
 //   load-data     {url}                           data-progress {file, loaded,    shared/startup.js
 //                                                   total, fromCache, retry?}*,
 //                                                 data-ready {classes, train,
@@ -122,8 +124,13 @@ export class WorkerClient extends EventTarget {
 
   /** Set by a crash: the worker is gone (or in an unknown state) until `restart`. */
   dead = null;
-  /** performance.now() of the worker's latest message (or of its start), for watchdogs. */
+  /** performance.now() of the worker's latest message other than its pulse (`alive`), or of its
+   *  start: the start-up's silence watchdog (a start that makes no progress, such as a download
+   *  that hangs, is reported even though the worker is alive). */
   heardAt = 0;
+  /** performance.now() of the worker's latest message of any kind, its pulse included: a worker
+   *  whose thread is stuck stops sending even that (shared/startup.js starts a fresh one). */
+  pulseAt = 0;
   /** Per request type, the latest request's settling (see the header: one at a time). */
   #lanes = new Map();
   #heard = false;
@@ -133,11 +140,13 @@ export class WorkerClient extends EventTarget {
     this.#heard = false;
     this.#lanes.clear();
     this.heardAt = performance.now();
+    this.pulseAt = this.heardAt;
     const worker = new Worker(this.workerUrl, { type: 'module' });
     this.worker = worker;
     worker.onmessage = ({ data }) => {
       this.#heard = true;
-      this.heardAt = performance.now();
+      this.pulseAt = performance.now();
+      if (data.type !== 'alive') this.heardAt = this.pulseAt;
       this.dispatchEvent(new CustomEvent(data.type, { detail: data }));
     };
     // A crash (an uncaught error, out of memory while loading) ends up here, not as a message;

@@ -114,7 +114,7 @@ function stalled(client) {
   let timer;
   const promise = new Promise((resolve) => {
     timer = setInterval(() => {
-      if (!client.dead && performance.now() - client.heardAt >= STALL_MS) resolve(null);
+      if (!client.dead && performance.now() - client.pulseAt >= STALL_MS) resolve(null);
     }, 500);
   });
   return { promise, stop: () => clearInterval(timer) };
