@@ -13,7 +13,11 @@
 //    weights file;
 // then, in every engine (engines.mjs; SKYWATCH_E2E_ENGINES, default chromium,firefox,webkit):
 // 5. the mode line of the isolated page and seconds per lecture epoch on the whole bundle, timed
-//    from outside the page (when each epoch appears), training and validation together.
+//    from outside the page (when each epoch appears), training and validation together;
+// and in Chromium again:
+// 6. what the views of what the model learned cost: seconds per lecture epoch of the isolated page
+//    (timed as in 5) with the hidden units, "why this answer?" (a picture's saliency) and the hard
+//    examples open, against the same run with them closed, in alternating rounds.
 // Prints JSON lines. usage: node tests/e2e/bench.mjs [PRESETS] [EPOCHS] [PARTS, e.g. 5 or 1,5]
 import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,6 +48,27 @@ function rendererMegabytes(profile) {
     } catch { /* the process ended */ }
   }
   return total / 1024;
+}
+
+/** CPU seconds so far of this profile's renderer processes, by thread: the page's main thread
+ *  (the process's first thread), the workers (Chromium names them DedicatedWorker) and the rest
+ *  (compositor, raster and pools), from /proc/PID/task/TID/stat (utime + stime). */
+function rendererCpu(profile) {
+  const cpu = { main: 0, workers: 0, other: 0 };
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('--type=renderer') || !cmd.includes(profile)) continue;
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = /\((.*)\)/.exec(stat)[1];
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const seconds = (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ = 100)
+        cpu[tid === pid ? 'main' : /DedicatedWorker/.test(name) ? 'workers' : 'other'] += seconds;
+      }
+    } catch { /* the process or thread ended */ }
+  }
+  return cpu;
 }
 
 prepare();
@@ -100,6 +125,7 @@ try {
 }
 
 if (part(5)) await engines();
+if (part(6)) await viewsCost();
 
 /** The page's main thread while it trains (lecture, 4 epochs on 4000 images, threads): its long
  *  tasks (over 50 ms, the Long Tasks API), and the latency of Pause. */
@@ -244,4 +270,122 @@ async function engines() {
   } finally {
     await server.stop();
   }
+}
+
+/** Seconds per epoch of a page that has been started, timed from outside: the moments each
+ *  epoch's result appears, polled every 20 ms, until `epochs` are done. */
+async function epochTimes(evaluate, epochs, name) {
+  const seen = [];
+  const deadline = Date.now() + 600_000;
+  let last = -1;
+  for (;;) {
+    const now = await evaluate(() => ({
+      state: document.documentElement.dataset.state,
+      epoch: Number(document.querySelector('[data-metric="epoch"]')?.textContent || 0),
+    }));
+    const t = Date.now();
+    if (now.state === 'error') throw new Error(`${name}: the page stopped with an error`);
+    if (now.state === 'training' && seen.length === 0) seen.push({ epoch: 0, t });
+    if (seen.length && now.epoch !== last && now.epoch > 0) { seen.push({ epoch: now.epoch, t }); last = now.epoch; }
+    if (now.state === 'done' && now.epoch >= epochs) break;
+    if (Date.now() > deadline) throw new Error(`${name}: ${epochs} epochs did not finish in 600 s`);
+    await sleep(20);
+  }
+  return seen.slice(1).map((x, i) => (x.t - seen[i].t) / 1000);
+}
+
+/** Part 6: the isolated page's lecture epochs (whole bundle) with the views of what the model
+ *  learned open (hidden units updated every epoch, a unit selected, the saliency of a picture
+ *  refreshed as training goes, the hard examples every epoch) and closed, alternating, ROUNDS
+ *  rounds each (SKYWATCH_BENCH_VIEW_ROUNDS, default 6); the picture is classified in both, so that
+ *  only the views differ. Then the worker's share, measured directly: the milliseconds of each
+ *  view's request in the reference package (one thread, in Node) against its epoch. */
+async function viewsCost() {
+  const rounds = Number(process.env.SKYWATCH_BENCH_VIEW_ROUNDS || 6);
+  const server = await startServer();
+  const browser = await openBrowser();
+  const picture = png(64, 64, { row: (r, y) => { if (y % 16 < 8) r.fill(0xff); } });
+  const per = { open: [], closed: [] };
+  const cpu = { open: { main: 0, workers: 0, other: 0, epochs: 0 }, closed: { main: 0, workers: 0, other: 0, epochs: 0 } };
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const views of round % 2 ? ['closed', 'open'] : ['open', 'closed']) {
+        const page = await browser.context.newPage();
+        try {
+          // Closed before the page's first render (autostart: a new run, nothing restored).
+          await page.addInitScript((open) => {
+            document.addEventListener('DOMContentLoaded', () => {
+              for (const id of ['units-details', 'why-details', 'hard-details']) document.getElementById(id).open = open;
+            });
+          }, views === 'open');
+          await page.goto(`${server.url}?preset=lecture&epochs=${epochs}&seed=0&autostart=1`);
+          // After the first epoch: a picture to explain, and (views open) a unit selected.
+          await page.waitForFunction(() => Number(document.querySelector('[data-metric="epoch"]')?.textContent) >= 1, null, { timeout: 120_000, polling: 20 });
+          const times = [];
+          const cpu0 = rendererCpu(browser.profile);
+          const epoch0 = Number(await page.textContent('[data-metric="epoch"]'));
+          const timing = epochTimes((fn) => page.evaluate(fn), Number(epochs), `views ${views}`).then((t) => times.push(...t));
+          await page.setInputFiles('#picture-input', { name: 'stripes.png', mimeType: 'image/png', buffer: picture });
+          if (views === 'open') await page.click('#units-atlas', { position: { x: 5, y: 5 } });
+          await timing;
+          const cpu1 = rendererCpu(browser.profile);
+          for (const k of ['main', 'workers', 'other']) cpu[views][k] += cpu1[k] - cpu0[k];
+          cpu[views].epochs += Number(epochs) - epoch0;
+          const shown = await page.evaluate(() => ({
+            units: document.querySelector('[data-view="hidden-units"]')?.dataset.epoch ?? null,
+            saliency: !document.querySelector('[data-view="saliency"]').hidden,
+            hard: document.querySelectorAll('[data-view="hard-examples"] li').length,
+          }));
+          // Timed from epoch 1 on (the picture is there); the first interval is cut short.
+          per[views].push(...times.slice(1));
+          emit({ bench: 'views-round', round, views, preset: 'lecture', epoch_seconds: times, shown });
+        } finally {
+          await page.close();
+        }
+      }
+    }
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+  const open = median(per.open);
+  const closed = median(per.closed);
+  // CPU milliseconds per epoch of the page's threads (one epoch's wait for the `done` state and
+  // the final evaluation fall inside the last interval, alike in both).
+  const perEpoch = (c) => Object.fromEntries(['main', 'workers', 'other'].map((k) => [k, Math.round((1000 * c[k]) / c.epochs)]));
+  emit({
+    bench: 'views-cost', preset: 'lecture', rounds, epochs_each: per.open.length / rounds,
+    open_seconds_per_epoch: open, closed_seconds_per_epoch: closed, slowdown: Math.round(10000 * (open / closed - 1)) / 10000,
+    cpu_ms_per_epoch: { open: perEpoch(cpu.open), closed: perEpoch(cpu.closed) },
+  });
+
+  // The worker's side, per request, in the reference package (Node, one thread).
+  const { newSession, runConfig } = await import('./reference.mjs');
+  const { session: s, data: d } = newSession(DATA_DIR, runConfig({ epochs: 1, seed: 0 }));
+  const t0 = performance.now();
+  while (!s.trainBatches(1000).epoch);
+  const epochMs = performance.now() - t0;
+  const time = (fn, n = 10) => {
+    fn();
+    const t = performance.now();
+    for (let i = 0; i < n; i++) fn();
+    return (performance.now() - t) / n;
+  };
+  const rgba = new Uint8Array(4096).fill(200);
+  const ms = {
+    units: time(() => { const kept = s.unitTileEpochs().epochs; s.unitTilesAt(kept[kept.length - 1]); }),
+    hard: time(() => {
+      const h = s.hardExamples(12);
+      d.imagesRgba('train', Uint32Array.from(new Set([...h.most_wrong, ...h.forgotten, ...h.ambiguous].map((x) => x.index))));
+    }),
+    saliency: time(() => s.saliencyRgba(rgba, 32, 32)),
+    band: time(() => s.bandPosition('val_accuracy', 0, 0.8), 100),
+  };
+  s.free();
+  // Per epoch: tiles, hard examples and the band once each; the saliency at most every 3 s.
+  const share = (x, perEpoch = 1) => Math.round((10000 * x * perEpoch) / epochMs) / 10000;
+  emit({
+    bench: 'views-worker-ms', preset: 'lecture', threads: 1, epoch_ms: Math.round(epochMs), ...Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(100 * v) / 100])),
+    share_of_epoch: { units: share(ms.units), hard: share(ms.hard), band: share(ms.band), saliency: share(ms.saliency, Math.max(1, epochMs / 3000)) },
+  });
 }

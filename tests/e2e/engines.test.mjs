@@ -5,7 +5,8 @@
 //    for, with the mode the engine allows (2 threads with relaxed SIMD in Chromium and Firefox;
 //    simd128 on 1 thread in WebKitGTK, which has no SharedArrayBuffer), and classifies a picture:
 //    the probabilities it shows are the reference's (reference.mjs) for its exported weights and
-//    the same pixels;
+//    the same pixels, and it shows what the model learned: the hidden units (a tile checked
+//    against the weights) and the picture's saliency map (its maximum against the reference's);
 // 2. the blog widget on a host page without isolation trains single-threaded; that package's
 //    arithmetic is deterministic, so its accuracy and its answer for a dropped picture equal the
 //    reference's exactly;
@@ -27,6 +28,7 @@ import { launch, selectedEngines } from './engines.mjs';
 import { DATA_DIR, QUICK_DIR, prepare, run, startServer } from './harness.mjs';
 import { skyPicture } from './images.mjs';
 import { runConfig, shown, train, withWeights } from './reference.mjs';
+import { expectedTile, readSafetensors } from './weights.mjs';
 
 const ENGINES = selectedEngines();
 /** The Chromium test's bar for the isolated page (page.test.mjs, test 1). */
@@ -189,6 +191,23 @@ for (const name of ENGINES) {
           const model = withWeights(QUICK_DIR, config, weights);
           try {
             assertSameAnswer(answer, model.predictRgba(picture.rgba, picture.width, picture.height), { exact: single });
+            // What it learned: the hidden units of the last epoch (unit 0's tile is the downloaded
+            // weights normalised as the page states) and the picture's saliency map.
+            const views = await e.waitFor(() => {
+              const u = document.querySelector('[data-view="hidden-units"]');
+              const s = document.querySelector('[data-view="saliency"]');
+              if (u?.dataset.epoch !== '2' || s.hidden || s.dataset.subject !== 'picture') return false;
+              const px = (c, w) => Array.from(c.getContext('2d').getImageData(0, 0, w, 32).data);
+              return { units: u.dataset.units, tile: px(document.getElementById('units-atlas'), 32), max: s.dataset.magnitudeMax, cls: s.dataset.class };
+            }, null, { what: 'the hidden units and the saliency view' });
+            assert.equal(views.units, '512');
+            const tile = expectedTile(readSafetensors(weights)['0.weight'], 0);
+            assert.ok(views.tile.every((v, i) => v === tile.rgba[i] || (tile.halfway[i] && Math.abs(v - tile.rgba[i]) === 1)), 'unit 0\'s tile');
+            const saliency = model.saliencyRgba(answer.canvas, 32, 32);
+            t.diagnostic(`saliency: class ${views.cls}, max ${views.max} (reference ${saliency.magnitude_max})`);
+            assert.equal(Number(views.cls), saliency.class);
+            if (single) assert.equal(views.max, String(saliency.magnitude_max), 'the saliency map\'s max, as the reference\'s');
+            else assert.ok(Math.abs(Number(views.max) - saliency.magnitude_max) <= 1e-3 * saliency.magnitude_max, 'the saliency map\'s max');
           } finally {
             model.free();
           }

@@ -48,7 +48,10 @@ export function runConfig({ preset = 'lecture', epochs, seed = 0, trainSize = nu
 }
 
 /** A model on the bundle in `dir`: {config, history, evaluate(split), predictRgba(rgba, w, h),
- *  predictTest(indices), exportWeights(), free()}. */
+ *  predictTest(indices), exportWeights(), free()}, and what the page's views of what it learned
+ *  show, from the same core: unitTiles(), topActivations(unit), saliencyRgba(rgba, w, h, class?),
+ *  saliencyImage(split, i, class?), neighboursRgba(rgba, w, h), neighboursImage(split, i),
+ *  hardExamples(n), session (the package's Session itself). */
 function model(session, history) {
   const k = 2;
   return {
@@ -64,6 +67,14 @@ function model(session, history) {
       return indices.map((_, n) => Array.from(flat.subarray(n * k, (n + 1) * k)));
     },
     exportWeights: () => Buffer.from(session.exportWeights()),
+    unitTiles: () => session.unitTiles(),
+    topActivations: (unit) => session.topActivations(unit),
+    saliencyRgba: (rgba, width, height, cls) => session.saliencyRgba(Uint8Array.from(rgba), width, height, cls),
+    saliencyImage: (split, i, cls) => session.saliencyImage(split, i, cls),
+    neighboursRgba: (rgba, width, height) => session.neighboursRgba(Uint8Array.from(rgba), width, height),
+    neighboursImage: (split, i) => session.neighboursImage(split, i),
+    hardExamples: (n) => session.hardExamples(n),
+    session,
     free: () => session.free(),
   };
 }
@@ -85,6 +96,43 @@ export function withWeights(dir, config, bytes) {
   const session = new Session(JSON.stringify(config), data(dir));
   session.importWeights(Uint8Array.from(bytes));
   return model(session, []);
+}
+
+/** "Train more" from uploaded weights, as the page's worker does it: a run of `config` with the
+ *  weights `bytes` and a budget of 0 epochs, raised to `epochs` (extendEpochs) and trained. */
+export function trainFrom(dir, config, bytes, epochs) {
+  const session = new Session(JSON.stringify({ ...config, epochs: 0 }), data(dir));
+  session.importWeights(Uint8Array.from(bytes));
+  session.extendEpochs(epochs);
+  const history = [];
+  while (history.length < epochs) {
+    const step = session.trainBatches(1000);
+    if (step.epoch) history.push(step.epoch);
+  }
+  return model(session, history);
+}
+
+/** The bundle in `dir` read directly from its files (not through the package): `{manifest,
+ *  train: {count, labels, pixels(i)}, test}`, pixels as planar bytes (3 x 32 x 32). */
+export function bundle(dir) {
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const split = (name) => {
+    const bytes = readFileSync(join(dir, manifest[name].file));
+    const n = manifest[name].count;
+    const r = manifest.record_bytes;
+    return {
+      count: n,
+      labels: Uint8Array.from({ length: n }, (_, i) => bytes[i * r]),
+      pixels: (i) => bytes.subarray(i * r + 1, (i + 1) * r),
+    };
+  };
+  return { manifest, train: split('train'), test: split('test') };
+}
+
+/** A fresh Session of `config` on the bundle in `dir` (the package's own object), and the Data. */
+export function newSession(dir, config) {
+  const d = data(dir);
+  return { session: new Session(JSON.stringify(config), d), data: d };
 }
 
 /** The labels of the test split of the bundle in `dir`, read from its record file (byte 0 of

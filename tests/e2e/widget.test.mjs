@@ -111,6 +111,57 @@ for (const isolated of [false, true]) {
       });
     }
 
+    if (!isolated) {
+      test('after training: the strip of the 16 strongest-voting hidden units is the reference\'s; Train more goes on as the reference\'s longer run', { timeout: 120_000 }, async () => {
+        const page = await browser.context.newPage();
+        const problems = watch(page);
+        try {
+          await page.goto(host.url);
+          await page.waitForFunction(() => customElements.get('skywatch-trainer') !== undefined);
+          const strip = () => shadow(page, 'first', '[data-view="hidden-units"]').evaluate((f) => ({
+            hidden: f.hidden, ...f.dataset,
+            first: Array.from(f.querySelector('canvas').getContext('2d').getImageData(0, 0, 32, 32).data),
+          }));
+          await shadow(page, 'first', '#train').click();
+          await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('first').dataset.state), null, { timeout: 90_000, polling: 100 });
+          assert.equal(await widgetState(page, 'first'), 'done', await shadow(page, 'first', '.error').textContent());
+          // The single-threaded package: the reference's model, so its tiles and their order.
+          const tiles = reference('first').unitTiles();
+          const got = await strip();
+          assert.equal(got.hidden, false, 'the strip is shown once training is done');
+          assert.equal(got.units, '16');
+          assert.equal(got.total, '512');
+          assert.equal(got.epoch, '5');
+          assert.equal(got.shown, Array.from(tiles.order.subarray(0, 16)).join(','), 'the 16 strongest voters, strongest first');
+          const u = tiles.order[0];
+          assert.deepEqual(got.first, Array.from(tiles.tiles.subarray(u * 4096, (u + 1) * 4096)), 'the first tile is the strongest unit\'s');
+
+          // Train more: 5 more epochs from the model, as one run of 10.
+          assert.equal(await shadow(page, 'first', '#more').textContent(), 'Train 5 more epochs');
+          await shadow(page, 'first', '#more').click();
+          await page.waitForFunction(() => document.getElementById('first').dataset.state === 'training', null, { timeout: 10_000, polling: 20 });
+          await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('first').dataset.state), null, { timeout: 90_000, polling: 100 });
+          assert.equal(await widgetState(page, 'first'), 'done', await shadow(page, 'first', '.error').textContent());
+          const longer = train(QUICK_DIR, runConfig({ epochs: 10, seed: SEEDS.first }));
+          try {
+            assert.equal(await shadow(page, 'first', '[data-metric="epoch"]').textContent(), '10');
+            assert.equal(await shadow(page, 'first', '#epochs').textContent(), '10');
+            assert.equal(await shadow(page, 'first', '[data-metric="val-accuracy"]').textContent(), shown(longer.history[9].val_accuracy), 'the 10-epoch run\'s val accuracy');
+            assert.equal(await shadow(page, 'first', '[data-metric="train-accuracy"]').textContent(), shown(longer.history[9].train_accuracy));
+            const after = await strip();
+            assert.equal(after.epoch, '10');
+            assert.equal(after.shown, Array.from(longer.unitTiles().order.subarray(0, 16)).join(','));
+          } finally {
+            longer.free();
+          }
+          await screenshot(page, 'widget-strip-train-more');
+          assert.deepEqual(problems.problems().filter((p) => !p.includes('favicon.ico')), []);
+        } finally {
+          await page.close();
+        }
+      });
+    }
+
     test('two widgets train in quick mode, classify a dropped picture, the host keeps running', { timeout: 120_000 }, async () => {
       const page = await browser.context.newPage();
       const problems = watch(page);

@@ -73,7 +73,8 @@ export function renderHard() {
   });
   $('hard-most-wrong').replaceChildren(...items(r.mostWrong, 'most-wrong', (x) => `loss ${x.loss.toFixed(2)}`));
   $('hard-forgotten').replaceChildren(...items(r.forgotten, 'forgotten', (x) => `forgotten ${x.forgetting_events}×`));
-  $('hard-ambiguous').replaceChildren(...items(r.ambiguous, 'ambiguous', (x) => `p ${pct1(x.probability)}`));
+  // Two decimals: near 50% one would show them all alike.
+  $('hard-ambiguous').replaceChildren(...items(r.ambiguous, 'ambiguous', (x) => `p ${(100 * x.probability).toFixed(2)}%`));
 }
 
 export function wireHard() {

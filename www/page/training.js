@@ -9,7 +9,7 @@ import {
 import {
   FIELDS, RECIPE, applyPreset, describeRecipe, format, formFromConfig, matchPreset, paramsFromForm,
 } from './config.js';
-import { setText } from '../shared/dom.js';
+import { setProp, setText } from '../shared/dom.js';
 import { acc, int, plural } from '../shared/format.js';
 import { clearEvaluation, requestEvaluation } from './confusion.js';
 import { refreshGallery } from './gallery.js';
@@ -290,10 +290,10 @@ export function renderForm() {
   cont.hidden = !canContinue();
   if (m) setText(cont, `Continue training to ${m.config.epochs} epochs`);
   const more = moreEpochs();
-  $('more').hidden = !canTrainMore();
-  $('train-more').disabled = !canTrainMore() || more === null;
-  $('more-epochs').disabled = busy;
-  $('more-epochs').setAttribute('aria-invalid', String(more === null));
+  setProp($('more'), 'hidden', !canTrainMore());
+  setProp($('train-more'), 'disabled', !canTrainMore() || more === null);
+  setProp($('more-epochs'), 'disabled', busy);
+  if ($('more-epochs').getAttribute('aria-invalid') !== String(more === null)) $('more-epochs').setAttribute('aria-invalid', String(more === null));
   setText($('train-more'), more === null ? 'Train more' : `Train ${more} more epoch${more === 1 ? '' : 's'}`);
 }
 

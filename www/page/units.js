@@ -10,7 +10,7 @@
 // at pixel `((p % columns) * pitchX, floor(p / columns) * pitchY)` of its canvas).
 
 import { $, classes, client, oneAtATime, pushError, scheduleRender, state } from './state.js';
-import { el, setText } from '../shared/dom.js';
+import { el, setProp, setStyle, setText } from '../shared/dom.js';
 import { int } from '../shared/format.js';
 import { PITCH_X, PITCH_Y, TILE, classColor, drawAtlas, putRgba, rgbaCanvas, voteLeans } from '../shared/tiles.js';
 
@@ -57,7 +57,14 @@ function requestDetail() {
     .finally(() => { view.detailBusy = false; scheduleRender(); });
 }
 
-const displayOrder = (r) => (view.order === 'votes' ? Array.from(r.order) : Array.from({ length: r.units }, (_, j) => j));
+/** The units in display order (kept per result and order: renders come many times a second). */
+let ordered = { r: null, order: '', units: [] };
+function displayOrder(r) {
+  if (ordered.r !== r || ordered.order !== view.order) {
+    ordered = { r, order: view.order, units: view.order === 'votes' ? Array.from(r.order) : Array.from({ length: r.units }, (_, j) => j) };
+  }
+  return ordered.units;
+}
 
 let drawn = { version: -1, order: '' };
 
@@ -66,7 +73,6 @@ export function renderUnits() {
   const box = $('units-view');
   if (!state.model || state.crashed) {
     setText($('units-note'), state.crashed ? '' : 'Train a model (or upload weights) to see its hidden units.');
-    $('units-epoch').disabled = true;
     if (view.result && !state.model) { view.result = null; view.version++; }
   }
   // One request per change of the model's history (an epoch, a new run, an upload), while open.
@@ -83,7 +89,7 @@ export function renderUnits() {
       units: String(r.units), epoch: String(r.epoch), order: view.order, columns: String(COLUMNS),
       pitchX: String(PITCH_X), pitchY: String(PITCH_Y), votesExact: String(r.votesExact),
     });
-    box.hidden = false;
+    setProp(box, 'hidden', false);
     const slider = $('units-epoch');
     slider.max = String(r.epochs.length - 1);
     slider.value = String(Math.max(0, r.epochs.indexOf(r.epoch)));
@@ -95,7 +101,7 @@ export function renderUnits() {
     $('units-atlas').setAttribute('aria-label', `${int(r.units)} hidden units as 32 by 32 pictures, ${label}; `
       + 'use the arrow keys to choose one');
   }
-  $('units-epoch').disabled = !r || r.epochs.length < 2 || state.crashed;
+  setProp($('units-epoch'), 'disabled', !r || r.epochs.length < 2 || state.crashed);
   renderCursor(r);
   renderDetail(open, r);
 }
@@ -104,51 +110,51 @@ function renderCursor(r) {
   const cursor = $('units-cursor');
   const canvas = $('units-atlas');
   const p = r && view.selected != null ? displayOrder(r).indexOf(view.selected) : -1;
-  cursor.hidden = p < 0;
+  setProp(cursor, 'hidden', p < 0);
   if (p < 0) return;
   // Percentages of the canvas, which fills its wrapper: no layout read needed.
   const x = (p % COLUMNS) * PITCH_X;
   const y = Math.floor(p / COLUMNS) * PITCH_Y;
-  cursor.style.left = `${(100 * x) / canvas.width}%`;
-  cursor.style.top = `${(100 * y) / canvas.height}%`;
-  cursor.style.width = `${(100 * TILE) / canvas.width}%`;
-  cursor.style.height = `${(100 * TILE) / canvas.height}%`;
+  setStyle(cursor, 'left', `${(100 * x) / canvas.width}%`);
+  setStyle(cursor, 'top', `${(100 * y) / canvas.height}%`);
+  setStyle(cursor, 'width', `${(100 * TILE) / canvas.width}%`);
+  setStyle(cursor, 'height', `${(100 * TILE) / canvas.height}%`);
 }
 
-let detailDrawn = '';
+let detailDrawn = { tile: '', lists: null };
 
 function renderDetail(open, r) {
   const box = $('unit-detail');
   const u = view.selected;
-  box.hidden = !r || u == null || u >= r.units;
+  setProp(box, 'hidden', !r || u == null || u >= r.units);
   if (box.hidden) return;
   // The top images need the scan: asked for when training is paused or over, once per model.
   if (open && !training() && !view.detailBusy && view.detailKey !== `${u}|${state.historyVersion}` && !state.crashed) requestDetail();
   const d = view.detail?.unit === u ? view.detail : null;
-  const key = `${view.version}|${u}|${d?.epoch}|${view.detailBusy}|${view.detailError}|${training()}|${state.model?.history.length}`;
-  if (detailDrawn === key) return;
-  detailDrawn = key;
-  box.dataset.unit = String(u);
-  putRgba($('unit-big'), r.tiles, u * 4096);
   const names = classes();
-  const { cls, strength } = voteLeans(r.votes, r.units, r.classes);
-  const rank = Array.from(r.order).indexOf(u);
-  setText($('unit-title'), `Unit ${u}`);
-  setText($('unit-scale'), `${r.epoch === 0 ? 'Before training' : `After epoch ${r.epoch}`}; its tile's brightest colour is a weight of `
-    + `${r.scale[u].toPrecision(3)} (max |w|). Rank ${rank + 1} of ${r.units} by vote strength (${strength[u].toPrecision(3)}).`);
-  const votes = names.map((name, c) => r.votes[c * r.units + u]);
-  const most = Math.max(1e-12, ...votes.map(Math.abs));
-  $('unit-votes').replaceChildren(...votes.map((v, c) => {
-    const fill = el('div', { class: 'fill' });
-    fill.style.width = `${(50 * Math.abs(v)) / most}%`;
-    fill.style.marginLeft = v < 0 ? `${50 - (50 * Math.abs(v)) / most}%` : '50%';
-    fill.style.background = classColor(c);
-    return el('li', { class: c === cls[u] ? 'bar-row best' : 'bar-row', 'data-vote': String(v) },
-      el('span', { class: 'name' }, names[c]),
-      el('div', { class: 'bar signed', 'aria-hidden': 'true' }, fill),
-      el('span', { class: 'value' }, `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`));
-  }));
-  setText($('unit-lean'), `It pushes towards ${names[cls[u]]}${r.votesExact ? '' : ' (through the later layers as if they were linear: the product of their weights)'}.`);
+  if (detailDrawn.tile !== `${view.version}|${u}`) {
+    detailDrawn.tile = `${view.version}|${u}`;
+    box.dataset.unit = String(u);
+    putRgba($('unit-big'), r.tiles, u * 4096);
+    const { cls, strength } = voteLeans(r.votes, r.units, r.classes);
+    const rank = Array.from(r.order).indexOf(u);
+    setText($('unit-title'), `Unit ${u}`);
+    setText($('unit-scale'), `${r.epoch === 0 ? 'Before training' : `After epoch ${r.epoch}`}; its tile's brightest colour is a weight of `
+      + `${r.scale[u].toPrecision(3)} (max |w|). Rank ${rank + 1} of ${r.units} by vote strength (${strength[u].toPrecision(3)}).`);
+    const votes = names.map((name, c) => r.votes[c * r.units + u]);
+    const most = Math.max(1e-12, ...votes.map(Math.abs));
+    $('unit-votes').replaceChildren(...votes.map((v, c) => {
+      const fill = el('div', { class: 'fill' });
+      fill.style.width = `${(50 * Math.abs(v)) / most}%`;
+      fill.style.marginLeft = v < 0 ? `${50 - (50 * Math.abs(v)) / most}%` : '50%';
+      fill.style.background = classColor(c);
+      return el('li', { class: c === cls[u] ? 'bar-row best' : 'bar-row', 'data-vote': String(v) },
+        el('span', { class: 'name' }, names[c]),
+        el('div', { class: 'bar signed', 'aria-hidden': 'true' }, fill),
+        el('span', { class: 'value' }, `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`));
+    }));
+    setText($('unit-lean'), `It pushes towards ${names[cls[u]]}${r.votesExact ? '' : ' (through the later layers as if they were linear: the product of their weights)'}.`);
+  }
 
   const now = state.model?.history.length ?? 0;
   let note = '';
@@ -158,6 +164,8 @@ function renderDetail(open, r) {
   else if (d && training() && d.epoch !== now) note = `Training images for the weights after epoch ${d.epoch}; updated when training is paused or over.`;
   else if (d) note = `Ranked by the unit's input z = w·x + b over the run's training images, with the weights after epoch ${d.epoch}.`;
   setText($('unit-note'), note);
+  if (detailDrawn.lists === d) return;
+  detailDrawn.lists = d;
   const list = (idx, values, labels, offset) => Array.from(idx, (index, k) => el('li', { class: 'thumb', 'data-index': String(index), 'data-value': String(values[k]) },
     rgbaCanvas(d.images, (offset + k) * 4096),
     el('span', { class: 'caption' }, `${names[labels[k]]}`, el('span', { class: 'p' }, `z ${values[k] >= 0 ? '+' : '−'}${Math.abs(values[k]).toFixed(2)}`))));

@@ -11,7 +11,7 @@
 // neighbours (`li[data-index][data-label][data-distance]`).
 
 import { $, classes, client, pushError, scheduleRender, state } from './state.js';
-import { el, setText } from '../shared/dom.js';
+import { el, setProp, setText } from '../shared/dom.js';
 import { pct1 } from '../shared/format.js';
 import { putRgba, rgbaCanvas } from '../shared/tiles.js';
 
@@ -122,7 +122,7 @@ function renderSaliency() {
   const r = view.result;
   setText($('why-error'), view.error);
   setText($('why-empty'), r ? '' : 'Classify a picture above, or click a test image or a hard example, to see what the answer depends on.');
-  box.hidden = !r;
+  setProp(box, 'hidden', !r);
   const key = `${view.version}|${view.cls}`;
   if (!r || drawn.key === key) return;
   drawn.key = key;
@@ -146,8 +146,14 @@ function renderSaliency() {
   setText($('why-subject'), what);
   setText($('why-answer'), `The model says ${names[best]} (${pct1(r.probabilities[best])}); `
     + `${r.epoch ? `weights after epoch ${r.epoch}` : 'weights before any training here'}.`);
-  $('why-class').replaceChildren(...names.map((name, c) => el('label', { class: 'check' },
-    el('input', { type: 'radio', name: 'why-class', value: String(c), checked: c === r.class }), ` ${name}`)));
+  // The radio buttons are rebuilt only for other classes (focus stays on them across refreshes).
+  const radios = $('why-class');
+  if (radios.dataset.names !== names.join(',')) {
+    radios.dataset.names = names.join(',');
+    radios.replaceChildren(...names.map((name, c) => el('label', { class: 'check' },
+      el('input', { type: 'radio', name: 'why-class', value: String(c) }), ` ${name}`)));
+  }
+  radios.querySelectorAll('input').forEach((input, c) => setProp(input, 'checked', c === r.class));
   setText($('why-legend'), `Yellow marks the pixels whose change would move log p(${names[r.class]}) the most: `
     + 'the gradient\'s largest absolute value over the three colour channels, relative to this picture\'s largest.');
 }

@@ -17,3 +17,15 @@ export function el(tag, props = {}, ...children) {
 export function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
+
+/** `node[key] = value` (a property such as `hidden` or `disabled`) only when it differs: an
+ *  unchanged write can still invalidate style, and the page renders many times a second while it
+ *  trains. */
+export function setProp(node, key, value) {
+  if (node[key] !== value) node[key] = value;
+}
+
+/** `node.style[name] = value` only when it differs (see setProp). */
+export function setStyle(node, name, value) {
+  if (node.style[name] !== value) node.style[name] = value;
+}
