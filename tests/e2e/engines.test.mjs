@@ -206,7 +206,9 @@ for (const name of ENGINES) {
         await e.guarded('engines-widget', async () => {
           await e.goto(host.url);
           assert.equal(await e.evaluate(() => self.crossOriginIsolated), false);
-          await e.waitFor(() => customElements.get('skywatch-trainer') !== undefined, null, { what: 'the widget element' });
+          // Train is disabled until the widget's module has loaded (data-state "ready"); a click
+          // before then would do nothing, as for a reader.
+          await e.waitFor(() => document.getElementById('widget')?.dataset.state === 'ready', null, { what: 'the widget to be ready' });
           await e.evaluate(() => document.getElementById('widget').shadowRoot.getElementById('train').click());
           const got = await e.waitFor(() => ['done', 'error'].includes(document.getElementById('widget').dataset.state)
             && document.getElementById('widget').dataset.state, null, { timeout: 90_000, what: 'the widget to finish' });
