@@ -15,8 +15,8 @@ use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
     GpuAdapter, GpuBuffer, GpuBufferDescriptor, GpuCompilationMessageType, GpuDevice, GpuDeviceDescriptor,
-    GpuErrorFilter, GpuPowerPreference, GpuQueue, GpuRequestAdapterOptions, GpuShaderModule,
-    GpuShaderModuleDescriptor, gpu_buffer_usage, gpu_map_mode,
+    GpuErrorFilter, GpuPowerPreference, GpuQueue, GpuRequestAdapterOptions, GpuShaderModule, GpuShaderModuleDescriptor,
+    gpu_buffer_usage, gpu_map_mode,
 };
 
 /// What the browser offers: whether there is a WebGPU adapter, whether it is a software
@@ -150,9 +150,12 @@ impl Gpu {
         let limits = adapter.limits();
         let read = |name: &str| Reflect::get(&limits, &name.into()).ok().and_then(|v| v.as_f64());
         let required = Object::new();
-        for name in
-            ["maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize", "maxStorageBuffersPerShaderStage"]
-        {
+        for name in [
+            "maxStorageBufferBindingSize",
+            "maxBufferSize",
+            "maxComputeWorkgroupStorageSize",
+            "maxStorageBuffersPerShaderStage",
+        ] {
             if let Some(v) = read(name) {
                 Reflect::set(&required, &name.into(), &v.into()).expect("setting a property of a new object");
             }
@@ -298,12 +301,12 @@ impl Gpu {
         if bytes == 0 {
             return Ok(Vec::new());
         }
-        buf.map_async_with_u32_and_f64(gpu_map_mode::READ, 0, bytes as f64)
-            .await
-            .map_err(|e| self.lost_or(Error::Gpu(format!("reading results back from the GPU failed ({})", js_message(&e)))))?;
-        let range: js_sys::ArrayBuffer = buf
-            .get_mapped_range_with_u32_and_f64(0, bytes as f64)
-            .map_err(|e| self.lost_or(Error::Gpu(format!("reading results back from the GPU failed ({})", js_message(&e)))))?;
+        buf.map_async_with_u32_and_f64(gpu_map_mode::READ, 0, bytes as f64).await.map_err(|e| {
+            self.lost_or(Error::Gpu(format!("reading results back from the GPU failed ({})", js_message(&e))))
+        })?;
+        let range: js_sys::ArrayBuffer = buf.get_mapped_range_with_u32_and_f64(0, bytes as f64).map_err(|e| {
+            self.lost_or(Error::Gpu(format!("reading results back from the GPU failed ({})", js_message(&e))))
+        })?;
         let out = js_sys::Uint8Array::new(&range).to_vec();
         buf.unmap();
         Ok(out)
@@ -312,7 +315,7 @@ impl Gpu {
     /// Compiles WGSL made of `parts` (file name, source), joined by newlines. A compile error
     /// names the file, line and column of its part: "a WebGPU shader failed to compile:
     /// gemm.wgsl:12:5: …".
-    pub(crate) async fn module(&self, parts: &[(&str, &str)]) -> Result<GpuShaderModule> {
+    pub async fn module(&self, parts: &[(&str, &str)]) -> Result<GpuShaderModule> {
         self.check()?;
         let code = parts.iter().map(|(_, src)| *src).collect::<Vec<_>>().join("\n");
         let d = &self.0.device;

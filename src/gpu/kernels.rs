@@ -64,7 +64,8 @@ pub struct BatchEntry {
 impl BatchEntry {
     fn bytes(&self) -> [u8; 24] {
         let mut out = [0; 24];
-        let words = [self.start, self.rows, self.slot, self.first as u32, self.step_size.to_bits(), self.bc2_sqrt.to_bits()];
+        let words =
+            [self.start, self.rows, self.slot, self.first as u32, self.step_size.to_bits(), self.bc2_sqrt.to_bits()];
         for (o, w) in out.chunks_exact_mut(4).zip(words) {
             o.copy_from_slice(&w.to_le_bytes());
         }
@@ -243,7 +244,8 @@ impl Kernels {
         if !constants.is_empty() {
             let record = js_sys::Object::new();
             for (name, value) in constants {
-                js_sys::Reflect::set(&record, &(*name).into(), &(*value).into()).expect("setting a property of a new object");
+                js_sys::Reflect::set(&record, &(*name).into(), &(*value).into())
+                    .expect("setting a property of a new object");
             }
             stage.set_constants(record.unchecked_ref());
         }
@@ -271,8 +273,7 @@ impl Kernels {
     /// A batch table of `capacity` entries.
     pub fn batch_table(&self, capacity: usize) -> Result<BatchTable> {
         let bytes = capacity.max(1) as u64 * BATCH_STRIDE;
-        let buffer =
-            self.gpu.buffer("a batch table", bytes, gpu_buffer_usage::UNIFORM | gpu_buffer_usage::COPY_DST)?;
+        let buffer = self.gpu.buffer("a batch table", bytes, gpu_buffer_usage::UNIFORM | gpu_buffer_usage::COPY_DST)?;
         let binding = GpuBufferBinding::new(&buffer);
         binding.set_size_f64(BATCH_BYTES as f64);
         let entries = [GpuBindGroupEntry::new_with_gpu_buffer_binding(0, &binding)];
@@ -363,8 +364,11 @@ impl Kernels {
         confusion: Option<&GpuBuffer>,
     ) -> LossCall {
         let train = dz.is_some();
-        let constants =
-            [("NLL", (kind == LossKind::Nll) as u32 as f64), ("TRAIN", train as u32 as f64), ("CLASSES", classes as f64)];
+        let constants = [
+            ("NLL", (kind == LossKind::Nll) as u32 as f64),
+            ("TRAIN", train as u32 as f64),
+            ("CLASSES", classes as f64),
+        ];
         let dz = dz.unwrap_or(&self.dummy_write);
         let confusion = confusion.unwrap_or(&self.dummy_write);
         LossCall {
@@ -375,13 +379,7 @@ impl Kernels {
 
     /// Bias gradient of a layer of `n` outputs into `out[off..off + n]`: stored, or applied as a
     /// plain SGD step when `sgd` is `(lr, weight_decay)` (bias_grad.wgsl).
-    pub fn bias_grad(
-        &self,
-        n: u32,
-        off: u32,
-        sgd: Option<(f32, f32)>,
-        [dy, out]: [&GpuBuffer; 2],
-    ) -> Result<BiasCall> {
+    pub fn bias_grad(&self, n: u32, off: u32, sgd: Option<(f32, f32)>, [dy, out]: [&GpuBuffer; 2]) -> Result<BiasCall> {
         let (lr, wd) = sgd.unwrap_or((0.0, 0.0));
         let uniform = self.uniform("bias-gradient parameters", &words(&[n, off, lr.to_bits(), wd.to_bits()]))?;
         Ok(BiasCall {

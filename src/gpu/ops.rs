@@ -95,7 +95,8 @@ impl Ops {
         aux: Option<&[f32]>,
         rows: u32,
     ) -> Result<Vec<f32>> {
-        let (ab, bb, cb) = (self.upload("A", &f32_bytes(a))?, self.upload("B", &f32_bytes(b))?, self.upload("C", &f32_bytes(c))?);
+        let (ab, bb, cb) =
+            (self.upload("A", &f32_bytes(a))?, self.upload("B", &f32_bytes(b))?, self.upload("C", &f32_bytes(c))?);
         let auxb = match aux {
             Some(x) => Some(self.upload("aux", &f32_bytes(x))?),
             None => None,
@@ -165,7 +166,14 @@ impl Ops {
     }
 
     /// Bias gradient of `dy: [rows, n]` into `out[off..off + n]` (stored, or an SGD step).
-    pub async fn bias_grad(&self, dy: &[f32], n: u32, off: u32, sgd: Option<(f32, f32)>, out: &[f32]) -> Result<Vec<f32>> {
+    pub async fn bias_grad(
+        &self,
+        dy: &[f32],
+        n: u32,
+        off: u32,
+        sgd: Option<(f32, f32)>,
+        out: &[f32],
+    ) -> Result<Vec<f32>> {
         let rows = (dy.len() / n as usize) as u32;
         let db = self.upload("dy", &f32_bytes(dy))?;
         let ob = self.upload("out", &f32_bytes(out))?;

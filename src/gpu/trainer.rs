@@ -54,7 +54,10 @@ impl GpuData {
         let n = d.train.len().max(d.test.len()) as u32;
         let iota: Vec<u8> = (0..n).flat_map(|i| i.to_le_bytes()).collect();
         Ok(GpuData {
-            records: [gpu.storage_with("the training images", d.train.records())?, gpu.storage_with("the test images", d.test.records())?],
+            records: [
+                gpu.storage_with("the training images", d.train.records())?,
+                gpu.storage_with("the test images", d.test.records())?,
+            ],
             lut: gpu.storage_with("the normalisation table", &lut)?,
             iota: gpu.storage_with("the evaluation indices", &iota)?,
         })
@@ -274,7 +277,9 @@ impl GpuModel {
             let input = if l == 0 { &x0 } else { &outs[l - 1] };
             forward.push(k.gemm(&fwd_specs[l], [input, &params, &outs[l]], Some(&params), &scratch)?);
             let dx = match &dx_specs[l] {
-                Some(spec) => Some(k.gemm(spec, [&deltas[l], &params, &deltas[l - 1]], Some(&outs[l - 1]), &scratch)?),
+                Some(spec) => {
+                    Some(k.gemm(spec, [&deltas[l], &params, &deltas[l - 1]], Some(&outs[l - 1]), &scratch)?)
+                }
                 None => None,
             };
             let target = grads.as_ref().unwrap_or(&params);
@@ -294,7 +299,10 @@ impl GpuModel {
         let dispatches_per_batch = 1
             + forward.iter().map(GemmCall::dispatches).sum::<usize>()
             + 1
-            + backward.iter().map(|b| b.dx.as_ref().map_or(0, GemmCall::dispatches) + b.dw.dispatches() + 1).sum::<usize>()
+            + backward
+                .iter()
+                .map(|b| b.dx.as_ref().map_or(0, GemmCall::dispatches) + b.dw.dispatches() + 1)
+                .sum::<usize>()
             + optimizer.is_some() as usize;
         Ok(GpuModel {
             params,
@@ -509,8 +517,7 @@ impl GpuTrainer {
         if self.epoch.is_none() {
             self.sync().await?;
             let start_step = self.trainer.optimizer.step;
-            let order: Vec<u8> =
-                self.trainer.draw_external_epoch()?.iter().flat_map(|i| i.to_le_bytes()).collect();
+            let order: Vec<u8> = self.trainer.draw_external_epoch()?.iter().flat_map(|i| i.to_le_bytes()).collect();
             start = Some((order, start_step));
             self.epoch = Some(EpochRun { start_step, ..EpochRun::default() });
         }
@@ -535,7 +542,14 @@ impl GpuTrainer {
                     model.encode_train_batch(&pass, b);
                 }
                 pass.end();
-                copy(&encoder, &model.stats, b0 as u64 * STAT_BYTES, &model.read_stats, 0, (b1 - b0) as u64 * STAT_BYTES)?;
+                copy(
+                    &encoder,
+                    &model.stats,
+                    b0 as u64 * STAT_BYTES,
+                    &model.read_stats,
+                    0,
+                    (b1 - b0) as u64 * STAT_BYTES,
+                )?;
             }
             gpu.queue().submit(&[encoder.finish()]);
             Ok(())
@@ -692,8 +706,10 @@ impl GpuTrainer {
         let k = self.model.classes;
         let split = batches * STAT_BYTES as usize;
         let stats = parse_stats(&bytes[..split]);
-        let counts: Vec<usize> =
-            bytes[split..].chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize).collect();
+        let counts: Vec<usize> = bytes[split..]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)
+            .collect();
         let loss_sum: f64 = stats.iter().map(|s| s.0 as f64).sum();
         let correct: usize = stats.iter().map(|s| s.1 as usize).sum();
         EvalStats {
@@ -735,10 +751,10 @@ impl GpuTrainer {
 
     /// The run between epochs, as [`Trainer::save_state`] (resumable by either backend).
     pub async fn save_state(&mut self) -> Result<Vec<u8>> {
+        self.kernels.gpu().check()?;
         if self.epoch.is_some() {
             return Err(Error::Config("a run can be saved only between epochs".into()));
         }
-        self.kernels.gpu().check()?;
         self.sync().await?;
         self.trainer.save_state()
     }

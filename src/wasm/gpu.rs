@@ -64,37 +64,38 @@ pub fn gpu_probe() -> js_sys::Promise {
 /// A training run on the GPU. See the module documentation.
 #[wasm_bindgen]
 pub struct GpuSession {
-    inner: Rc<RefCell<GpuTrainer>>,
+    /// Empty while a call has the trainer (across its awaits): a second call is refused.
+    inner: Rc<RefCell<Option<GpuTrainer>>>,
     gpu: Gpu,
 }
 
 const BUSY: &str = "the GPU session is busy with another call; await it first";
 
-/// The trainer for one call, or the busy error (a call holds it across its awaits).
-fn lock(inner: &RefCell<GpuTrainer>) -> Result<std::cell::RefMut<'_, GpuTrainer>, Error> {
-    inner.try_borrow_mut().map_err(|_| Error::Gpu(BUSY.into()))
-}
-
 impl GpuSession {
-    /// Runs `f` on the trainer in a promise. `f` takes the trainer with [`lock`], which refuses
-    /// a second call while one is pending.
-    fn with<F, Fut>(&self, f: F) -> js_sys::Promise
+    /// Runs `f` on the trainer in a promise. The trainer is taken out of the session for the
+    /// call and put back after it, so a call made meanwhile is rejected as busy.
+    fn with<F>(&self, f: F) -> js_sys::Promise
     where
-        F: FnOnce(Rc<RefCell<GpuTrainer>>) -> Fut,
-        Fut: Future<Output = Result<JsValue, Error>> + 'static,
+        F: AsyncFnOnce(&mut GpuTrainer) -> Result<JsValue, Error> + 'static,
     {
-        promise(f(Rc::clone(&self.inner)))
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            let mut t = inner.borrow_mut().take().ok_or_else(|| Error::Gpu(BUSY.into()))?;
+            let result = f(&mut t).await;
+            *inner.borrow_mut() = Some(t);
+            result
+        })
     }
 
     fn read<T>(&self, f: impl FnOnce(&GpuTrainer) -> T) -> Result<T, JsError> {
-        let t = self.inner.try_borrow().map_err(|_| JsError::new(BUSY))?;
-        Ok(f(&t))
+        let t = self.inner.borrow();
+        Ok(f(t.as_ref().ok_or_else(|| JsError::new(BUSY))?))
     }
 
     async fn start(trainer: Trainer) -> Result<JsValue, Error> {
         let gpu = Gpu::request().await?;
         let t = GpuTrainer::with_gpu(&gpu, trainer).await?;
-        Ok(GpuSession { inner: Rc::new(RefCell::new(t)), gpu }.into())
+        Ok(GpuSession { inner: Rc::new(RefCell::new(Some(t))), gpu }.into())
     }
 }
 
@@ -157,13 +158,12 @@ impl GpuSession {
     /// epoch (validation on the GPU included).
     #[wasm_bindgen(js_name = trainBatches, unchecked_return_type = "Promise<TrainStep>")]
     pub fn train_batches(&self, n: usize) -> js_sys::Promise {
-        self.with(move |inner| async move {
+        self.with(async move |t| {
             #[derive(Serialize)]
             struct Step {
                 progress: Progress,
                 epoch: Option<EpochStats>,
             }
-            let mut t = lock(&inner)?;
             let mut last = Progress::default();
             let epoch = t.train_batches(n, &mut |p| last = p).await?;
             to_js_value(&Step { progress: last, epoch })
@@ -178,10 +178,7 @@ impl GpuSession {
             "test" => Ok(false),
             other => Err(Error::Config(format!("unknown split '{other}' (train or test)"))),
         };
-        self.with(move |inner| async move {
-            let mut t = lock(&inner)?;
-            to_js_value(&t.evaluate_split(train?).await?)
-        })
+        self.with(async move |t| to_js_value(&t.evaluate_split(train?).await?))
     }
 
     /// Class probabilities of a picture given as RGBA (any size: its centre square is resized to
@@ -189,9 +186,8 @@ impl GpuSession {
     #[wasm_bindgen(js_name = predictRgba, unchecked_return_type = "Promise<Prediction>")]
     pub fn predict_rgba(&self, rgba: &[u8], width: u32, height: u32) -> js_sys::Promise {
         let chw = rgba_to_chw(rgba, width, height);
-        self.with(move |inner| async move {
+        self.with(async move |t| {
             let chw = chw?;
-            let mut t = lock(&inner)?;
             let probabilities = t.predict(&chw).await?.row(0).to_vec();
             let out = js_sys::Object::new();
             let fail = |_| Error::Gpu("internal: cannot build the prediction".into());
@@ -206,8 +202,7 @@ impl GpuSession {
     #[wasm_bindgen(js_name = predictTest, unchecked_return_type = "Promise<Float32Array>")]
     pub fn predict_test(&self, indices: &[u32]) -> js_sys::Promise {
         let indices = indices.to_vec();
-        self.with(move |inner| async move {
-            let mut t = lock(&inner)?;
+        self.with(async move |t| {
             let test = &t.trainer().data.test;
             let mut images = Vec::with_capacity(indices.len() * PIXELS);
             for &i in &indices {
@@ -224,17 +219,13 @@ impl GpuSession {
     /// The run between two epochs, for `Session.resume` or `GpuSession.resume`.
     #[wasm_bindgen(js_name = saveState, unchecked_return_type = "Promise<Uint8Array>")]
     pub fn save_state(&self) -> js_sys::Promise {
-        self.with(|inner| async move {
-            let mut t = lock(&inner)?;
-            Ok(js_sys::Uint8Array::from(t.save_state().await?.as_slice()).into())
-        })
+        self.with(async move |t| Ok(js_sys::Uint8Array::from(t.save_state().await?.as_slice()).into()))
     }
 
     /// The weights as a safetensors file (PyTorch `state_dict` names).
     #[wasm_bindgen(js_name = exportWeights, unchecked_return_type = "Promise<Uint8Array>")]
     pub fn export_weights(&self) -> js_sys::Promise {
-        self.with(|inner| async move {
-            let mut t = lock(&inner)?;
+        self.with(async move |t| {
             let trainer = t.trainer_synced().await?;
             Ok(js_sys::Uint8Array::from(checkpoint::save(&trainer.model).as_slice()).into())
         })
@@ -244,8 +235,8 @@ impl GpuSession {
     #[wasm_bindgen(js_name = importWeights, unchecked_return_type = "Promise<void>")]
     pub fn import_weights(&self, bytes: &[u8]) -> js_sys::Promise {
         let bytes = bytes.to_vec();
-        self.with(move |inner| async move {
-            lock(&inner)?.load_weights(&bytes).await?;
+        self.with(async move |t| {
+            t.load_weights(&bytes).await?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -14,9 +14,10 @@
 // gradient is never stored.
 //
 // Tiling: a workgroup of 16x16 threads computes a 64x64 tile of C; each K step of 16 stages a
-// 64x16 tile of A and a 16x64 tile of B in workgroup memory (8 KiB), and each thread accumulates
-// a 4x4 block (rows ly + 16 i, columns lx + 16 j: conflict-free reads, coalesced stores).
-// Edges (sizes that are not multiples of the tile) are zero-filled on load and masked on store.
+// 64x16 tile of A and a 16x64 tile of B in workgroup memory (8 KiB) as vec4s along M and N, and
+// thread (lx, ly) accumulates the 4x4 block of rows 4 ly.. and columns 4 lx..: per K step two
+// vec4 reads of workgroup memory feed 16 multiply-adds. Edges (sizes that are not multiples of
+// the tile) are zero-filled on load and masked on store.
 //
 // Split-K: with few output tiles (the forward of a batch of 64 by 512 outputs is 8 tiles) the K
 // range is cut into `splits` chunks of `k_chunk` (grid z); each chunk writes its partial sums to
@@ -60,8 +61,8 @@ const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 16u;
 
-var<workgroup> As: array<f32, 1024>; // [TK][TM]
-var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
+var<workgroup> As: array<vec4<f32>, 256>; // [TK][TM / 4]
+var<workgroup> Bs: array<vec4<f32>, 256>; // [TK][TN / 4]
 
 fn dim_m() -> u32 {
     return select(g.m, batch.rows, g.rows_dim == 1u);
@@ -118,7 +119,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                     v = a[g.a_off + gm * g.lda + gk];
                 }
             }
-            As[kk * TM + mm] = v;
+            As[kk * 16u + mm / 4u][mm % 4u] = v;
         }
         for (var i = 0u; i < 4u; i++) {
             let e = li + i * 256u;
@@ -141,24 +142,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                     v = b[g.b_off + gk * g.ldb + gn];
                 }
             }
-            Bs[kk * TN + nn] = v;
+            Bs[kk * 16u + nn / 4u][nn % 4u] = v;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let ar = kk * TM + lid.y;
-            let br = kk * TN + lid.x;
-            let bv = vec4<f32>(Bs[br], Bs[br + 16u], Bs[br + 32u], Bs[br + 48u]);
-            acc[0] += As[ar] * bv;
-            acc[1] += As[ar + 16u] * bv;
-            acc[2] += As[ar + 32u] * bv;
-            acc[3] += As[ar + 48u] * bv;
+            let av = As[kk * 16u + lid.y];
+            let bv = Bs[kk * 16u + lid.x];
+            acc[0] += av.x * bv;
+            acc[1] += av.y * bv;
+            acc[2] += av.z * bv;
+            acc[3] += av.w * bv;
         }
         workgroupBarrier();
     }
     for (var i = 0u; i < 4u; i++) {
-        let m = m0 + lid.y + 16u * i;
+        let m = m0 + 4u * lid.y + i;
         for (var j = 0u; j < 4u; j++) {
-            let n = n0 + lid.x + 16u * j;
+            let n = n0 + 4u * lid.x + j;
             if m < M && n < N {
                 if g.splits > 1u {
                     partial[(wg.z * M + m) * N + n] = acc[i][j];
