@@ -611,3 +611,25 @@ async fn after_a_device_loss_every_call_fails_with_the_reason() {
     assert!(call(a).await.is_ok());
     assert!(call(b).await.unwrap_err().contains("busy"));
 }
+
+#[wasm_bindgen_test]
+async fn benchmark_hooks_report_figures() {
+    // The hooks scripts/bench calls: the lecture shapes' GFLOP/s and seconds per epoch. On
+    // SwiftShader these are correctness runs (printed with --nocapture), never speed claims.
+    let gpu = gpu().await;
+    let rows = skywatch::gpu::bench::gemm(&gpu, 0.01).await.unwrap();
+    let shapes: Vec<_> = rows.iter().map(|r| (r.shape, r.m, r.k, r.n)).collect();
+    assert_eq!(shapes, skywatch::bench::GEMM_SHAPES.to_vec());
+    for r in &rows {
+        assert!(r.gflops.is_finite() && r.gflops > 0.0, "{r:?}");
+    }
+    // The forward product has 8 output tiles: it is split along K; the weight gradient is not.
+    assert!(rows[0].splits > 1 && rows[1].splits == 1, "{rows:?}");
+    let c = config(&[3072, 32, 2], Activation::Tanh, LossKind::Nll, OptimizerConfig::default(), 64);
+    let seconds = skywatch::gpu::bench::epoch_seconds(&gpu, &c, 300, 2).await.unwrap();
+    assert_eq!(seconds.len(), 2);
+    assert!(seconds.iter().all(|s| s.is_finite() && *s > 0.0), "{seconds:?}");
+    web_sys::console::log_1(
+        &format!("{}: GEMM {rows:?}; epoch of 300 images, 3072-32-2: {seconds:?} s", gpu.report().description).into(),
+    );
+}

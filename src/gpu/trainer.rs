@@ -91,7 +91,10 @@ struct GpuModel {
     read_params: GpuBuffer,
     gather_train: GatherCall,
     gather_eval: [GatherCall; 2],
+    /// The forward GEMMs of a training batch, and of an evaluation batch (more rows, so other
+    /// grids and K splits).
     forward: Vec<GemmCall>,
+    forward_eval: Vec<GemmCall>,
     loss_train: LossCall,
     loss_eval: LossCall,
     backward: Vec<LayerBackward>,
@@ -170,14 +173,15 @@ impl GpuModel {
         let act = Some(m.config.activation);
         let last = m.linears.len() - 1;
         let mut fwd_specs = Vec::new();
+        let mut fwd_eval_specs = Vec::new();
         let mut dx_specs = Vec::new();
         let mut dw_specs = Vec::new();
         for (l, lin) in m.linears.iter().enumerate() {
             let (i, o) = (lin.in_features as u32, lin.out_features as u32);
             let w_off = lin.offset as u32;
             let b_off = w_off + i * o;
-            fwd_specs.push(GemmSpec {
-                m: rows_cap as u32,
+            let fwd = GemmSpec {
+                m: batch as u32,
                 n: o,
                 k: i,
                 a_trans: false,
@@ -191,9 +195,11 @@ impl GpuModel {
                 aux_off: b_off,
                 rows: RowsDim::M,
                 epilogue: Epilogue::BiasAct(if l < last { act } else { None }),
-            });
+            };
+            fwd_specs.push(fwd);
+            fwd_eval_specs.push(GemmSpec { m: rows_cap as u32, ..fwd });
             dx_specs.push((l > 0).then_some(GemmSpec {
-                m: rows_cap as u32,
+                m: batch as u32,
                 n: i,
                 k: o,
                 a_trans: false,
@@ -231,6 +237,7 @@ impl GpuModel {
         }
         let scratch_floats = fwd_specs
             .iter()
+            .chain(&fwd_eval_specs)
             .chain(dx_specs.iter().flatten())
             .chain(&dw_specs)
             .map(GemmSpec::scratch_floats)
@@ -272,10 +279,12 @@ impl GpuModel {
             k.gather([&data.records[0], &data.lut, &data.iota, &x0, &labels], rows_cap as u32),
         ];
         let mut forward = Vec::new();
+        let mut forward_eval = Vec::new();
         let mut backward = Vec::new();
         for (l, lin) in m.linears.iter().enumerate() {
             let input = if l == 0 { &x0 } else { &outs[l - 1] };
             forward.push(k.gemm(&fwd_specs[l], [input, &params, &outs[l]], Some(&params), &scratch)?);
+            forward_eval.push(k.gemm(&fwd_eval_specs[l], [input, &params, &outs[l]], Some(&params), &scratch)?);
             let dx = match &dx_specs[l] {
                 Some(spec) => {
                     Some(k.gemm(spec, [&deltas[l], &params, &deltas[l - 1]], Some(&outs[l - 1]), &scratch)?)
@@ -320,6 +329,7 @@ impl GpuModel {
             gather_train,
             gather_eval,
             forward,
+            forward_eval,
             loss_train,
             loss_eval,
             backward,
@@ -367,7 +377,7 @@ impl GpuModel {
         for b in 0..batches {
             self.eval_tables[s].select(&pass, b);
             self.gather_eval[s].encode(&pass);
-            for f in &self.forward {
+            for f in &self.forward_eval {
                 f.encode(&pass);
             }
             self.loss_eval.encode(&pass);

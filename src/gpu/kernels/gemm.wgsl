@@ -94,6 +94,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let K = dim_k();
     let m0 = wg.y * TM;
     let n0 = wg.x * TN;
+    // A short batch (the epoch's last, or evaluation's) leaves whole tiles past its rows: they
+    // skip the K loop (the condition is the same for the whole workgroup, so the barriers below
+    // stay in uniform control flow).
+    if m0 >= M {
+        return;
+    }
     let kb = wg.z * g.k_chunk;
     let ke = min(K, kb + g.k_chunk);
     var acc: array<vec4<f32>, 4>;
