@@ -260,11 +260,18 @@ impl Gpu {
     /// Record inside [`Gpu::scoped`], where running out of memory is caught.
     pub(crate) fn buffer(&self, label: &str, bytes: u64, usage: u32) -> Result<GpuBuffer> {
         let size = bytes.max(4).next_multiple_of(4);
-        if size > self.0.limits.max_buffer {
+        let storage = usage & gpu_buffer_usage::STORAGE != 0;
+        let limit = if storage {
+            self.0.limits.max_storage_binding.min(self.0.limits.max_buffer)
+        } else {
+            self.0.limits.max_buffer
+        };
+        if size > limit {
             return Err(Error::Gpu(format!(
-                "{label} needs {:.1} MB, more than this GPU's largest buffer ({:.1} MB)",
+                "{label}: {:.1} MB, more than this GPU's largest {}buffer ({:.1} MB); a smaller batch size or model needs less",
                 size as f64 / 1e6,
-                self.0.limits.max_buffer as f64 / 1e6
+                if storage { "storage " } else { "" },
+                limit as f64 / 1e6
             )));
         }
         let descriptor = GpuBufferDescriptor::new_with_f64(size as f64, usage);
