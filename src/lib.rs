@@ -20,7 +20,8 @@
 //!
 //! Native only (feature `cli`): [`data::build`] (download and build bundles), the `bench`
 //! command, [`serve`] (the static web server for the page), [`site`] (a static folder for any host).
-//! In wasm only: `wasm`, the JavaScript API; nothing else in the crate knows about JS.
+//! In wasm only: `wasm`, the JavaScript API, and `gpu`, the WebGPU training backend (which only
+//! `wasm` uses); nothing else in the crate knows about JS.
 //! The core does no I/O and starts no threads: the GEMM runs on whatever rayon pool the caller
 //! installs (feature `parallel`).
 
@@ -41,6 +42,8 @@ pub mod serve;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod site;
 
+#[cfg(target_arch = "wasm32")]
+pub mod gpu;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

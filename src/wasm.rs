@@ -27,6 +27,9 @@ use wasm_bindgen::prelude::*;
 #[cfg(feature = "wasm-threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
+mod gpu;
+pub use gpu::{GpuSession, gpu_bench_epochs, gpu_bench_gemm, gpu_probe};
+
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
 export interface ModelConfig { layers: number[]; activation: "tanh" | "relu"; loss: "nll" | "cross-entropy"; }
