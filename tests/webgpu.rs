@@ -521,6 +521,12 @@ async fn call(p: js_sys::Promise) -> Result<JsValue, String> {
     })
 }
 
+/// `Error.name` of the error a promise rejects with.
+async fn error_name(p: js_sys::Promise) -> String {
+    let e = wasm_bindgen_futures::JsFuture::from(p).await.expect_err("the call fails");
+    String::from(e.dyn_ref::<js_sys::Error>().expect("an Error").name())
+}
+
 /// The `GpuSession` a `GpuSession.create` or `.resume` promise resolves to.
 async fn session(p: js_sys::Promise) -> GpuSession {
     let v = call(p).await.unwrap();
@@ -605,6 +611,11 @@ async fn after_a_device_loss_every_call_fails_with_the_reason() {
         let err = call(p).await.unwrap_err();
         assert!(err.starts_with("the GPU device was lost ("), "{err}");
     }
+    // A fault of the GPU is an Error named GpuError (the worker moves the run to wasm on it); a
+    // fault of the input is a plain Error.
+    assert_eq!(error_name(g.train_batches(1)).await, "GpuError");
+    let g = session(GpuSession::create(SMALL, &data)).await;
+    assert_eq!(error_name(g.evaluate("validation")).await, "Error");
     // Two calls at once: the second is refused, not queued.
     let g = session(GpuSession::create(SMALL, &data)).await;
     let (a, b) = (g.train_batches(1), g.train_batches(1));

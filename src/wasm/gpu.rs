@@ -38,9 +38,21 @@ export interface GpuGemmBench { adapter: AdapterReport; rows: GpuGemmRow[]; }
 export interface GpuEpochBench { adapter: AdapterReport; seconds: number[]; }
 "#;
 
+/// The `Error` a promise rejects with. A fault of the GPU itself (no adapter, a lost device, GPU
+/// memory or buffer limits, a shader that does not compile: `Error::Gpu`) is named `GpuError`, so
+/// that the worker can tell it from a fault of the run (divergence, bad input) and move the run
+/// to wasm (`www/worker/backend.js`).
 fn js_error(e: impl Into<Error>) -> JsValue {
-    JsError::new(&e.into().to_string()).into()
+    let e = e.into();
+    let err = js_sys::Error::new(&e.to_string());
+    if matches!(e, Error::Gpu(_)) {
+        err.set_name(GPU_ERROR_NAME);
+    }
+    err.into()
 }
+
+/// `Error.name` of the GPU's own faults (see [`js_error`]).
+const GPU_ERROR_NAME: &str = "GpuError";
 
 /// A promise of `fut`'s value (as a JS value), rejected with an `Error` on failure.
 fn promise<F>(fut: F) -> js_sys::Promise
