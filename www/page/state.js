@@ -8,8 +8,9 @@ import { WorkerClient } from '../client.js';
 
 export const state = {
   phase: 'loading',             // <html data-state>: loading, ready, training, paused, done, error
-  mode: null,                   // ready.mode
+  mode: null,                   // ready.mode, then each `mode` event: {line, backend, reason, threads, ...}
   threads: 1,                   // asked of `init`
+  backend: 'auto',              // the backend asked for: auto, webgpu or wasm (address and form)
   threadsParam: null,           // a valid `threads` from the address, kept there
   autostart: false,
   presets: null,                // name -> the form of that preset (from the core, at start-up)

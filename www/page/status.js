@@ -7,8 +7,10 @@ import { el, setText } from '../shared/dom.js';
 import { int, megabytes as mb, plural } from '../shared/format.js';
 
 export function renderHeader() {
-  setText(metricEl('mode'), state.mode?.reason ?? '');
+  setText(metricEl('mode'), state.mode?.line ?? '');
+  setText(metricEl('backend'), state.mode?.backend ?? '');
   document.querySelector('.mode').classList.toggle('threaded', (state.mode?.threads ?? 1) > 1);
+  document.querySelector('.mode').classList.toggle('gpu', state.mode?.backend === 'webgpu');
   document.querySelector('.mode').classList.toggle('failed', !state.mode && state.phase === 'error');
 }
 

@@ -38,6 +38,7 @@ export function trainFlopsPerSample(layers) {
 /** Shows `state.form` in the inputs (and clears their errors). */
 export function writeFormInputs() {
   if (!state.form) return;
+  $('f-backend').value = state.backend;
   $('f-preset').value = state.form.preset;
   for (const key of FORM_KEYS) {
     $(`f-${key}`).value = format(key, state.form[key]);
@@ -70,13 +71,30 @@ function onFieldChange(key, text) {
     if (RECIPE.includes(key) && !state.fieldErrors[key]) state.form.preset = matchPreset(state.form, state.presets);
     $('f-preset').value = state.form.preset;
   }
-  if (formValid()) {
-    const url = `${location.pathname}?${paramsFromForm(state.form, state.threadsParam)}${location.hash}`;
-    history.replaceState(history.state, '', url);
-  }
+  if (formValid()) writeAddress();
   if (key === 'seed' && state.model && !state.fieldErrors.seed) refreshGallery();
   requestDescribe();
   scheduleRender();
+}
+
+/** The address mirrors the form (and the backend, and `threads` when it was given). */
+function writeAddress() {
+  const url = `${location.pathname}?${paramsFromForm(state.form, state.threadsParam, state.backend)}${location.hash}`;
+  history.replaceState(history.state, '', url);
+}
+
+/** The backend field changed: the worker resolves it (the mode line says what runs, and why). */
+function onBackendChange(value) {
+  state.backend = value;
+  if (formValid()) writeAddress();
+  else {
+    const params = new URLSearchParams(location.search);
+    if (value === 'auto') params.delete('backend'); else params.set('backend', value);
+    history.replaceState(history.state, '', `${location.pathname}?${params}${location.hash}`);
+  }
+  if (!state.mode || state.crashed) return;
+  client.request({ type: 'backend', backend: value }, 'mode')
+    .then((r) => { state.mode = r.mode; scheduleRender(); }, (e) => pushError('backend', e.message));
 }
 
 /** "New seed": the next run draws its seed at random (the field and the address say `random`
@@ -116,7 +134,9 @@ export function startTraining(continueRun) {
   const drawSeed = !continueRun && state.form.seed === 'random';
   state.run = { continueRun, stopping: false, progress: null, window: [], batchesPerEpoch: 0, trainSize: 0, flops: trainFlopsPerSample(config.model.layers) };
   state.phase = 'training';
-  state.status = continueRun ? 'Continuing the training…' : 'Starting the training…';
+  // A GPU run first compiles its kernels and uploads the data: seconds on a software adapter.
+  const where = state.mode?.backend === 'webgpu' ? ' on the GPU (compiling its kernels, uploading the data)' : '';
+  state.status = `${continueRun ? 'Continuing' : 'Starting'} the training${where}…`;
   scheduleRender();
   client.send({ type: 'train', config, continueRun, drawSeed });
 }
@@ -350,6 +370,7 @@ export function wireTraining() {
     const input = $(`f-${key}`);
     input.addEventListener(input.tagName === 'SELECT' ? 'change' : 'input', () => onFieldChange(key, input.value));
   }
+  $('f-backend').addEventListener('change', (e) => onBackendChange(e.target.value));
   $('new-seed').addEventListener('click', newSeed);
   $('pause').addEventListener('click', () => client.send({ type: 'pause' }));
   $('resume').addEventListener('click', () => client.send({ type: 'resume' }));
