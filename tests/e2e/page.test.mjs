@@ -20,7 +20,7 @@ import {
 } from './harness.mjs';
 import { skyPicture } from './images.mjs';
 import { runConfig, shown, testLabels, train, withWeights } from './reference.mjs';
-import { sampleIndices } from '../../www/gallery.js';
+import { sampleIndices } from '../../www/shared/sample.js';
 
 const TRAIN_TIMEOUT = 180_000;
 /** A bundle whose test split fits the gallery's pool of mistakes (400 images: GALLERY_MISTAKE_POOL
@@ -259,7 +259,8 @@ describe('server without cross-origin isolation', () => {
       assert.equal(await page.evaluate(() => self.crossOriginIsolated), false, 'crossOriginIsolated');
       const mode = await metric(page, 'mode');
       t.diagnostic(`mode: ${mode}`);
-      assert.equal(mode, '1 thread: page not cross-origin isolated, simd128');
+      assert.equal(mode, 'wasm, 1 thread (page not cross-origin isolated), simd128: no WebGPU adapter', 'wasm (Chromium without its WebGPU flags offers no adapter)');
+      assert.equal(await metric(page, 'backend'), 'wasm');
       assert.equal(await metric(page, 'epoch'), '2');
       const val = Number(await metric(page, 'val-accuracy'));
       t.diagnostic(`val accuracy ${val}`);
@@ -314,7 +315,7 @@ describe('the confusion tables and the gallery', () => {
       await page.goto(`${server.url}?preset=lecture&epochs=2&seed=0&autostart=1`);
       await waitForState(page, 'done', { timeout: 60_000 });
       await settle(page);
-      assert.equal(await metric(page, 'mode'), '1 thread: page not cross-origin isolated, simd128');
+      assert.equal(await metric(page, 'mode'), 'wasm, 1 thread (page not cross-origin isolated), simd128: no WebGPU adapter');
       ref = train(SMALL_DIR, runConfig(RUN));
       const manifest = JSON.parse(readFileSync(join(SMALL_DIR, 'manifest.json'), 'utf8'));
       const got = await tables();
@@ -361,7 +362,7 @@ describe('the confusion tables and the gallery', () => {
       // All images first: 48 drawn with the page's seed, each marked as the reference predicts.
       const all = (await tiles()).map((x) => ({ ...x, ...parse(x.label) }));
       assert.equal(all.length, 48);
-      assert.deepEqual(all.map((x) => x.index), sampleIndices(400, 48, RUN.seed, 0), 'the seeded draw of www/gallery.js');
+      assert.deepEqual(all.map((x) => x.index), sampleIndices(400, 48, RUN.seed, 0), 'the seeded draw of www/shared/sample.js');
       for (const x of all) {
         assert.equal(x.truth, classes[labels[x.index]], `image ${x.index}: its label in the bundle`);
         assert.equal(x.guess, guessOf(x.index), `image ${x.index}: the reference's prediction`);

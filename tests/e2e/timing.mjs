@@ -1,0 +1,71 @@
+// Timing the training page as its user sees it (benchmarks, not tests): seconds per epoch from the
+// moments each epoch's result appears on the page, validation, saving and drawing included; and
+// bench.html's epoch (the worker's own clock, training only), for comparison. Used by
+// tests/e2e/bench.mjs and tests/e2e/versus-pytorch.mjs.
+
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Opens `url` (the page with `autostart=1` and `epochs` epochs) in a new tab of `browser` and
+ *  records, in the page, when `[data-metric="epoch"]` changes (a MutationObserver: no polling
+ *  from outside, which would itself cost the page time). Resolves with `{mode, backend,
+ *  epoch_seconds, seconds}`: the seconds of each epoch (the first from the start of training,
+ *  so it includes compiling and warming up) and their median without the first. */
+export async function pageEpochs(browser, url, epochs, { timeout = 900_000 } = {}) {
+  const page = await browser.context.newPage();
+  try {
+    await page.addInitScript(() => {
+      const times = [];
+      window.__epochTimes = times;
+      const start = () => {
+        const el = document.querySelector('[data-metric="epoch"]');
+        if (!el) { requestAnimationFrame(start); return; }
+        let last = el.textContent;
+        new MutationObserver(() => {
+          if (el.textContent !== last) { last = el.textContent; times.push({ epoch: Number(last), t: performance.now() }); }
+        }).observe(el, { childList: true, characterData: true, subtree: true });
+      };
+      document.addEventListener('DOMContentLoaded', start);
+    });
+    await page.goto(url);
+    await page.waitForFunction((n) => ['done', 'error'].includes(document.documentElement.dataset.state)
+      && (document.documentElement.dataset.state === 'error' || Number(document.querySelector('[data-metric="epoch"]').textContent) >= n), epochs, { timeout, polling: 500 });
+    const got = await page.evaluate(() => ({
+      state: document.documentElement.dataset.state,
+      errors: [...document.querySelectorAll('#error-list li')].map((li) => li.textContent),
+      mode: document.querySelector('[data-metric="mode"]').textContent,
+      backend: document.querySelector('[data-metric="backend"]')?.textContent ?? '',
+      times: window.__epochTimes,
+      trainingAt: window.__e2e?.states.findLast((s) => s.state === 'training')?.t,
+    }));
+    if (got.state !== 'done') throw new Error(`the page at ${url} stopped: ${got.errors.join('; ')}`);
+    // From the new run's epoch 0 (a restored model may show its own epochs first).
+    const run = got.times.slice(got.times.findLastIndex((x) => x.epoch === 0) + 1).filter((x) => x.epoch > 0);
+    const marks = [got.trainingAt, ...run.map((x) => x.t)];
+    const seconds = run.map((x, i) => (x.t - marks[i]) / 1000);
+    return { mode: got.mode, backend: got.backend, epoch_seconds: seconds, seconds: seconds.length > 1 ? median(seconds.slice(1)) : seconds[0] };
+  } finally {
+    await page.close();
+  }
+}
+
+/** bench.html's seconds per training epoch (median after its warm-up epoch) with `query`
+ *  (e.g. `threads=2&presets=lecture&epochs=3&kernels=0`): `{seconds, kernel, rows}`. */
+export async function benchEpochs(browser, baseUrl, query, { timeout = 900_000 } = {}) {
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(`${baseUrl}bench.html?${query}`);
+    await page.waitForFunction(() => ['done', 'error'].includes(document.documentElement.dataset.state), null, { timeout });
+    const status = await page.textContent('#status');
+    if (!status.startsWith('done')) throw new Error(`bench.html?${query}: ${status}`);
+    const rows = (await page.textContent('#results')).trim().split('\n').map((l) => JSON.parse(l));
+    const epoch = rows.findLast((r) => r.bench === 'epoch' || r.bench === 'gpu-epoch');
+    return { seconds: epoch?.seconds, kernel: epoch?.kernel, rows, status };
+  } finally {
+    await page.close();
+  }
+}
+
+export { median };
