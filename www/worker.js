@@ -39,6 +39,11 @@ self.addEventListener('securitypolicyviolation', (e) => {
 
 /** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
 const SLICE_MS = 80;
+/** Least time between two IndexedDB writes of the run while it trains. Each writes the whole run
+ *  (6 MB for the lecture model), which cost the training threads of a 2-core machine a few
+ *  percent when written after every epoch. The snapshot is still taken after every epoch; a pause,
+ *  a stop, a failure and the run's end write the latest one at once. */
+const SAVE_EVERY_MS = 5000;
 const DATA_CACHE = 'skywatch-data-v1';
 /** Tries per data file before the download is reported as failed. */
 const DOWNLOAD_ATTEMPTS = 3;
@@ -64,7 +69,8 @@ const state = {
   running: false,    // a training loop is active
   saving: Promise.resolve(), // the latest IndexedDB write, chained so that writes keep their order
   epochWrite: null,  // the epoch snapshot being written, if any (a promise that never rejects)
-  saveDue: false,    // an epoch ended while it was: save again at the end of the run
+  pendingSave: null, // the latest epoch's snapshot (a record), not written yet (SAVE_EVERY_MS)
+  lastWriteAt: -Infinity, // performance.now() of the latest epoch write
   paused: false,
   stopRequested: false,
   store: null,       // idb-keyval store for the saved model
@@ -296,17 +302,40 @@ async function saveModel({ interrupted = false } = {}) {
   return { written: queueWrite(() => set(state.storeKey, record, state.store)) };
 }
 
-/** After an epoch: a snapshot, unless the previous one is still being written (short epochs
- *  would otherwise queue a model-sized copy each); the run's end saves what was skipped.
- *  Resolves once the snapshot is taken, before the write. */
+/** After an epoch: its snapshot, written at once unless the previous one is still being written
+ *  or was written less than SAVE_EVERY_MS ago; then it waits for the next epoch's end or
+ *  `flushSave`. Resolves once the snapshot is taken, before the write. */
 async function saveEpoch(interrupted) {
-  if (state.epochWrite) { state.saveDue = true; return; }
-  state.saveDue = false;
-  const taken = saveModel({ interrupted });
-  const write = taken.then(({ written }) => written).catch((e) => fail('save', e))
+  if (!state.store) return;
+  try {
+    state.pendingSave = await snapshot(interrupted);
+  } catch (e) {
+    fail('save', e);
+    return;
+  }
+  if (!state.epochWrite && performance.now() - state.lastWriteAt >= SAVE_EVERY_MS) writePending();
+}
+
+/** The run as IndexedDB keeps it (between epochs). */
+async function snapshot(interrupted) {
+  const history = [...state.history];
+  return { config: state.config, history, state: await state.session.saveState(), interrupted, seedDrawn: state.seedDrawn, savedAt: Date.now() };
+}
+
+function writePending() {
+  const record = state.pendingSave;
+  if (!record) return;
+  state.pendingSave = null;
+  state.lastWriteAt = performance.now();
+  const write = queueWrite(() => set(state.storeKey, record, state.store)).catch((e) => fail('save', e))
     .finally(() => { if (state.epochWrite === write) state.epochWrite = null; });
   state.epochWrite = write;
-  await taken.catch(() => {}); // a failure is reported by `write`
+}
+
+/** Writes the snapshot still waiting, if any; resolves when the writes are done. */
+async function flushSave() {
+  writePending();
+  await state.epochWrite; // never rejects: writePending reports its failure
 }
 
 /** Marks the saved run as not to be resumed by itself (the user stopped it). */
@@ -369,7 +398,11 @@ async function trainEpochs(epochs) {
   let batches = 4;
   try {
     while (state.history.length < epochs && !state.stopRequested) {
-      if (state.paused) { await new Promise((r) => { state.resume = r; }); continue; }
+      if (state.paused) {
+        await flushSave(); // a reload while paused finds the latest epoch
+        if (state.paused) await new Promise((r) => { state.resume = r; });
+        continue;
+      }
       const t0 = performance.now();
       const kind = state.session.kind;
       const step = await state.session.trainBatches(batches);
@@ -386,17 +419,13 @@ async function trainEpochs(epochs) {
       batches = Math.max(1, Math.min(1000, Math.round(batches * SLICE_MS / Math.max(ms, 1))));
       await yieldToEvents();
     }
-    if (state.saveDue) {
-      await state.epochWrite; // never rejects: saveEpoch reports its failure
-      state.epochWrite = null;
-      await saveEpoch(state.history.length < epochs);
-    }
+    await flushSave();
     if (state.stopRequested) markNotInterrupted().catch((e) => fail('save', e));
     post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });
   } catch (e) {
     // A run that failed (it diverged) must not resume by itself after a reload only to fail
     // again: the saved model of its last good epoch stays, for the user to continue or not.
-    markNotInterrupted().catch(() => {});
+    flushSave().then(markNotInterrupted).catch(() => {});
     throw e;
   }
 }

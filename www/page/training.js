@@ -4,7 +4,7 @@
 // stopped, and a `train` error) arrive here from app.js's table.
 
 import {
-  $, client, currentConfig, formValid, idle, metricEl, oneAtATime, pushError, scheduleRender, state,
+  $, client, currentConfig, formValid, idle, metricEl, oneAtATime, pushError, scheduleProgressRender, scheduleRender, state,
 } from './state.js';
 import {
   FIELDS, RECIPE, applyPreset, describeRecipe, format, formFromConfig, matchPreset, paramsFromForm,
@@ -186,7 +186,7 @@ export function onProgress(d) {
   let total = r.window.reduce((s, w) => s + w.seconds, 0);
   while (r.window.length > 2 && total - r.window[0].seconds >= SPEED_WINDOW_S) total -= r.window.shift().seconds;
   r.progress = p;
-  scheduleRender();
+  scheduleProgressRender();
 }
 
 export function onEpoch({ stats }) {
