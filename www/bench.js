@@ -26,8 +26,10 @@ client.on('error', ({ message }) => { status.textContent = `error: ${message}`; 
 client.on('crash', ({ message }) => { status.textContent = `crash: ${message}`; root.dataset.state = 'error'; });
 
 const { mode } = await client.request({ type: 'init', threads, noRelaxedSimd, backend: gpu ? 'webgpu' : 'wasm' }, 'ready');
-status.textContent = `running: ${mode.line}`;
+// The package's own description on wasm ("2 threads + SIMD (relaxed-simd)"), the mode line on WebGPU.
+const what = gpu ? mode.line : mode.reason;
+status.textContent = `running: ${what}`;
 root.dataset.state = 'training';
 await client.request({ type: 'bench', presets, epochs, kernels, gpu, images }, 'bench-done');
-status.textContent = `done: ${mode.line}`;
+status.textContent = `done: ${what}`;
 root.dataset.state = 'done';

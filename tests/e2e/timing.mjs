@@ -11,8 +11,12 @@ const median = (v) => {
 /** Opens `url` (the page with `autostart=1` and `epochs` epochs) in a new tab of `browser` and
  *  records, in the page, when `[data-metric="epoch"]` changes (a MutationObserver: no polling
  *  from outside, which would itself cost the page time). Resolves with `{mode, backend,
- *  epoch_seconds, seconds}`: the seconds of each epoch (the first from the start of training,
- *  so it includes compiling and warming up) and their median without the first. */
+ *  epoch_seconds, seconds, train_seconds, in_run_ratio}`: the seconds of each epoch as it
+ *  appeared (the first from the start of training, so it includes compiling and warming up) and
+ *  their median without the first; the worker's own training seconds of the same epochs (the
+ *  epoch log's, validation excluded, as bench.html's) and the median of visible / training
+ *  without the first: the page's overhead measured within one run, whatever else the machine
+ *  does meanwhile. */
 export async function pageEpochs(browser, url, epochs, { timeout = 900_000 } = {}) {
   const page = await browser.context.newPage();
   try {
@@ -38,6 +42,7 @@ export async function pageEpochs(browser, url, epochs, { timeout = 900_000 } = {
       mode: document.querySelector('[data-metric="mode"]').textContent,
       backend: document.querySelector('[data-metric="backend"]')?.textContent ?? '',
       times: window.__epochTimes,
+      log: [...document.getElementById('log').textContent.matchAll(/^Epoch: \d+, .*\(([\d.]+) s\)$/gm)].map((m) => Number(m[1])),
       trainingAt: window.__e2e?.states.findLast((s) => s.state === 'training')?.t,
     }));
     if (got.state !== 'done') throw new Error(`the page at ${url} stopped: ${got.errors.join('; ')}`);
@@ -45,7 +50,12 @@ export async function pageEpochs(browser, url, epochs, { timeout = 900_000 } = {
     const run = got.times.slice(got.times.findLastIndex((x) => x.epoch === 0) + 1).filter((x) => x.epoch > 0);
     const marks = [got.trainingAt, ...run.map((x) => x.t)];
     const seconds = run.map((x, i) => (x.t - marks[i]) / 1000);
-    return { mode: got.mode, backend: got.backend, epoch_seconds: seconds, seconds: seconds.length > 1 ? median(seconds.slice(1)) : seconds[0] };
+    const train = got.log.slice(-seconds.length);
+    const ratios = seconds.map((s, i) => s / train[i]);
+    return {
+      mode: got.mode, backend: got.backend, epoch_seconds: seconds, seconds: seconds.length > 1 ? median(seconds.slice(1)) : seconds[0],
+      train_seconds: train, in_run_ratio: ratios.length > 1 ? median(ratios.slice(1)) : ratios[0],
+    };
   } finally {
     await page.close();
   }

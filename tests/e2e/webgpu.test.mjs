@@ -423,6 +423,7 @@ describe('WebGPU on the software adapter', () => {
           await page.waitForFunction(() => document.getElementById('gpu').shadowRoot.querySelector('[data-metric="prediction"]').textContent !== '', null, { timeout: 30_000 });
           const meters = await shadow('gpu', '.bar-row meter').evaluateAll((ms) => ms.map((m) => m.value));
           const want = ref.predictRgba(picture.rgba, picture.width, picture.height).probabilities;
+          assert.equal(meters.length, 2, 'a bar per class');
           meters.forEach((p, i) => assert.ok(Math.abs(p - want[i]) <= 0.01, `probabilities ${meters}, reference ${want}`));
         } finally {
           ref.free();
