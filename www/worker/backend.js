@@ -98,7 +98,7 @@ function sessionInfo(s) {
 class GpuEngine {
   kind = 'webgpu';
   #queue = Promise.resolve();
-  #freed = false;
+  #closed = false;
 
   constructor(session) {
     this.s = session;
@@ -106,11 +106,8 @@ class GpuEngine {
 
   /** Runs `fn(session)` after the calls queued before it. */
   #call(fn) {
-    const run = this.#queue.then(() => {
-      // A call queued behind the one that failed: the session is gone, the model has moved on.
-      if (this.#freed) throw Object.assign(new Error('the GPU session was closed'), { name: GPU_ERROR });
-      return fn(this.s);
-    });
+    if (this.#closed) return Promise.reject(Object.assign(new Error('the GPU session was closed'), { name: GPU_ERROR }));
+    const run = this.#queue.then(() => fn(this.s));
     this.#queue = run.catch(() => {});
     return run;
   }
@@ -126,10 +123,11 @@ class GpuEngine {
   adapterDescription() { return this.s.adapterDescription(); }
   debugLoseDevice() { this.s.debugLoseDevice(); }
 
+  /** Frees the GPU memory once the calls already queued have settled (after a device loss they
+   *  fail at once, as GpuError, and move to wasm); later calls are refused. */
   free() {
-    if (this.#freed) return;
-    this.#freed = true;
-    // Frees the GPU memory at once; calls still queued fail as GpuError (see #call).
+    if (this.#closed) return;
+    this.#closed = true;
     this.#queue.then(() => this.s.free());
   }
 }
@@ -203,6 +201,7 @@ export class Model {
   /** Runs `fn(engine)`; after a GPU fault, moves the run to wasm and runs it again there. */
   async #guard(fn) {
     const engine = this.engine;
+    if (!engine) throw new Error('this model was replaced by another one meanwhile');
     try {
       return await fn(engine);
     } catch (e) {
