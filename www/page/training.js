@@ -9,7 +9,7 @@ import {
 import {
   FIELDS, RECIPE, applyPreset, describeRecipe, format, formFromConfig, matchPreset, paramsFromForm,
 } from './config.js';
-import { setText } from '../shared/dom.js';
+import { setProp, setText } from '../shared/dom.js';
 import { acc, int, plural } from '../shared/format.js';
 import { clearEvaluation, requestEvaluation } from './confusion.js';
 import { refreshGallery } from './gallery.js';
@@ -266,29 +266,29 @@ function throttledRefresh() {
 export function renderForm() {
   const busy = state.phase === 'training' || state.phase === 'paused';
   // Until the presets are in from the core, there is no form to edit.
-  $('config-fields').disabled = busy || state.crashed || !state.form;
-  $('new-seed').disabled = busy || state.crashed || !state.form;
+  setProp($('config-fields'), 'disabled', busy || state.crashed || !state.form);
+  setProp($('new-seed'), 'disabled', busy || state.crashed || !state.form);
   for (const key of FORM_KEYS) {
     const msg = state.fieldErrors[key] ?? '';
     const input = $(`f-${key}`);
     const err = $(`e-${key}`);
-    if (err) { setText(err, msg); err.hidden = !msg; }
+    if (err) { setText(err, msg); setProp(err, 'hidden', !msg); }
     if (msg) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
   }
-  $('f-momentum').disabled = state.form?.optimizer !== 'sgd';
+  setProp($('f-momentum'), 'disabled', state.form?.optimizer !== 'sgd');
   const d = state.describe;
   setText($('param-summary'), formValid() ? d.summary : '');
   setText($('config-error'), d.error ? `This configuration cannot be trained: ${d.error}` : '');
-  $('config-error').hidden = !d.error;
+  setProp($('config-error'), 'hidden', !d.error);
 
   const r = state.run;
-  $('start').disabled = !canStart();
-  $('pause').disabled = state.phase !== 'training' || !r || r.stopping;
-  $('resume').disabled = state.phase !== 'paused' || !r || r.stopping;
-  $('stop').disabled = !['training', 'paused'].includes(state.phase) || !r || r.stopping;
+  setProp($('start'), 'disabled', !canStart());
+  setProp($('pause'), 'disabled', state.phase !== 'training' || !r || r.stopping);
+  setProp($('resume'), 'disabled', state.phase !== 'paused' || !r || r.stopping);
+  setProp($('stop'), 'disabled', !['training', 'paused'].includes(state.phase) || !r || r.stopping);
   const cont = $('continue');
   const m = state.model;
-  cont.hidden = !canContinue();
+  setProp(cont, 'hidden', !canContinue());
   if (m) setText(cont, `Continue training to ${m.config.epochs} epochs`);
 }
 
