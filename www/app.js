@@ -241,6 +241,14 @@ wireWeights();
 $('restart').addEventListener('click', restart);
 $('dismiss-errors').addEventListener('click', () => { state.errors = []; scheduleRender(); });
 document.addEventListener('visibilitychange', scheduleRender);
+// The back-forward cache. A page left for another one (not a reload) may be kept frozen, its
+// worker with it, in the middle of an IndexedDB write; Firefox then holds that write's
+// transaction open and the next page's writes wait on it for good (its run never reaches "done").
+// So the worker ends with the page: the run saved after its last finished epoch stays in
+// IndexedDB, and a page brought back from the cache reloads, which restores (and resumes) it.
+// https://developer.mozilla.org/docs/Web/API/Window/pagehide_event
+addEventListener('pagehide', (e) => { if (e.persisted) client.worker.terminate(); });
+addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
 // Test hook (see the header): crash the worker as a real crash would.
 document.addEventListener('skywatch:debug-crash', () => client.send({ type: 'debug-crash' }));
 document.addEventListener('skywatch:debug-lose-gpu', () => client.send({ type: 'debug-lose-gpu' }));

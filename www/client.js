@@ -7,12 +7,14 @@
 // and in the widget by widget/trainer.js.
 //
 //   request       fields                          replies, in order               sent by
-//   init          {threads?, store?, persist?,    ready {mode: {threads, kernel,  shared/startup.js,
-//                  backend?}                            isolated, reason, backend,  bench.js
-//                 persist: false keeps the model        line, adapter, notice}}
-//                 in memory only, not IndexedDB;    (reason: the wasm package;
-//                 backend: auto (default), webgpu,   backend: webgpu | wasm, what
-//                 wasm (worker/backend.js)           trains; line: the mode line;
+//   init          {threads?, store?, persist?,    alive* (every second while it   shared/startup.js,
+//                  backend?}                        runs: the worker's pulse),    bench.js
+//                 persist: false keeps the model  ready {mode: {threads, kernel,
+//                 in memory only, not IndexedDB;    isolated, reason, backend,
+//                 backend: auto (default), webgpu,  line, adapter, notice}}
+//                 wasm (worker/backend.js)          (reason: the wasm package;
+//                                                    backend: webgpu | wasm, what
+//                                                    trains; line: the mode line;
 //                                                    notice: why WebGPU, asked
 //                                                    for, cannot run)
 //   backend       {backend}                       mode {mode}                     page/training.js

@@ -87,15 +87,25 @@ const yieldToEvents = () => new Promise((resolve) => {
   ch.port2.postMessage(null);
 });
 
+/** While `init` runs, the worker says it is alive every PULSE_MS: a start that is slow (a big
+ *  download, a slow compile) keeps its pulse, while a worker whose thread is stuck loses it, which
+ *  the page's start-up sequence (shared/startup.js) answers by starting a fresh worker. */
+const PULSE_MS = 1000;
+
 async function init(options) {
+  const pulse = setInterval(() => post({ type: 'alive' }), PULSE_MS);
   try {
-    await loadPackage(options);
-    settleWasm.resolve();
-  } catch (e) {
-    settleWasm.reject(e);
-    throw e;
+    try {
+      await loadPackage(options);
+      settleWasm.resolve();
+    } catch (e) {
+      settleWasm.reject(e);
+      throw e;
+    }
+    await chooseBackend(options.backend);
+  } finally {
+    clearInterval(pulse);
   }
-  await chooseBackend(options.backend);
   post({ type: 'ready', mode: state.mode });
 }
 

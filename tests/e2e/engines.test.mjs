@@ -221,7 +221,7 @@ for (const name of ENGINES) {
               error: text('.error'), mode: text('[data-metric="mode"]'), epoch: text('[data-metric="epoch"]'),
               val: text('[data-metric="val-accuracy"]'), train: text('[data-metric="train-accuracy"]'),
               prediction: text('[data-metric="prediction"]'),
-              meters: [...root.querySelectorAll('.bar-row meter')].map((m) => m.value),
+              meters: [...root.querySelectorAll('li.bar-row')].map((li) => Number(li.dataset.probability)),
             };
           });
           const w = await read();
@@ -246,8 +246,7 @@ for (const name of ENGINES) {
           await e.waitFor(() => document.getElementById('widget').shadowRoot.querySelector('[data-metric="prediction"]').textContent !== '', null, { what: 'the widget\'s answer' });
           const answered = await read();
           const want = ref.predictRgba(picture.rgba, picture.width, picture.height);
-          // The meters hold the float32 probabilities (Firefox reads a meter's value back with 15
-          // digits, so both are compared as float32).
+          // The bars carry the float32 probabilities (`data-probability`), compared as float32.
           assert.deepEqual(answered.meters.map(Math.fround), want.probabilities.map(Math.fround), 'probabilities as the reference model\'s');
           assert.equal(answered.prediction, want.probabilities[0] >= want.probabilities[1] ? 'airplane' : 'bird');
           await e.screenshot('engines-widget');
@@ -327,14 +326,22 @@ for (const name of ENGINES) {
     });
 
     if (name === 'webkit') {
-      // Fails until the page falls back to `en` where Intl rejects navigator.language (issue 10,
-      // item 5): today uPlot's `new Intl.NumberFormat("C")` throws while app.js loads.
+      // The page falls back to `en` where Intl rejects navigator.language (www/boot.js): without
+      // it uPlot's `new Intl.NumberFormat("C")` throws while app.js loads and the page never starts.
       test('under LANG=C.UTF-8 (navigator.language "C") the page still trains', { timeout: 120_000 }, async () => {
         const e = await launch(name, { env: { LANG: 'C.UTF-8' } });
         try {
           await e.guarded('engines-lang-c', async () => {
             await e.goto(`${isolated.url}?preset=lecture&epochs=1&seed=0&train_size=1000&autostart=1`);
-            assert.equal(await e.evaluate(() => navigator.language), 'C', 'the browser runs under the C locale');
+            // The browser's own value (Navigator.prototype's getter: boot.js shadows it with "en"),
+            // and proof that Intl rejects it, so that the test tests the fallback.
+            const browser = await e.evaluate(() => {
+              const language = Object.getOwnPropertyDescriptor(Navigator.prototype, 'language').get.call(navigator);
+              let rejected = false;
+              try { new Intl.NumberFormat(language); } catch { rejected = true; }
+              return { language, rejected, page: navigator.language };
+            });
+            assert.deepEqual(browser, { language: 'C', rejected: true, page: 'en' }, 'the browser runs under the C locale, and the page under en');
             await waitForState(e, 'done', { timeout: 60_000 });
             assert.equal(await metric(e, 'epoch'), '1');
             assert.ok(Number(await metric(e, 'val-accuracy')) > 0.6);

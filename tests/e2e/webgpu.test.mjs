@@ -421,7 +421,7 @@ describe('WebGPU on the software adapter', () => {
             document.getElementById('gpu').shadowRoot.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
           }, { b64: picture.png.toString('base64') });
           await page.waitForFunction(() => document.getElementById('gpu').shadowRoot.querySelector('[data-metric="prediction"]').textContent !== '', null, { timeout: 30_000 });
-          const meters = await shadow('gpu', '.bar-row meter').evaluateAll((ms) => ms.map((m) => m.value));
+          const meters = await shadow('gpu', 'li.bar-row').evaluateAll((lis) => lis.map((li) => Number(li.dataset.probability)));
           const want = ref.predictRgba(picture.rgba, picture.width, picture.height).probabilities;
           assert.equal(meters.length, 2, 'a bar per class');
           meters.forEach((p, i) => assert.ok(Math.abs(p - want[i]) <= 0.01, `probabilities ${meters}, reference ${want}`));

@@ -162,19 +162,19 @@ for (const isolated of [false, true]) {
       // The host's script ran on while they trained (its timer ticked).
       assert.ok(ticks > 0, 'the host page\'s timer never ticked');
 
-      // A dropped picture: the reference model's probabilities for the same pixels (the widget's
-      // meters hold them unrounded).
+      // A dropped picture: the reference model's probabilities for the same pixels (the bars'
+      // `data-probability` holds them unrounded).
       const picture = skyPicture(80, 1);
       await dropPicture(page, 'first', picture.png);
       await page.waitForFunction(() => document.getElementById('first').shadowRoot.querySelector('[data-metric="prediction"]').textContent !== '', null, { timeout: 15_000 });
       const prediction = await shadow(page, 'first', '[data-metric="prediction"]').textContent();
-      const meters = await shadow(page, 'first', '.bar-row meter').evaluateAll((ms) => ms.map((m) => m.value));
+      const meters = await shadow(page, 'first', 'li.bar-row').evaluateAll((lis) => lis.map((li) => Number(li.dataset.probability)));
       const want = reference('first').predictRgba(picture.rgba, picture.width, picture.height).probabilities;
       if (isolated) meters.forEach((p, i) => assert.ok(Math.abs(p - want[i]) <= 0.01, `probabilities ${meters}, reference ${want}`));
       else assert.deepEqual(meters.map(Math.fround), want.map(Math.fround), 'the reference model\'s probabilities (float32)');
       assert.equal(prediction, want[0] >= want[1] ? 'airplane' : 'bird');
-      const percents = await shadow(page, 'first', '.bar-row span:last-child').allTextContents();
-      assert.deepEqual(percents, meters.map((p) => `${(100 * p).toFixed(1)}%`), 'the percentages shown are the meters\' values');
+      const percents = await shadow(page, 'first', 'li.bar-row .value').allTextContents();
+      assert.deepEqual(percents, meters.map((p) => `${(100 * p).toFixed(1)}%`), 'the percentages shown are the bars\' values');
 
       // Nothing but the widget's own assets, its data and the host page.
       const foreign = requests.filter((u) => !u.startsWith(assets.url) && !u.startsWith(host.url) && !u.startsWith('blob:'));

@@ -3,8 +3,8 @@
 // the model saw, one probability bar per class and the verdict.
 //
 // Markup it fills: a 32x32 <canvas>, a list for the bars (one `li.bar-row` per class, `.best` on
-// the most likely: `span.name`, `meter.bar` holding the probability unrounded, `span.value`) and
-// an element for the verdict (`[data-metric="prediction"]`, the best class's name).
+// the most likely, `data-probability` the exact value: `span.name`, `div.bar > div.fill`, `span.value`) and an element for the
+// verdict (`[data-metric="prediction"]`, the best class's name).
 
 import { decodeImage } from './image.js';
 import { el, setText } from './dom.js';
@@ -38,13 +38,13 @@ export function renderPrediction(ui, { probabilities, image, classes }) {
   setText(ui.verdict, classes[best]);
   ui.bars.replaceChildren(...classes.map((name, i) => {
     const p = probabilities[i];
-    // A <meter> draws the bar from its value (no style attribute, which the content security
-    // policy forbids) and keeps the probability unrounded for whoever reads the page.
-    const bar = el('meter', { class: 'bar', min: '0', max: '1', 'aria-label': `${name} probability` });
-    bar.value = p;
-    return el('li', { class: i === best ? 'bar-row best' : 'bar-row' },
+    // The width is set through the CSSOM: the content security policy forbids style attributes.
+    const fill = el('div', { class: 'fill' });
+    fill.style.width = pct1(p);
+    // data-probability: the exact value (the text is rounded), for tests and other scripts.
+    return el('li', { class: i === best ? 'bar-row best' : 'bar-row', 'data-probability': String(p) },
       el('span', { class: 'name' }, name),
-      bar,
+      el('div', { class: 'bar', 'aria-hidden': 'true' }, fill),
       el('span', { class: 'value' }, pct1(p)));
   }));
 }

@@ -1,5 +1,5 @@
-// The gallery's seeded draw of test images, without any DOM: the page (page/gallery.js) and the
-// end-to-end tests (which check the page's draw against it) import it.
+// The gallery's seeded choice of test images, kept free of the page's state so that the tests
+// (tests/e2e/page.test.mjs) can run the same draw in Node.
 
 /** mulberry32: a small seeded generator of floats in [0, 1). */
 export function rng(seed) {

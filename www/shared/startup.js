@@ -7,9 +7,19 @@
 // hashes the data while the wasm module compiles and its threads start. A watchdog reports a
 // worker that stays silent (no reply, no progress) for SILENT_MS, so that a start that hangs is
 // never silent either; it does not give up on the worker, which may still answer.
+//
+// A worker whose thread is stuck while `init` runs is started afresh: the worker sends `alive`
+// every second until it is ready, so a pulse missing for STALL_MS means its thread is blocked,
+// not slow. Firefox ESR 153 sometimes blocks the training worker for good while wasm-bindgen-rayon
+// starts the thread pool (about one threaded start in five here, with nothing in the console);
+// a fresh worker starts normally.
 
 /** Longest silence of the worker during the start before `onSilent` is told. */
 export const SILENT_MS = 20_000;
+/** Longest gap in the worker's pulse, while `init` runs, before the worker is started afresh. */
+export const STALL_MS = 6_000;
+/** Fresh workers tried after a stuck one, before the start is reported as failed. */
+export const STALL_RETRIES = 2;
 
 /** A failed step of the start: `step` is 'init' or 'load-data'. */
 export class StartError extends Error {
@@ -29,13 +39,11 @@ export class StartError extends Error {
 export async function startWorker(client, { init = {}, dataUrl, presets = [], restore = false, onReady, onSilent }) {
   const watchdog = silenceWatchdog(client, onSilent);
   try {
-    const readyP = client.request({ type: 'init', ...init }, 'ready');
-    const dataP = client.request({ type: 'load-data', url: dataUrl }, 'data-ready');
-    dataP.catch(() => {}); // reported below, after init's own error if both fail
     let ready;
+    let dataP;
     const configs = {};
     try {
-      ready = await readyP;
+      ({ ready, dataP } = await initUnstuck(client, init, dataUrl));
       for (const name of presets) configs[name] = (await client.request({ type: 'preset', name }, 'preset')).config;
     } catch (e) {
       throw new StartError('init', e);
@@ -75,4 +83,39 @@ function silenceWatchdog(client, onSilent) {
       if (silent) onSilent(null);
     },
   };
+}
+
+/** Sends `init` and `load-data`; resolves with init's reply and the pending `load-data` once the
+ *  worker is ready. A worker whose pulse stops before then (see the header) is replaced by a
+ *  fresh one, up to STALL_RETRIES times. */
+async function initUnstuck(client, init, dataUrl) {
+  for (let attempt = 0; ; attempt++) {
+    const readyP = client.request({ type: 'init', ...init }, 'ready');
+    const dataP = client.request({ type: 'load-data', url: dataUrl }, 'data-ready');
+    dataP.catch(() => {}); // reported by startWorker, after init's own error if both fail
+    const stall = stalled(client);
+    try {
+      const ready = await Promise.race([readyP, stall.promise]);
+      if (ready) return { ready, dataP };
+    } finally {
+      stall.stop();
+    }
+    readyP.catch(() => {});
+    if (attempt >= STALL_RETRIES) {
+      throw new Error(`the training worker stopped responding while it started (${attempt + 1} tries); reload the page to try again`);
+    }
+    console.warn(`The training worker stopped responding while it started; starting a fresh one (try ${attempt + 2}).`);
+    client.restart();
+  }
+}
+
+/** `promise` resolves (with null) once the worker has sent nothing for STALL_MS. */
+function stalled(client) {
+  let timer;
+  const promise = new Promise((resolve) => {
+    timer = setInterval(() => {
+      if (!client.dead && performance.now() - client.heardAt >= STALL_MS) resolve(null);
+    }, 500);
+  });
+  return { promise, stop: () => clearInterval(timer) };
 }
