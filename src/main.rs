@@ -34,7 +34,8 @@ enum Command {
     Eval(EvalArgs),
     /// Parameter count of a model, as the lecture prints it.
     Info(ModelArgs),
-    /// GEMM GFLOP/s and seconds per epoch, as JSON lines.
+    /// GEMM GFLOP/s and seconds per epoch on this CPU, as JSON lines. WebGPU runs only in a
+    /// browser: its rows (the adapter, GEMM GFLOP/s, seconds per epoch) come from `scripts/bench`.
     Bench(bench::BenchArgs),
     /// Serve the page (www/) over HTTP, cross-origin isolated for the threaded package.
     Serve(serve::ServeArgs),
