@@ -110,6 +110,8 @@ export class WorkerClient extends EventTarget {
   dead = null;
   /** performance.now() of the worker's latest message (or of its start), for watchdogs. */
   heardAt = 0;
+  /** The same, not counting its `alive` pulses: the latest sign that the start moves on. */
+  progressAt = 0;
   /** Per request type, the latest request's settling (see the header: one at a time). */
   #lanes = new Map();
   #heard = false;
@@ -119,11 +121,13 @@ export class WorkerClient extends EventTarget {
     this.#heard = false;
     this.#lanes.clear();
     this.heardAt = performance.now();
+    this.progressAt = this.heardAt;
     const worker = new Worker(this.workerUrl, { type: 'module' });
     this.worker = worker;
     worker.onmessage = ({ data }) => {
       this.#heard = true;
       this.heardAt = performance.now();
+      if (data.type !== 'alive') this.progressAt = this.heardAt;
       this.dispatchEvent(new CustomEvent(data.type, { detail: data }));
     };
     // A crash (an uncaught error, out of memory while loading) ends up here, not as a message;

@@ -71,10 +71,12 @@ function silenceWatchdog(client, onSilent) {
   if (!onSilent) return { stop() {} };
   let silent = false;
   const timer = setInterval(() => {
-    const quiet = performance.now() - client.heardAt >= SILENT_MS;
+    // The pulse says the worker's thread runs, not that the start moves on (a download that
+    // hangs): only other messages count here.
+    const quiet = performance.now() - client.progressAt >= SILENT_MS;
     if (quiet !== silent && !client.dead) {
       silent = quiet;
-      onSilent(quiet ? Math.round((performance.now() - client.heardAt) / 1000) : null);
+      onSilent(quiet ? Math.round((performance.now() - client.progressAt) / 1000) : null);
     }
   }, 1000);
   return {
