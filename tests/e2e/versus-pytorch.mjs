@@ -62,7 +62,8 @@ try {
         pageVsBench[threads].push(g.seconds / c.seconds);
         emit({
           bench: 'versus-pytorch', preset, round, threads, kernel: c.kernel, chromium_seconds: c.seconds, page_seconds: g.seconds,
-          page_epoch_seconds: g.epoch_seconds, pytorch_seconds: p, ratio: c.seconds / p, page_ratio: g.seconds / p, page_vs_bench: g.seconds / c.seconds,
+          page_epoch_seconds: g.epoch_seconds, page_in_run_ratio: g.in_run_ratio, pytorch_seconds: p, ratio: c.seconds / p, page_ratio: g.seconds / p,
+          page_vs_bench: g.seconds / c.seconds,
         });
       }
     }

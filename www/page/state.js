@@ -68,7 +68,7 @@ export function scheduleRender() {
  *  progress bar redrawn 12 times a second (each ~80 ms slice) cost more than it shows: each frame
  *  of the page costs about 9 ms of the main thread (commit, paint, layout) and more of the
  *  compositor's, on those same two cores. */
-export const PROGRESS_RENDER_MS = 500;
+export const PROGRESS_RENDER_MS = 1000;
 let progressAt = -Infinity;
 let progressTimer = 0;
 

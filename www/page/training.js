@@ -16,7 +16,8 @@ import { refreshGallery } from './gallery.js';
 import { refreshPicture } from './picture.js';
 
 const FORM_KEYS = ['hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize', 'epochs', 'trainSize', 'seed'];
-const REFRESH_MS = 3000;        // least time between gallery/picture refreshes while training
+const REFRESH_MS = 10_000;      // least time between gallery/picture refreshes while training (each costs the
+                                // training threads: 48 predictions, 48 images drawn)
 const SPEED_WINDOW_S = 2;       // moving window for samples/s
 
 const presetOf = (config) => formFromConfig(config, state.presets).preset;
