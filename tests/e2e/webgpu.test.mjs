@@ -162,6 +162,36 @@ describe('WebGPU on the software adapter', () => {
   });
   after(async () => { await browser?.close(); });
 
+  test('the backend field: auto passes over the software adapter; webgpu takes it; wasm; each in the address and the mode line', { timeout: 60_000 }, async () => {
+    const page = await browser.context.newPage();
+    const watcher = watch(page);
+    try {
+      await guarded(page, 'webgpu-backend-field', async () => {
+        await page.goto(`${server.url}?preset=lecture&epochs=2`);
+        await waitForState(page, 'ready', { timeout: 60_000 });
+        assert.equal(await page.locator('#f-backend').inputValue(), 'auto');
+        assert.equal(await metric(page, 'mode'), `${PLAIN}: the WebGPU adapter is software (fallback)`);
+        const expect = [
+          ['webgpu', (mode) => assert.match(mode, GPU_MODE), 'webgpu'],
+          ['wasm', (mode) => assert.equal(mode, `${PLAIN}: chosen (backend=wasm)`), 'wasm'],
+          ['auto', (mode) => assert.equal(mode, `${PLAIN}: the WebGPU adapter is software (fallback)`), null],
+        ];
+        for (const [choice, check, param] of expect) {
+          const before = await metric(page, 'mode');
+          await page.locator('#f-backend').selectOption(choice);
+          await page.waitForFunction((b) => document.querySelector('[data-metric="mode"]').textContent !== b, before, { timeout: 30_000 });
+          check(await metric(page, 'mode'));
+          assert.equal(new URL(page.url()).searchParams.get('backend'), param, `the address after choosing ${choice}`);
+          assert.equal(await metric(page, 'backend'), choice === 'webgpu' ? 'webgpu' : 'wasm');
+        }
+        assert.deepEqual(await errorList(page), []);
+        assert.deepEqual(watcher.problems(), []);
+      });
+    } finally {
+      await page.close();
+    }
+  });
+
   describe('the page on backend=webgpu', () => {
     let page;
     let watcher;
@@ -469,6 +499,13 @@ describe('without a WebGPU adapter (Chromium without its WebGPU flags)', () => {
           const [e] = await logEpochs(page);
           assert.equal(e.loss.toFixed(6), ref.history[0].loss.toFixed(6));
           assert.equal(e.val.toFixed(4), shown(ref.history[0].val_accuracy));
+          if (backend === 'auto') {
+            // WebGPU chosen in the form: said at once, and the mode stays wasm.
+            await page.locator('#f-backend').selectOption('webgpu');
+            await page.waitForFunction(() => document.getElementById('error-list').childElementCount > 0, null, { timeout: 30_000 });
+            assert.deepEqual(await errorList(page), ['WebGPU was asked for (backend=webgpu), but it cannot run here: no WebGPU adapter. Training runs on wasm instead.']);
+            assert.equal(await metric(page, 'backend'), 'wasm');
+          }
           assert.deepEqual(watcher.problems(), []);
         });
       } finally {

@@ -4,7 +4,8 @@
 // stopped, and a `train` error) arrive here from app.js's table.
 
 import {
-  $, client, currentConfig, formValid, idle, metricEl, oneAtATime, pushError, scheduleProgressRender, scheduleRender, state,
+  $, client, currentConfig, dropErrors, formValid, idle, metricEl, oneAtATime, pushError, scheduleProgressRender, scheduleRender,
+  state,
 } from './state.js';
 import {
   FIELDS, RECIPE, applyPreset, describeRecipe, format, formFromConfig, matchPreset, paramsFromForm,
@@ -94,8 +95,13 @@ function onBackendChange(value) {
     history.replaceState(history.state, '', `${location.pathname}?${params}${location.hash}`);
   }
   if (!state.mode || state.crashed) return;
-  client.request({ type: 'backend', backend: value }, 'mode')
-    .then((r) => { state.mode = r.mode; scheduleRender(); }, (e) => pushError('backend', e.message));
+  client.request({ type: 'backend', backend: value }, 'mode').then((r) => {
+    state.mode = r.mode;
+    // WebGPU asked for but not there: said plainly, as at the start.
+    dropErrors('backend');
+    if (r.mode.notice) pushError('backend', r.mode.notice);
+    scheduleRender();
+  }, (e) => pushError('backend', e.message));
 }
 
 /** "New seed": the next run draws its seed at random (the field and the address say `random`
