@@ -5,9 +5,11 @@
 //! `2.bias [2]`, and `model.load_state_dict(safetensors.torch.load_file(f))` works in PyTorch.
 //! The model configuration travels in the header metadata (`skywatch.model`, JSON) next to
 //! `format: pt`; a file saved by PyTorch has no such entry, and its layer widths are read from the
-//! tensor shapes instead.
+//! tensor shapes instead. A file saved after training also records the training configuration
+//! (`skywatch.train`, JSON: optimizer, batch size, epochs, seed, training-set size), so that the
+//! run that made the weights can be repeated, a seed drawn at random included.
 
-use crate::config::{Activation, LossKind, MAX_PARAMETERS, ModelConfig};
+use crate::config::{Activation, LossKind, MAX_PARAMETERS, ModelConfig, TrainConfig};
 use crate::error::{Error, Result};
 use crate::model::Mlp;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -15,12 +17,24 @@ use std::collections::HashMap;
 
 /// Metadata key holding the model configuration.
 pub const MODEL_KEY: &str = "skywatch.model";
+/// Metadata key holding the training configuration of [`save_trained`].
+pub const TRAIN_KEY: &str = "skywatch.train";
 /// Files above this size are refused before parsing: no model allowed by the configuration
 /// limits is this large.
 pub const MAX_FILE_BYTES: usize = MAX_PARAMETERS * 4 + (1 << 20);
 
 /// Serialises the model's parameters (and its configuration as metadata).
 pub fn save(model: &Mlp) -> Vec<u8> {
+    save_with(model, None)
+}
+
+/// [`save`], recording also the configuration the model was trained with (`train`, whose
+/// `model` is the model's own), seed included.
+pub fn save_trained(model: &Mlp, train: &TrainConfig) -> Vec<u8> {
+    save_with(model, Some(train))
+}
+
+fn save_with(model: &Mlp, train: Option<&TrainConfig>) -> Vec<u8> {
     let mut views = Vec::new();
     for (l, lin) in model.linears.iter().enumerate() {
         let w = lin.weight(&model.params);
@@ -35,10 +49,13 @@ pub fn save(model: &Mlp) -> Vec<u8> {
     let tensors = views.iter().map(|(name, data, shape)| {
         (name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
     });
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("format".to_string(), "pt".to_string()),
         (MODEL_KEY.to_string(), serde_json::to_string(&model.config).expect("config serialises")),
     ]);
+    if let Some(train) = train {
+        meta.insert(TRAIN_KEY.to_string(), serde_json::to_string(train).expect("config serialises"));
+    }
     stable_header(safetensors::serialize(tensors, Some(meta)).expect("valid tensors serialise"))
 }
 
@@ -121,6 +138,19 @@ pub fn load(bytes: &[u8], hint: Option<&ModelConfig>) -> Result<Mlp> {
         )));
     }
     Ok(model)
+}
+
+/// The training configuration a checkpoint records ([`save_trained`]); `None` for a file saved
+/// without one (by [`save`], or by PyTorch).
+pub fn load_train_config(bytes: &[u8]) -> Result<Option<TrainConfig>> {
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::Checkpoint(format!("not a safetensors file: {e}")))?;
+    let Some(json) = header.metadata().as_ref().and_then(|m| m.get(TRAIN_KEY)) else {
+        return Ok(None);
+    };
+    let config = serde_json::from_str::<TrainConfig>(json)
+        .map_err(|e| Error::Checkpoint(format!("metadata '{TRAIN_KEY}' is not a training configuration: {e}")))?;
+    Ok(Some(config))
 }
 
 /// Loads a checkpoint that must hold exactly the model `expected`; a different architecture is

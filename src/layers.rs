@@ -10,9 +10,11 @@
 //!
 //! Parameters and gradients live in two flat buffers owned by the model (`model.rs`); a `Linear`
 //! only knows its offset there, so the optimizer is a single loop over both buffers (plain SGD
-//! skips the gradient buffer for weights: `GradSink::Sgd` applies it in the backward pass).
+//! skips the gradient buffer for weights: `GradSink::Sgd` applies it in the backward pass, with
+//! the step of [`crate::update`], which the optimizer uses too).
 
 use crate::matmul::gemm;
+use crate::update::SgdStep;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::{Rng, RngExt};
 
@@ -96,15 +98,16 @@ impl Linear {
         }
         match sink {
             GradSink::Store => gemm(1.0, &dy.t(), &x, 0.0, &mut self.weight_mut(grads)),
-            GradSink::Sgd { lr, weight_decay } => {
+            GradSink::Sgd(step) => {
                 // W = (1 - lr wd) W - lr dy^T x, in the GEMM's write-back: the gradient is never
                 // stored, which saves a write and two reads of W-sized memory per step. With
                 // wd = 0 and a batch within one K block of the GEMM (at most 256 rows), this
                 // rounds exactly as `W -= lr * dW` does; larger batches update once per block.
+                let SgdStep { lr, weight_decay } = step;
                 gemm(-lr, &dy.t(), &x, 1.0 - lr * weight_decay, &mut self.weight_mut(params));
                 let (start, end) = (self.bias_offset(), self.offset + self.num_params());
                 for (b, &g) in params[start..end].iter_mut().zip(&grads[start..end]) {
-                    crate::optim::sgd_update(b, g, lr, weight_decay);
+                    step.apply(b, g);
                 }
             }
         }
@@ -117,7 +120,7 @@ pub enum GradSink {
     /// Into the gradient buffer, for the optimizer to apply.
     Store,
     /// Applied at once as PyTorch's SGD without momentum: `p -= lr (g + wd p)`.
-    Sgd { lr: f32, weight_decay: f32 },
+    Sgd(SgdStep),
 }
 
 /// Element-wise activations, applied in place on the layer's output buffer.

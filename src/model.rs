@@ -139,10 +139,10 @@ impl Mlp {
 
     /// One optimisation step on a batch.
     pub fn train_batch(&mut self, x: ArrayView2<f32>, targets: &[u8], opt: &mut Optimizer) -> BatchLoss {
-        if let Some(sink) = opt.fused_step() {
+        if let Some(step) = opt.fused_step() {
             // Plain SGD (the lecture's optimizer) is applied inside the backward pass; the weight
             // gradients are then not stored in `grads`.
-            return self.backward_into(x, targets, sink);
+            return self.backward_into(x, targets, GradSink::Sgd(step));
         }
         let res = self.loss_and_backward(x, targets);
         opt.step(&mut self.params, &self.grads);

@@ -9,13 +9,7 @@
 //! `p -= (lr / (1 - b1^t)) m1 / (sqrt(m2) / sqrt(1 - b2^t) + eps)`.
 
 use crate::config::{OptimizerConfig, OptimizerKind};
-use crate::layers::GradSink;
-
-/// PyTorch's SGD step without momentum: `p -= lr (g + wd p)`.
-#[inline(always)]
-pub fn sgd_update(p: &mut f32, g: f32, lr: f32, wd: f32) {
-    *p -= lr * (g + wd * *p);
-}
+use crate::update::SgdStep;
 
 /// An optimizer and its state: one or two buffers the size of the parameters, and the step count.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,15 +33,15 @@ impl Optimizer {
         Optimizer { config, step: 0, state1: vec![0.0; n1], state2: vec![0.0; n2] }
     }
 
-    /// For SGD without momentum, this step as a [`GradSink`] that the backward pass applies
-    /// itself (counted here as taken); `None` for optimizers that need the gradients stored.
-    pub fn fused_step(&mut self) -> Option<GradSink> {
+    /// For SGD without momentum, this step, for the backward pass to apply itself (counted here
+    /// as taken); `None` for optimizers that need the gradients stored.
+    pub fn fused_step(&mut self) -> Option<SgdStep> {
         let c = &self.config;
         if c.kind != OptimizerKind::Sgd || c.momentum != 0.0 {
             return None;
         }
         self.step += 1;
-        Some(GradSink::Sgd { lr: c.lr, weight_decay: c.weight_decay })
+        Some(SgdStep { lr: c.lr, weight_decay: c.weight_decay })
     }
 
     /// One update of `params` from `grads`, element-wise in chunks (on the rayon pool with the
@@ -59,9 +53,10 @@ impl Optimizer {
         let (lr, wd) = (c.lr, c.weight_decay);
         match c.kind {
             OptimizerKind::Sgd if c.momentum == 0.0 => {
+                let step = SgdStep { lr, weight_decay: wd };
                 chunks!(mut params).zip(chunks!(grads)).for_each(|(p, g)| {
                     for (p, &g) in p.iter_mut().zip(g) {
-                        sgd_update(p, g, lr, wd);
+                        step.apply(p, g);
                     }
                 });
             }

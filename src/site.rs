@@ -12,42 +12,45 @@
 //! ```
 //!
 //! The folder is assembled beside `DIR` and renamed into place, so a failed build leaves the
-//! previous one intact. The command ends with the bytes a reader's browser transfers for the
-//! widget (gzip, as static hosts serve it).
+//! previous one intact. Since `DIR` is replaced as a whole, a folder that is neither empty nor an
+//! earlier build (recognised by its [`MARKER`] file) is refused unless `force` is set: pointed at
+//! the wrong folder, the build would otherwise delete what is there. The command ends with the
+//! bytes a reader's browser transfers for the widget (gzip, as static hosts serve it).
 
-use crate::data::build::{DEFAULT_DATA_DIR, QUICK_TEST, QUICK_TRAIN, subset};
+use crate::data::build::subset;
 use crate::error::{Error, Result};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct SiteArgs {
-    /// Output folder (replaced as a whole).
-    #[arg(long)]
+/// What `skywatch build` writes, and from what.
+#[derive(Clone, Debug)]
+pub struct SiteOptions {
+    /// The output folder, replaced as a whole.
     pub out: PathBuf,
     /// The page sources and build output (`scripts/build` fills pkg/, pkg-threads/, pkg-threads-simd/,
     /// vendor/).
-    #[arg(long, default_value = "www")]
     pub www: PathBuf,
     /// The full bundle (`skywatch data`).
-    #[arg(long, default_value = DEFAULT_DATA_DIR)]
     pub data: PathBuf,
     /// Training images in the widget's quick subset.
-    #[arg(long, default_value_t = QUICK_TRAIN)]
     pub quick_train: usize,
     /// Validation images in the widget's quick subset.
-    #[arg(long, default_value_t = QUICK_TEST)]
     pub quick_test: usize,
-    /// Leave the full bundle out (the widget alone needs only the quick subset).
-    #[arg(long)]
-    pub no_full_data: bool,
+    /// Include the full bundle (the widget alone needs only the quick subset).
+    pub full_data: bool,
+    /// Replace `out` even if it is neither empty nor an earlier build.
+    pub force: bool,
 }
 
+/// The file every build writes at the top of its folder: a later build replaces a folder that
+/// holds it without asking for `force`.
+pub const MARKER: &str = ".skywatch-build";
+
 /// Files of `www/` that make up the site (everything else there is build output or data).
-const PAGE_FILES: &[&str] = &[
+pub const PAGE_FILES: &[&str] = &[
     "index.html",
     "boot.js",
     "app.js",
@@ -63,8 +66,29 @@ const PAGE_FILES: &[&str] = &[
     "embed-example.css",
 ];
 /// Folders of `www/` with the page's and the widget's modules.
-const PAGE_DIRS: &[&str] = &["page", "shared", "widget", "worker"];
-const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "pkg-threads-simd", "vendor"];
+pub const PAGE_DIRS: &[&str] = &["page", "shared", "widget", "worker"];
+/// Folders of `www/` that `scripts/build` fills, copied whole.
+pub const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "pkg-threads-simd", "vendor"];
+
+/// The scripts and styles a reader's browser loads for the widget (besides its wasm and data),
+/// counted by the size report.
+pub const WIDGET_FILES: &[&str] = &[
+    "widget.js",
+    "widget.css",
+    "widget/trainer.js",
+    "client.js",
+    "shared/dom.js",
+    "shared/format.js",
+    "shared/image.js",
+    "shared/prediction.js",
+    "shared/probe.js",
+    "shared/startup.js",
+    "worker.js",
+    "worker/backend.js",
+    "vendor/wasm-feature-detect/index.js",
+    "vendor/idb-keyval/index.js",
+    "pkg/skywatch.js",
+];
 
 /// Headers for hosts that read a `_headers` file (Netlify, Cloudflare Pages): cross-origin
 /// isolation for threads, CORS + CORP so that blogs on other origins may load the widget, and the
@@ -83,52 +107,83 @@ fn headers_file() -> String {
     )
 }
 
-pub fn run(args: &SiteArgs) -> Result<()> {
+/// Writes the site into `opts.out` and returns what a reader's browser transfers for the widget,
+/// as one line.
+pub fn build(opts: &SiteOptions) -> Result<String> {
+    check_replaceable(&opts.out, opts.force)?;
     for d in BUILT_DIRS {
-        if !args.www.join(d).is_dir() {
+        if !opts.www.join(d).is_dir() {
             return Err(Error::Config(format!(
                 "{} is missing: run scripts/build first (it builds the wasm packages and copies the browser libraries)",
-                args.www.join(d).display()
+                opts.www.join(d).display()
             )));
         }
     }
-    let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = opts.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let tmp =
         tempfile::Builder::new().prefix(".skywatch-site-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
     let dir = tmp.path();
     for f in PAGE_FILES {
-        copy(&args.www.join(f), &dir.join(f))?;
+        copy(&opts.www.join(f), &dir.join(f))?;
     }
     for d in PAGE_DIRS.iter().chain(BUILT_DIRS) {
-        copy_tree(&args.www.join(d), &dir.join(d))?;
+        copy_tree(&opts.www.join(d), &dir.join(d))?;
     }
-    let quick = subset(&args.data, &dir.join("data-quick"), args.quick_train, args.quick_test)?;
-    if !args.no_full_data {
-        let m = crate::data::Manifest::parse(&read(&args.data.join("manifest.json"))?)?;
+    let quick = subset(&opts.data, &dir.join("data-quick"), opts.quick_train, opts.quick_test)?;
+    if opts.full_data {
+        let m = crate::data::Manifest::parse(&read(&opts.data.join("manifest.json"))?)?;
         fs::create_dir_all(dir.join("data")).map_err(|e| Error::io(dir.join("data"), e))?;
         for f in [m.train.file.as_str(), m.test.file.as_str(), "manifest.json"] {
-            copy(&args.data.join(f), &dir.join("data").join(f))?;
+            copy(&opts.data.join(f), &dir.join("data").join(f))?;
         }
     }
     fs::write(dir.join("_headers"), headers_file()).map_err(|e| Error::io(dir.join("_headers"), e))?;
+    let marker = "Written by `skywatch build`, which replaces this folder as a whole.\n";
+    fs::write(dir.join(MARKER), marker).map_err(|e| Error::io(dir.join(MARKER), e))?;
     let report = size_report(dir, quick.manifest())?;
 
     // Swap in the new folder: the old one goes only once the new one is complete.
     let old = parent.join(format!(".skywatch-site-old-{}", std::process::id()));
-    if args.out.exists() {
-        fs::rename(&args.out, &old).map_err(|e| Error::io(&args.out, e))?;
+    if fs::symlink_metadata(&opts.out).is_ok() {
+        fs::rename(&opts.out, &old).map_err(|e| Error::io(&opts.out, e))?;
     }
     let kept = tmp.keep();
-    if let Err(e) = fs::rename(&kept, &args.out) {
-        let _ = fs::rename(&old, &args.out);
+    if let Err(e) = fs::rename(&kept, &opts.out) {
+        let _ = fs::rename(&old, &opts.out);
         let _ = fs::remove_dir_all(&kept);
-        return Err(Error::io(&args.out, e));
+        return Err(Error::io(&opts.out, e));
     }
-    let _ = fs::remove_dir_all(&old);
-    println!("{}: static site written", args.out.display());
-    println!("{report}");
-    Ok(())
+    // What was there before (a folder, or with `force` a file).
+    let _ = fs::remove_dir_all(&old).or_else(|_| fs::remove_file(&old));
+    Ok(report)
+}
+
+/// Whether the build may replace `out`: a folder that does not exist yet, an empty one, or an
+/// earlier build's (it holds [`MARKER`]); anything else only with `force`.
+fn check_replaceable(out: &Path, force: bool) -> Result<()> {
+    let meta = match fs::symlink_metadata(out) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(out, e)),
+        Ok(meta) => meta,
+    };
+    if force {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        let mut entries = fs::read_dir(out).map_err(|e| Error::io(out, e))?;
+        if entries.next().is_none() || out.join(MARKER).is_file() {
+            return Ok(());
+        }
+        format!("the folder is not empty and is not an earlier build (it has no {MARKER} file)")
+    } else {
+        "it is not a folder".to_string()
+    };
+    let why = format!(
+        "{what}: the build replaces its output folder as a whole, which would delete what is there. \
+         Choose a new or empty folder, or pass --force to replace it anyway"
+    );
+    Err(Error::io(out, io::Error::new(io::ErrorKind::DirectoryNotEmpty, why)))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -174,22 +229,7 @@ fn size_report(dir: &Path, m: &crate::data::Manifest) -> Result<String> {
         files.iter().map(|f| size(f)).try_fold((0, 0), |(a, b), r| r.map(|(x, y)| (a + x, b + y)))
     };
     let kb = |(raw, gz): (usize, usize)| format!("{:.0} kB ({:.0} kB gzipped)", raw as f64 / 1e3, gz as f64 / 1e3);
-    let js = sum(&[
-        "widget.js",
-        "widget.css",
-        "widget/trainer.js",
-        "client.js",
-        "shared/dom.js",
-        "shared/format.js",
-        "shared/image.js",
-        "shared/prediction.js",
-        "shared/probe.js",
-        "shared/startup.js",
-        "worker.js",
-        "vendor/wasm-feature-detect/index.js",
-        "vendor/idb-keyval/index.js",
-        "pkg/skywatch.js",
-    ])?;
+    let js = sum(WIDGET_FILES)?;
     let wasm = size("pkg/skywatch_bg.wasm")?;
     let wasm_threads = size("pkg-threads/skywatch_bg.wasm")?;
     let data = sum(&[&format!("data-quick/{}", m.train.file), &format!("data-quick/{}", m.test.file)])?;

@@ -11,6 +11,7 @@
 //! the configured seed, so one seed and configuration give bit-identical weights.
 
 use crate::checkpoint;
+use crate::clock::Stopwatch;
 use crate::config::TrainConfig;
 use crate::data::{Dataset, Loader, Normalizer, PIXELS, Split};
 use crate::error::{Error, Result};
@@ -375,30 +376,4 @@ pub fn evaluate(model: &mut Mlp, split: &Split, norm: &Normalizer) -> EvalStats 
         loss: if n == 0 { 0.0 } else { total.loss_sum / n as f64 },
         confusion,
     }
-}
-
-/// Wall-clock timer that works natively and in wasm (where `std::time::Instant` panics).
-pub struct Stopwatch(f64);
-
-impl Stopwatch {
-    pub fn start() -> Self {
-        Stopwatch(now_seconds())
-    }
-
-    pub fn seconds(&self) -> f64 {
-        now_seconds() - self.0
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn now_seconds() -> f64 {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed().as_secs_f64()
-}
-
-#[cfg(target_arch = "wasm32")]
-fn now_seconds() -> f64 {
-    crate::wasm::now_seconds()
 }

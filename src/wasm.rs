@@ -1,4 +1,6 @@
-//! The JavaScript API, and the only module that knows about JS.
+//! The JavaScript API, and the only module that exports to JS (the clock reads the browser's
+//! through web-sys, in `crate::clock`). It sits on top of the core: it calls `train`,
+//! `checkpoint`, `data` and `config`, and nothing in the core calls it.
 //!
 //! ```js
 //! const data = new Data(manifestJson, trainBytes, testBytes);   // checks sizes and sha256
@@ -11,7 +13,8 @@
 //! ```
 //! Errors are thrown as `Error` with the crate's message; no user input can panic.
 //! In the threaded package, `initThreadPool(n)` (wasm-bindgen-rayon) must be awaited in the
-//! Worker before training; the GEMM then splits across that pool.
+//! Worker before training; the GEMM then splits across that pool. The benchmark exports are in
+//! `wasm/bench.rs`, compiled only into the bench page's packages (feature `bench`).
 
 use crate::checkpoint;
 use crate::config::TrainConfig;
@@ -28,7 +31,12 @@ use wasm_bindgen::prelude::*;
 pub use wasm_bindgen_rayon::init_thread_pool;
 
 mod gpu;
-pub use gpu::{GpuSession, gpu_bench_epochs, gpu_bench_gemm, gpu_probe};
+pub use gpu::{GpuSession, gpu_probe};
+
+/// The benchmark exports (`benchPeak`, `benchGemm`, `benchEpochs`, and WebGPU's `gpuBenchGemm`,
+/// `gpuBenchEpochs`), in the bench page's packages only (feature `bench`, `scripts/build --bench`).
+#[cfg(feature = "bench")]
+mod bench;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -44,19 +52,6 @@ export interface EvalStats { count: number; accuracy: number; loss: number; conf
 export interface Prediction { probabilities: number[]; image: Uint8Array; }
 export interface BuildInfo { kernel: string; threads: boolean; version: string; }
 "#;
-
-#[wasm_bindgen]
-extern "C" {
-    /// `performance.now()`, present in windows and workers alike (microsecond resolution where
-    /// the page is cross-origin isolated, 0.1 ms otherwise; `Date.now()` only has 1 ms).
-    #[wasm_bindgen(js_namespace = performance, js_name = now)]
-    fn performance_now() -> f64;
-}
-
-/// Seconds on a monotonic clock, for the core's `Stopwatch` (`std::time::Instant` panics here).
-pub(crate) fn now_seconds() -> f64 {
-    performance_now() / 1000.0
-}
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -298,10 +293,11 @@ impl Session {
         Ok(Session { trainer: Trainer::resume(state, Arc::clone(&data.inner))? })
     }
 
-    /// The weights as a safetensors file (PyTorch `state_dict` names).
+    /// The weights as a safetensors file (PyTorch `state_dict` names), with the run's
+    /// configuration, seed included, in its metadata.
     #[wasm_bindgen(js_name = exportWeights)]
     pub fn export_weights(&self) -> Vec<u8> {
-        checkpoint::save(&self.trainer.model)
+        checkpoint::save_trained(&self.trainer.model, &self.trainer.config)
     }
 
     /// Replaces the weights from a safetensors file (from the CLI, the page or PyTorch).
@@ -310,44 +306,4 @@ impl Session {
         self.trainer.load_weights(bytes)?;
         Ok(())
     }
-}
-
-/// Benchmark: single-thread register-only FMA throughput, GFLOP/s.
-#[wasm_bindgen(js_name = benchPeak)]
-pub fn bench_peak() -> f64 {
-    crate::bench::peak_gflops()
-}
-
-/// Benchmark: GFLOP/s of the lecture model's three first-layer products on at most `threads`
-/// threads, as `[{shape, m, k, n, gflops}]`.
-#[wasm_bindgen(js_name = benchGemm)]
-pub fn bench_gemm(threads: usize) -> Result<JsValue, JsError> {
-    #[derive(Serialize)]
-    struct Row {
-        shape: &'static str,
-        m: usize,
-        k: usize,
-        n: usize,
-        gflops: f64,
-    }
-    let rows: Vec<Row> = crate::bench::GEMM_SHAPES
-        .iter()
-        .map(|&(shape, m, k, n)| Row {
-            shape,
-            m,
-            k,
-            n,
-            gflops: on_pool(|| crate::bench::gemm_gflops(Kernel::best(), threads, shape, m, k, n)),
-        })
-        .collect();
-    to_js(&rows)
-}
-
-/// Benchmark: seconds of each of `epochs` training epochs of a preset on synthetic CIFAR-2-sized
-/// data (10000 images), after a warm-up epoch.
-#[wasm_bindgen(js_name = benchEpochs)]
-pub fn bench_epochs(preset: &str, epochs: usize) -> Result<Vec<f64>, JsError> {
-    let config = TrainConfig::preset(preset)?;
-    let data = Arc::new(crate::bench::synthetic_cifar2(10_000, 2_000, 0));
-    Ok(on_pool(|| crate::bench::epoch_seconds(&config, data, epochs))?)
 }

@@ -2,7 +2,9 @@
 //! where it applies, the byte offset; nothing half-read is ever used.
 #![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
-use skywatch::bench::synthetic_cifar2;
+mod common;
+
+use common::fixtures::synthetic_cifar2;
 use skywatch::data::{Dataset, Manifest, RECORD_BYTES, SourceInfo, sha256_hex};
 
 fn bundle() -> (Manifest, Vec<u8>, Vec<u8>) {

@@ -98,3 +98,28 @@ fn missing_extra_non_finite_and_foreign_files_are_refused() {
     let err = checkpoint::load(&pytorch_file(&sd), None).unwrap_err().to_string();
     assert!(err.contains("no tensor named '0.weight'"), "{err}");
 }
+
+/// `train --save` and the page record how the weights were made (`skywatch.train`); the file
+/// still loads as weights, and files without the record (ours from `save`, PyTorch's) say so.
+#[test]
+fn the_training_configuration_is_recorded_and_read_back() {
+    let mut train = TrainConfig::preset("lecture").unwrap();
+    train.seed = 3_141_592_653;
+    train.epochs = 7;
+    train.train_size = Some(1000);
+    let model = Mlp::new(&train.model, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+    let bytes = checkpoint::save_trained(&model, &train);
+    assert_eq!(checkpoint::load_train_config(&bytes).unwrap(), Some(train.clone()));
+    let back = checkpoint::load(&bytes, None).unwrap();
+    assert_eq!((back.config, back.params), (model.config.clone(), model.params.clone()));
+
+    assert_eq!(checkpoint::load_train_config(&checkpoint::save(&model)).unwrap(), None);
+    assert_eq!(checkpoint::load_train_config(&pytorch_file(&small_state_dict(vec![4, 3072]))).unwrap(), None);
+
+    // A record that is not a configuration is refused by name.
+    let views = [("x", TensorView::new(Dtype::F32, vec![1], &[0u8; 4][..]).unwrap())];
+    let meta = HashMap::from([(checkpoint::TRAIN_KEY.to_string(), "{\"seed\": -1}".to_string())]);
+    let bad = safetensors::serialize(views, Some(meta)).unwrap();
+    let e = checkpoint::load_train_config(&bad).unwrap_err().to_string();
+    assert!(e.contains("skywatch.train"), "{e}");
+}

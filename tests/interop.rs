@@ -1,6 +1,8 @@
 //! A Skywatch checkpoint is a PyTorch `state_dict` in safetensors: Python's `safetensors` with
 //! NumPy reads it, finds PyTorch's names and shapes and computes the same outputs; a file it
-//! writes the way `safetensors.torch.save_file` does loads back here.
+//! writes the way `safetensors.torch.save_file` does loads back here. The checkpoint carries the
+//! training configuration too (`skywatch.train`, as `train --save` writes it), which Python reads
+//! as plain metadata.
 //!
 //! Needs a Python with numpy and safetensors (`scripts/python-env`), given as `SKYWATCH_PYTHON`;
 //! `scripts/test` runs it with `--include-ignored`.
@@ -34,14 +36,15 @@ fn python_safetensors_reads_and_writes_our_checkpoints() {
     let python =
         std::env::var("SKYWATCH_PYTHON").expect("SKYWATCH_PYTHON must name a Python with numpy and safetensors");
     let dir = tempfile::tempdir().unwrap();
-    let config = TrainConfig::preset("lecture").unwrap().model;
+    let train = TrainConfig { seed: 1234567, ..TrainConfig::preset("lecture").unwrap() };
+    let config = train.model.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut model = Mlp::new(&config, &mut rng).unwrap();
     let x = Array2::from_shape_fn((5, 3072), |_| rng.random_range(-2.0f32..2.0));
     let out = model.forward(x.view()).to_owned();
     let [ckpt, xin, xout, back] =
         ["model.safetensors", "x.npy", "out.npy", "torch.safetensors"].map(|n| dir.path().join(n));
-    std::fs::write(&ckpt, checkpoint::save(&model)).unwrap();
+    std::fs::write(&ckpt, checkpoint::save_trained(&model, &train)).unwrap();
     write_npy(&xin, &x);
     write_npy(&xout, &out);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/interop.py");

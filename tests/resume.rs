@@ -2,7 +2,9 @@
 //! uninterrupted run: same weights, bit for bit, for every optimizer.
 #![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
-use skywatch::bench::synthetic_cifar2;
+mod common;
+
+use common::fixtures::synthetic_cifar2;
 use skywatch::checkpoint;
 use skywatch::config::{OptimizerKind, TrainConfig};
 use skywatch::train::Trainer;

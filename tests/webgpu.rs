@@ -22,8 +22,9 @@ use skywatch::gpu::{Gpu, GpuTrainer};
 use skywatch::layers::{activation, log_softmax_backward, log_softmax_forward, tanh};
 use skywatch::loss::{argmax, loss_and_grad};
 use skywatch::matmul::gemm_reference;
-use skywatch::optim::{Optimizer, sgd_update};
+use skywatch::optim::Optimizer;
 use skywatch::train::Trainer;
+use skywatch::update::SgdStep;
 use skywatch::wasm::{Data, GpuSession, Session};
 use skywatch::{Error, ModelConfig};
 use std::sync::Arc;
@@ -152,7 +153,7 @@ fn gemm_cpu(spec: &GemmSpec, a: &[f32], b: &[f32], c: &[f32], aux: &[f32], rows:
         Epilogue::Sgd { lr, weight_decay } => {
             for ((i, j), v) in tile.indexed_iter_mut() {
                 let mut p = out[c_off + i * ldc + j];
-                sgd_update(&mut p, *v, lr, weight_decay);
+                SgdStep { lr, weight_decay }.apply(&mut p, *v);
                 *v = p;
             }
         }
@@ -353,7 +354,7 @@ async fn bias_gradient_matches_the_cpu() {
         .zip(&sums)
         .map(|(&p, &g)| {
             let mut p = p;
-            sgd_update(&mut p, g, 0.1, 0.01);
+            SgdStep { lr: 0.1, weight_decay: 0.01 }.apply(&mut p, g);
             p
         })
         .collect();

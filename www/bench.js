@@ -5,6 +5,8 @@
 // `backend=webgpu`: the WebGPU backend's rows instead (GEMM GFLOP/s per shape, seconds per epoch
 // of `images` synthetic images, default 10000), each naming the adapter; a software adapter's
 // rows say `"software": true` (a correctness run, not GPU speed).
+// The worker loads the benchmark build of the packages (`bench: true`: www/pkg*-bench/, from
+// `scripts/build --bench`); the production packages carry no benchmark code.
 import { WorkerClient } from './client.js';
 
 const params = new URLSearchParams(location.search);
@@ -25,7 +27,7 @@ client.on('bench-result', ({ row }) => { results.textContent += `${JSON.stringif
 client.on('error', ({ message }) => { status.textContent = `error: ${message}`; root.dataset.state = 'error'; });
 client.on('crash', ({ message }) => { status.textContent = `crash: ${message}`; root.dataset.state = 'error'; });
 
-const { mode } = await client.request({ type: 'init', threads, noRelaxedSimd, backend: gpu ? 'webgpu' : 'wasm' }, 'ready');
+const { mode } = await client.request({ type: 'init', threads, noRelaxedSimd, bench: true, backend: gpu ? 'webgpu' : 'wasm' }, 'ready');
 // The package's own description on wasm ("2 threads + SIMD (relaxed-simd)"), the mode line on WebGPU.
 const what = gpu ? mode.line : mode.reason;
 status.textContent = `running: ${what}`;

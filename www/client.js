@@ -8,14 +8,14 @@
 //
 //   request       fields                          replies, in order               sent by
 //   init          {threads?, store?, persist?,    alive* (every second while it   shared/startup.js,
-//                  backend?}                        runs: the worker's pulse),    bench.js
-//                 persist: false keeps the model  ready {mode: {threads, kernel,
-//                 in memory only, not IndexedDB;    isolated, reason, backend,
-//                 backend: auto (default), webgpu,  line, adapter, notice}}
-//                 wasm (worker/backend.js)          (reason: the wasm package;
-//                                                    backend: webgpu | wasm, what
-//                                                    trains; line: the mode line;
-//                                                    notice: why WebGPU, asked
+//                  noRelaxedSimd?, bench?,          runs: the worker's pulse),    bench.js
+//                  backend?}                      ready {mode: {threads, kernel,
+//                 persist: false keeps the model    isolated, reason, backend,
+//                 in memory only, not IndexedDB;    line, adapter, notice}}
+//                 bench: the packages' benchmark    (reason: the wasm package;
+//                 build, pkg*-bench/ (bench.js);    backend: webgpu | wasm, what
+//                 backend: auto (default), webgpu,  trains; line: the mode line;
+//                 wasm (worker/backend.js)          notice: why WebGPU, asked
 //                                                    for, cannot run)
 //   backend       {backend}                       mode {mode}                     page/training.js
 //                 the form's backend field: new
@@ -108,10 +108,13 @@ export class WorkerClient extends EventTarget {
 
   /** Set by a crash: the worker is gone (or in an unknown state) until `restart`. */
   dead = null;
-  /** performance.now() of the worker's latest message (or of its start), for watchdogs. */
+  /** performance.now() of the worker's latest message other than its pulse (`alive`), or of its
+   *  start: the start-up's silence watchdog (a start that makes no progress, such as a download
+   *  that hangs, is reported even though the worker is alive). */
   heardAt = 0;
-  /** The same, not counting its `alive` pulses: the latest sign that the start moves on. */
-  progressAt = 0;
+  /** performance.now() of the worker's latest message of any kind, its pulse included: a worker
+   *  whose thread is stuck stops sending even that (shared/startup.js starts a fresh one). */
+  pulseAt = 0;
   /** Per request type, the latest request's settling (see the header: one at a time). */
   #lanes = new Map();
   #heard = false;
@@ -121,13 +124,13 @@ export class WorkerClient extends EventTarget {
     this.#heard = false;
     this.#lanes.clear();
     this.heardAt = performance.now();
-    this.progressAt = this.heardAt;
+    this.pulseAt = this.heardAt;
     const worker = new Worker(this.workerUrl, { type: 'module' });
     this.worker = worker;
     worker.onmessage = ({ data }) => {
       this.#heard = true;
-      this.heardAt = performance.now();
-      if (data.type !== 'alive') this.progressAt = this.heardAt;
+      this.pulseAt = performance.now();
+      if (data.type !== 'alive') this.heardAt = this.pulseAt;
       this.dispatchEvent(new CustomEvent(data.type, { detail: data }));
     };
     // A crash (an uncaught error, out of memory while loading) ends up here, not as a message;

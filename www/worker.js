@@ -148,8 +148,10 @@ const modelContext = () => ({ wasm: state.wasm, data: state.data, onFallback });
  *  has wasm threads (`pkg-threads/` with relaxed SIMD, or `pkg-threads-simd/` with simd128 only
  *  for browsers without relaxed SIMD, such as Safari), else the single-threaded `pkg/` (simd128).
  *  `noRelaxedSimd: true` is a test hook (tests/e2e/page.test.mjs): it pretends relaxed SIMD is
- *  missing, so that the simd128 threaded package can be tested in a browser that has both. */
-async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true, noRelaxedSimd = false }) {
+ *  missing, so that the simd128 threaded package can be tested in a browser that has both.
+ *  `bench: true` (the bench page) takes the benchmark build of the same package, `pkg*-bench/`
+ *  (scripts/build --bench): only it has the benchmark exports. */
+async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true, noRelaxedSimd = false, bench = false }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
   const pkgBase = new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
@@ -160,7 +162,7 @@ async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store
   else if (!(await threadsSupported())) threadsWhy = 'no WebAssembly threads in this browser';
   else pkg = !noRelaxedSimd && (await relaxedSimd()) ? 'pkg-threads/skywatch.js' : 'pkg-threads-simd/skywatch.js';
   const useThreads = pkg !== 'pkg/skywatch.js';
-  const wasm = await import(new URL(pkg, pkgBase).href);
+  const wasm = await import(new URL(bench ? pkg.replace('/', '-bench/') : pkg, pkgBase).href);
   await wasm.default();
   let n = 1;
   if (useThreads) {

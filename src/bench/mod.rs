@@ -1,24 +1,24 @@
-//! Benchmarks, printed as JSON lines (figures, never pass/fail). The measurements run natively
-//! (`skywatch bench`) and in wasm (the browser benchmark calls them through `wasm.rs`).
+//! Benchmarks: figures, never pass/fail. The measurements run natively (`skywatch bench`, in
+//! `src/cli/bench.rs`, which prints them as JSON lines) and in wasm (the bench page calls them
+//! through the exports of `src/wasm/bench.rs`). Behind the feature `bench`: the native CLI has it,
+//! and so do the bench page's own wasm packages (`scripts/build --bench`), never the production
+//! ones. A backend's own measurements (the WebGPU backend's) go in a file of their own here,
+//! behind the same feature, and their wasm exports beside these in `src/wasm/bench.rs`.
 //!
 //! * `gemm`: GFLOP/s (`2 m n k / seconds`) of the three products of the lecture model's first
 //!   layer on a batch of 64, in the layouts training uses: the forward `x W^T`
 //!   (64x3072 by 3072x512), the weight gradient `dy^T x` (512x64 by 64x3072) and the input
 //!   gradient `dy W` (64x512 by 512x3072, which training skips for the first layer).
 //! * `peak`: a register-only FMA loop, the ceiling a kernel can reach on one core.
-//! * `epoch`: seconds per training epoch of a preset (10000 images, validation excluded), with
-//!   synthetic images unless `--data` names a bundle (speed does not depend on pixel values).
+//! * `epoch`: seconds per training epoch of a preset (10000 images, validation excluded), on
+//!   [`timing_data`] unless `--data` names a bundle (speed does not depend on pixel values).
 
-use crate::data::{Dataset, PIXELS, RECORD_BYTES, Split};
+use crate::clock::Stopwatch;
+use crate::data::{Dataset, RECORD_BYTES, Split};
 use crate::matmul::{Kernel, gemm_with_threads};
-use crate::train::Stopwatch;
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
-mod cli;
-#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
-pub use cli::{BenchArgs, run};
 
 /// The products of one training step of the lecture model, in training's layouts.
 pub const GEMM_SHAPES: [(&str, usize, usize, usize); 3] =
@@ -141,16 +141,26 @@ pub fn epoch_seconds(
     (0..epochs.max(1)).map(|_| t.train_epoch(&mut |_| {}).map(|s| s.seconds)).collect()
 }
 
-/// A CIFAR-2-sized dataset of random pixels and balanced labels (for timing only).
-pub fn synthetic_cifar2(train: usize, test: usize, seed: u64) -> Dataset {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+/// Training and validation images of [`timing_data`]: the sizes of CIFAR-2.
+pub const TIMING_IMAGES: (usize, usize) = (10_000, 2_000);
+
+/// What an epoch is timed on without a bundle: [`TIMING_IMAGES`] images of random pixels, the
+/// labels alternating between the two classes.
+pub fn timing_data() -> Dataset {
+    timing_data_of(TIMING_IMAGES)
+}
+
+/// [`timing_data`] with `(train, test)` images (the WebGPU benchmark times fewer on a software
+/// adapter).
+pub fn timing_data_of((train, test): (usize, usize)) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut split = |n: usize| {
-        let mut rec = vec![0u8; n * RECORD_BYTES];
-        for (i, r) in rec.chunks_exact_mut(RECORD_BYTES).enumerate() {
-            r[0] = (i % 2) as u8;
-            rng.fill(&mut r[1..=PIXELS]);
+        let mut records = vec![0u8; n * RECORD_BYTES];
+        rng.fill(&mut records[..]);
+        for (i, label) in records.iter_mut().step_by(RECORD_BYTES).enumerate() {
+            *label = (i % 2) as u8;
         }
-        Split::from_records("synthetic", 2, rec).expect("valid synthetic records")
+        Split::from_records("timing data", 2, records).expect("labels 0 and 1 of 2 classes")
     };
     Dataset { classes: vec!["airplane".into(), "bird".into()], train: split(train), test: split(test) }
 }

@@ -60,7 +60,7 @@ pub async fn gemm(gpu: &Gpu, seconds: f64) -> Result<Vec<GemmRow>> {
 /// Seconds of each of `epochs` epochs of `config` on the GPU (after a warm-up epoch), on
 /// synthetic CIFAR-2-sized data of `images` training images.
 pub async fn epoch_seconds(gpu: &Gpu, config: &TrainConfig, images: usize, epochs: usize) -> Result<Vec<f64>> {
-    let data = Arc::new(crate::bench::synthetic_cifar2(images, 2_000, 0));
+    let data = Arc::new(crate::bench::timing_data_of((images, crate::bench::TIMING_IMAGES.1)));
     let mut t = GpuTrainer::with_gpu(gpu, Trainer::new(config.clone(), data)?).await?;
     t.train_epoch(&mut |_| {}).await?;
     let mut out = Vec::new();

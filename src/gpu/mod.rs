@@ -31,6 +31,8 @@
 //! (REASON)" (then every later call fails with it), "out of GPU memory while …", "a WebGPU shader
 //! failed to compile: FILE:LINE:COL: …".
 
+/// The WebGPU benchmarks, in the benchmark build only (feature `bench`).
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod device;
 pub mod kernels;

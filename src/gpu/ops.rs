@@ -240,7 +240,7 @@ impl Ops {
         let call = self.kernels.gemm(&spec, [&ab, &bb, &cb], None, &scratch)?;
         let entry = BatchEntry { rows: spec.m, ..BatchEntry::default() };
         self.run(entry, |p| call.encode(p), &[(&cb, 4)]).await?;
-        let clock = crate::train::Stopwatch::start();
+        let clock = crate::clock::Stopwatch::start();
         self.run(
             entry,
             |p| {

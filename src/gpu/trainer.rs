@@ -17,10 +17,11 @@ use super::kernels::{
     BatchEntry, BatchTable, BiasCall, Epilogue, GatherCall, GemmCall, GemmSpec, Kernels, LossCall, OptimCall, RowsDim,
     STAT_BYTES,
 };
+use crate::clock::Stopwatch;
 use crate::config::{LossKind, OptimizerKind};
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
-use crate::train::{EpochStats, EvalStats, Progress, Stopwatch, Trainer};
+use crate::train::{EpochStats, EvalStats, Progress, Trainer};
 use ndarray::Array2;
 use web_sys::{GpuBuffer, GpuCommandEncoder, gpu_buffer_usage as usage};
 

@@ -1,5 +1,5 @@
 //! The WebGPU backend's JavaScript API: `GpuSession`, the GPU twin of `Session`, and the probe
-//! and benchmarks.
+//! (its benchmarks are in `wasm::bench`, feature `bench`).
 //!
 //! ```js
 //! const report = await gpuProbe();      // {available, fallback, description, reason, ...}
@@ -16,7 +16,6 @@
 
 use super::{Data, parse_config, to_js};
 use crate::checkpoint;
-use crate::config::TrainConfig;
 use crate::data::resize::{chw_to_rgba, rgba_to_chw};
 use crate::data::{Dataset, PIXELS};
 use crate::error::Error;
@@ -33,9 +32,6 @@ use wasm_bindgen::prelude::*;
 const TS_GPU_TYPES: &str = r#"
 export interface AdapterReport { available: boolean; fallback: boolean; vendor: string; architecture: string;
   device: string; adapter_description: string; description: string; reason: string | null; }
-export interface GpuGemmRow { shape: string; m: number; k: number; n: number; gflops: number; splits: number; }
-export interface GpuGemmBench { adapter: AdapterReport; rows: GpuGemmRow[]; }
-export interface GpuEpochBench { adapter: AdapterReport; seconds: number[]; }
 "#;
 
 /// The `Error` a promise rejects with. A fault of the GPU itself (no adapter, a lost device, GPU
@@ -55,14 +51,14 @@ fn js_error(e: impl Into<Error>) -> JsValue {
 const GPU_ERROR_NAME: &str = "GpuError";
 
 /// A promise of `fut`'s value (as a JS value), rejected with an `Error` on failure.
-fn promise<F>(fut: F) -> js_sys::Promise
+pub(super) fn promise<F>(fut: F) -> js_sys::Promise
 where
     F: Future<Output = Result<JsValue, Error>> + 'static,
 {
     wasm_bindgen_futures::future_to_promise(async move { fut.await.map_err(js_error) })
 }
 
-fn to_js_value<T: Serialize>(v: &T) -> Result<JsValue, Error> {
+pub(super) fn to_js_value<T: Serialize>(v: &T) -> Result<JsValue, Error> {
     to_js(v).map_err(|_| Error::Gpu("internal: cannot convert a result to JS".into()))
 }
 
@@ -259,37 +255,4 @@ impl GpuSession {
     pub fn debug_lose_device(&self) {
         self.gpu.lose("destroyed by debugLoseDevice");
     }
-}
-
-/// Benchmark: GFLOP/s of the lecture model's three first-layer products on the GPU, each timed
-/// for about `seconds` (default 0.5), with the adapter's description.
-#[wasm_bindgen(js_name = gpuBenchGemm, unchecked_return_type = "Promise<GpuGemmBench>")]
-pub fn gpu_bench_gemm(seconds: Option<f64>) -> js_sys::Promise {
-    promise(async move {
-        #[derive(Serialize)]
-        struct Out {
-            adapter: crate::gpu::AdapterReport,
-            rows: Vec<crate::gpu::bench::GemmRow>,
-        }
-        let gpu = Gpu::request().await?;
-        let rows = crate::gpu::bench::gemm(&gpu, seconds.unwrap_or(0.5)).await?;
-        to_js_value(&Out { adapter: gpu.report().clone(), rows })
-    })
-}
-
-/// Benchmark: seconds of each of `epochs` GPU epochs of a preset on synthetic data of `images`
-/// training images (default 10000), after a warm-up epoch.
-#[wasm_bindgen(js_name = gpuBenchEpochs, unchecked_return_type = "Promise<GpuEpochBench>")]
-pub fn gpu_bench_epochs(preset: &str, epochs: usize, images: Option<usize>) -> js_sys::Promise {
-    let config = TrainConfig::preset(preset);
-    promise(async move {
-        #[derive(Serialize)]
-        struct Out {
-            adapter: crate::gpu::AdapterReport,
-            seconds: Vec<f64>,
-        }
-        let gpu = Gpu::request().await?;
-        let seconds = crate::gpu::bench::epoch_seconds(&gpu, &config?, images.unwrap_or(10_000), epochs).await?;
-        to_js_value(&Out { adapter: gpu.report().clone(), seconds })
-    })
 }

@@ -1,8 +1,13 @@
-//! Shared by the tests that need the real CIFAR-10 copy.
+//! Test support, shared by the test files (each uses a part of it): the real CIFAR-10 copy
+//! ([`data_source`]) and data made up for the tests ([`fixtures`]).
 //!
-//! Those tests are marked `#[ignore = "needs CIFAR-10 …"]`, so that a plain `cargo test` without the
+//! The tests that need the real copy are marked `#[ignore = "needs CIFAR-10 …"]`, so that a plain `cargo test` without the
 //! data reports them as ignored instead of passing them. `scripts/test` runs them with
 //! `--include-ignored` and `SKYWATCH_DATA_SOURCE` set.
+
+#![allow(dead_code)]
+
+pub mod fixtures;
 
 use std::path::PathBuf;
 

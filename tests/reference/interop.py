@@ -6,6 +6,7 @@ usage: interop.py CHECKPOINT INPUT.npy OUTPUT.npy WRITE_STATE_DICT
   INPUT.npy   batch of normalised images [B, 3072] (float32)
   OUTPUT.npy  Skywatch's log-probabilities for that batch [B, 2]
 """
+import json
 import sys
 
 import numpy as np
@@ -20,6 +21,8 @@ assert got == expected, f"state_dict shapes {got} != {expected}"
 assert all(v.dtype == np.float32 for v in sd.values()), {k: v.dtype for k, v in sd.items()}
 with safe_open(ckpt, "np") as f:
     assert f.metadata().get("format") == "pt", f.metadata()
+    # The training configuration travels as JSON metadata, beside the tensors PyTorch loads.
+    assert json.loads(f.metadata()["skywatch.train"])["seed"] == 1234567, f.metadata()
 
 # nn.Sequential(Linear(3072, 512), Tanh(), Linear(512, 2), LogSoftmax(dim=1)) in float64.
 x = np.load(x_path).astype(np.float64)

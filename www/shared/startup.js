@@ -71,12 +71,10 @@ function silenceWatchdog(client, onSilent) {
   if (!onSilent) return { stop() {} };
   let silent = false;
   const timer = setInterval(() => {
-    // The pulse says the worker's thread runs, not that the start moves on (a download that
-    // hangs): only other messages count here.
-    const quiet = performance.now() - client.progressAt >= SILENT_MS;
+    const quiet = performance.now() - client.heardAt >= SILENT_MS;
     if (quiet !== silent && !client.dead) {
       silent = quiet;
-      onSilent(quiet ? Math.round((performance.now() - client.progressAt) / 1000) : null);
+      onSilent(quiet ? Math.round((performance.now() - client.heardAt) / 1000) : null);
     }
   }, 1000);
   return {
@@ -116,7 +114,7 @@ function stalled(client) {
   let timer;
   const promise = new Promise((resolve) => {
     timer = setInterval(() => {
-      if (!client.dead && performance.now() - client.heardAt >= STALL_MS) resolve(null);
+      if (!client.dead && performance.now() - client.pulseAt >= STALL_MS) resolve(null);
     }, 500);
   });
   return { promise, stop: () => clearInterval(timer) };

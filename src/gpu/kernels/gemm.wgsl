@@ -10,7 +10,7 @@
 //                or plain SGD fused:  W = W - lr (dW + wd W)                              MODE 3
 // MODE 0 adds the bias aux[aux_off + n] and applies the activation; MODE 1 multiplies by the
 // activation's derivative at the previous layer's output aux[aux_off + m ldc + n] (act.wgsl).
-// MODE 3 is PyTorch's SGD step without momentum (src/optim.rs `sgd_update`), so the weight
+// MODE 3 is PyTorch's SGD step without momentum (src/update.rs `SgdStep`), so the weight
 // gradient is never stored.
 //
 // Tiling: a workgroup of 16x16 threads computes a 64x64 tile of C; each K step of 16 stages a

@@ -1,6 +1,15 @@
-//! `skywatch bench`: the native benchmark command.
+//! `skywatch bench`: the benchmarks of `skywatch::bench`, natively, as JSON lines (figures, never
+//! pass/fail).
 
-use super::*;
+use super::with_threads;
+use clap::Args;
+use serde_json::json;
+use skywatch::Result;
+use skywatch::bench::{GEMM_SHAPES, epoch_seconds, gemm_gflops, peak_gflops, timing_data};
+use skywatch::config::TrainConfig;
+use skywatch::data::Dataset;
+use skywatch::matmul::Kernel;
+use std::path::PathBuf;
 
 /// Prints one JSON line; a closed pipe (`| head`) ends the benchmark quietly.
 macro_rules! emit {
@@ -11,36 +20,32 @@ macro_rules! emit {
         }
     }};
 }
-use crate::config::TrainConfig;
-use crate::error::{Error, Result};
-use serde_json::json;
-use std::path::PathBuf;
 
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Thread counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
-    pub threads: Vec<usize>,
+    threads: Vec<usize>,
     /// Presets whose epochs are timed.
     #[arg(long, value_delimiter = ',', default_value = "lecture")]
-    pub presets: Vec<String>,
+    presets: Vec<String>,
     /// Epochs timed per preset and thread count (the median is reported, with the range).
     #[arg(long, default_value_t = 3)]
-    pub epochs: usize,
-    /// Time epochs on this bundle instead of synthetic images.
+    epochs: usize,
+    /// Time epochs on this bundle instead of the timing data (random pixels).
     #[arg(long)]
-    pub data: Option<PathBuf>,
+    data: Option<PathBuf>,
     /// Only the GEMM figures.
     #[arg(long)]
-    pub gemm_only: bool,
+    gemm_only: bool,
 }
 
 /// Runs the benchmarks and prints one JSON object per line.
-pub fn run(args: &BenchArgs) -> Result<()> {
+pub fn bench(args: &BenchArgs) -> Result<()> {
     let kernel = Kernel::best();
     emit!("{}", json!({"bench": "peak", "kernel": kernel.name(), "threads": 1, "gflops": round(peak_gflops())}));
     for &threads in &args.threads {
-        in_pool(threads, || {
+        with_threads(Some(threads), || {
             for (name, m, k, n) in GEMM_SHAPES {
                 let g = gemm_gflops(kernel, threads, name, m, k, n);
                 emit!(
@@ -49,6 +54,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                            "kernel": kernel.name(), "threads": threads, "gflops": round(g)})
                 );
             }
+            Ok(())
         })?;
     }
     if args.gemm_only {
@@ -56,12 +62,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let data = std::sync::Arc::new(match &args.data {
         Some(dir) => Dataset::load(dir)?,
-        None => synthetic_cifar2(10_000, 2_000, 0),
+        None => timing_data(),
     });
     for preset in &args.presets {
         let config = TrainConfig::preset(preset)?;
         for &threads in &args.threads {
-            in_pool(threads, || -> Result<()> {
+            with_threads(Some(threads), || {
                 let mut secs = epoch_seconds(&config, std::sync::Arc::clone(&data), args.epochs)?;
                 secs.sort_by(f64::total_cmp);
                 let median = secs[secs.len() / 2];
@@ -73,7 +79,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                            "data": if args.data.is_some() { "bundle" } else { "synthetic" }})
                 );
                 Ok(())
-            })??;
+            })?;
         }
         // The process's high-water mark so far (Linux): data, model, optimizer and workspaces.
         if let Some(mb) = peak_rss_mb() {
@@ -89,14 +95,6 @@ fn peak_rss_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
-}
-
-fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
-    Ok(pool.install(f))
 }
 
 fn round(x: f64) -> f64 {
