@@ -18,7 +18,10 @@
 //!                       /   |   \
 //!                 layers  loss  optim
 //!                  |    \      /
-//!               matmul   update          (a GPU backend sits beside matmul)
+//!               matmul   update
+//!
+//!  gpu, the WebGPU backend (wasm only), sits between wasm and train: it runs a train::Trainer's
+//!  run on the GPU; only wasm imports it, and nothing below it imports it.
 //!
 //!  below them all, usable anywhere: config, data, clock, error
 //! ```
@@ -39,12 +42,13 @@
 //! | [`error`]      | the one error type                                                      |
 //!
 //! Feature `bench` (on with `cli`, and in the benchmark build of the wasm packages only): `bench`,
-//! the GEMM, peak and epoch measurements. Native only (feature `cli`): [`data::build`] (download
-//! and build bundles), `serve` (the static web server for the page), `site` (a static folder for
-//! any host). In wasm only: `wasm`, the JavaScript API and the only module that exports to JS;
-//! the clock reads the browser's `performance.now()` through web-sys. The core does no I/O and
-//! starts no threads: the GEMM runs on whatever rayon pool the caller installs (feature
-//! `parallel`).
+//! the GEMM, peak and epoch measurements (and `gpu::bench`, the WebGPU ones). Native only (feature
+//! `cli`): [`data::build`] (download and build bundles), `serve` (the static web server for the
+//! page), `site` (a static folder for any host). In wasm only: `wasm`, the JavaScript API and the
+//! only module that exports to JS, and `gpu`, the WebGPU training backend (which only `wasm` uses;
+//! the core's maths does not import it); the clock reads the browser's `performance.now()` through
+//! web-sys. The core does no I/O and starts no threads: the GEMM runs on whatever rayon pool the
+//! caller installs (feature `parallel`).
 
 pub mod checkpoint;
 pub mod clock;
@@ -66,6 +70,8 @@ pub mod serve;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod site;
 
+#[cfg(target_arch = "wasm32")]
+pub mod gpu;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

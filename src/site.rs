@@ -4,6 +4,7 @@
 //! ```text
 //! DIR/widget.js widget.css embed.html embed-example.html index.html boot.js app.js worker.js ...
 //! DIR/page/ shared/ widget/          the page's panels, the modules page and widget share, the widget's
+//! DIR/worker/                        the worker's modules (the backend: WebGPU or wasm)
 //! DIR/pkg/ pkg-threads/ pkg-threads-simd/ vendor/   the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
@@ -65,7 +66,7 @@ pub const PAGE_FILES: &[&str] = &[
     "embed-example.css",
 ];
 /// Folders of `www/` with the page's and the widget's modules.
-pub const PAGE_DIRS: &[&str] = &["page", "shared", "widget"];
+pub const PAGE_DIRS: &[&str] = &["page", "shared", "widget", "worker"];
 /// Folders of `www/` that `scripts/build` fills, copied whole.
 pub const BUILT_DIRS: &[&str] = &["pkg", "pkg-threads", "pkg-threads-simd", "vendor"];
 
@@ -83,6 +84,7 @@ pub const WIDGET_FILES: &[&str] = &[
     "shared/probe.js",
     "shared/startup.js",
     "worker.js",
+    "worker/backend.js",
     "vendor/wasm-feature-detect/index.js",
     "vendor/idb-keyval/index.js",
     "pkg/skywatch.js",

@@ -153,6 +153,34 @@ impl Trainer {
         self.loader.batches_per_epoch()
     }
 
+    /// Whether an epoch is in progress on this trainer (started by [`Trainer::train_batches`] and
+    /// not finished).
+    pub fn in_epoch(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The normalisation table of the inputs.
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.norm
+    }
+
+    /// For a backend that trains outside this struct (the WebGPU one): draws the next epoch's
+    /// permutation from the same seeded loader, so its batches are the ones
+    /// [`Trainer::train_batches`] would train, in the same order. The backend trains them, writes
+    /// the parameters and optimizer state back here, then calls
+    /// [`Trainer::finish_external_epoch`]. Refused while an epoch of this trainer is in progress.
+    pub fn draw_external_epoch(&mut self) -> Result<&[u32]> {
+        if self.running.is_some() {
+            return Err(Error::Config("an epoch is in progress on the CPU; finish it first".into()));
+        }
+        Ok(self.loader.draw_epoch())
+    }
+
+    /// Counts an epoch trained by another backend (see [`Trainer::draw_external_epoch`]) as done.
+    pub fn finish_external_epoch(&mut self) {
+        self.epoch += 1;
+    }
+
     /// Trains up to `max_batches` batches of the current epoch (starting one if needed). Returns
     /// the epoch's statistics when this call finished it, `None` otherwise. On a non-finite loss
     /// the weights and optimizer return to the start of the epoch and `Error::Diverged` says so.

@@ -30,8 +30,11 @@ use wasm_bindgen::prelude::*;
 #[cfg(feature = "wasm-threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
-/// The benchmark exports (`benchPeak`, `benchGemm`, `benchEpochs`), in the bench page's packages
-/// only (feature `bench`, `scripts/build --bench`).
+mod gpu;
+pub use gpu::{GpuSession, gpu_probe};
+
+/// The benchmark exports (`benchPeak`, `benchGemm`, `benchEpochs`, and WebGPU's `gpuBenchGemm`,
+/// `gpuBenchEpochs`), in the bench page's packages only (feature `bench`, `scripts/build --bench`).
 #[cfg(feature = "bench")]
 mod bench;
 

@@ -139,12 +139,16 @@ function assertSameAnswer(shownAnswer, ref, { exact }) {
   assert.equal(shownAnswer.prediction, best, 'the verdict is the reference\'s more probable class');
 }
 
+/** Why these engines train on wasm (backend auto): Chromium without its WebGPU flags offers no
+ *  adapter; Firefox ESR on Linux and WebKitGTK have no WebGPU at all (the core's probe reasons). */
+const NO_GPU = '(no WebGPU adapter|this browser has no WebGPU \\(navigator\\.gpu is missing\\))';
+
 /** The expected mode line of the isolated page. */
 const ISOLATED_MODE = {
-  chromium: /^[2-9] threads \+ SIMD \(relaxed-simd\)$/,
-  firefox: /^[2-9] threads \+ SIMD \(relaxed-simd\)$/,
+  chromium: new RegExp(`^wasm, [2-9] threads \\+ SIMD \\(relaxed-simd\\): ${NO_GPU}$`),
+  firefox: new RegExp(`^wasm, [2-9] threads \\+ SIMD \\(relaxed-simd\\): ${NO_GPU}$`),
   // No SharedArrayBuffer (although crossOriginIsolated is true): simd128 on one thread.
-  webkit: /^1 thread: no WebAssembly threads in this browser, simd128$/,
+  webkit: new RegExp(`^wasm, 1 thread \\(no WebAssembly threads in this browser\\), simd128: ${NO_GPU}$`),
 };
 
 /** Reference runs, computed once when first needed. */
@@ -173,7 +177,7 @@ for (const name of ENGINES) {
           const val = Number(await metric(e, 'val-accuracy'));
           t.diagnostic(`val accuracy ${val}`);
           assert.ok(val >= MIN_ACCURACY && val <= 1, `val accuracy ${val} >= ${MIN_ACCURACY}`);
-          const single = mode.startsWith('1 thread');
+          const single = mode.startsWith('wasm, 1 thread');
           if (single) {
             // The single-threaded simd128 package: bit for bit the reference's run.
             const ref = reference('full-2-0', () => train(DATA_DIR, config));
@@ -225,7 +229,7 @@ for (const name of ENGINES) {
           const w = await read();
           t.diagnostic(JSON.stringify(w));
           assert.equal(got, 'done', w.error);
-          assert.equal(w.mode, '1 thread: page not cross-origin isolated, simd128');
+          assert.match(w.mode, new RegExp(`^wasm, 1 thread \\(page not cross-origin isolated\\), simd128: ${NO_GPU}$`));
           assert.equal(w.epoch, '5');
           // The widget's defaults: lecture, 5 epochs, seed 0, the whole quick subset.
           const ref = reference('quick-5-0', () => train(QUICK_DIR, runConfig({ epochs: 5, seed: 0 })));
