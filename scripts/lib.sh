@@ -8,9 +8,13 @@ CARGO_FUZZ_VERSION=0.13.2 # scripts/fuzz; runs on $NIGHTLY
 GECKODRIVER_VERSION=0.37.1 # Firefox ESR over WebDriver BiDi (e2e tests) and `wasm-pack test --firefox`
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
 
+# Both packages carry the WebGPU backend (src/gpu/), whose web-sys bindings are behind
+# `--cfg=web_sys_unstable_apis`. RUSTFLAGS replaces .cargo/config.toml's flags, so it is repeated here.
+WASM_CFG="--cfg=web_sys_unstable_apis"
+
 # Single-threaded package: simd128 only (runs in browsers without relaxed-simd), stable Rust.
 wasm_st() {
-  RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR=target/wasm-st "$@"
+  RUSTFLAGS="-C target-feature=+simd128 $WASM_CFG" CARGO_TARGET_DIR=target/wasm-st "$@"
 }
 
 # Threaded package: since nightly-2025-10-03 `+atomics` no longer implies shared memory, so the
@@ -23,6 +27,7 @@ wasm_threads() {
     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
     -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
     -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+    "$WASM_CFG"
   )
   RUSTUP_TOOLCHAIN=$NIGHTLY RUSTFLAGS="${flags[*]}" CARGO_TARGET_DIR=target/wasm-threads \
     CARGO_UNSTABLE_BUILD_STD=panic_abort,std "$@"

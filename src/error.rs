@@ -34,6 +34,11 @@ pub enum Error {
     )]
     Diverged { epoch: usize, batch: usize, loss: f32 },
 
+    /// The WebGPU backend cannot run or stopped: no adapter, a lost device, GPU memory exhausted,
+    /// a shader that does not compile (wasm only). The message is the whole explanation.
+    #[error("{0}")]
+    Gpu(String),
+
     /// An operating-system error on a named file (native only).
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },

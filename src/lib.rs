@@ -11,14 +11,17 @@
 //!     |   (native: server, static site,     /          /
 //!     |    bundle building)                /          /
 //!     +----------> inspect --> train <---+----------+
-//!                           |
-//!                       checkpoint
+//!                           |      \
+//!                       checkpoint  examples (the hard-example log that train feeds; imports loss)
 //!                           |
 //!                         model
 //!                       /   |   \
 //!                 layers  loss  optim
 //!                  |    \      /
-//!               matmul   update          (a GPU backend sits beside matmul)
+//!               matmul   update
+//!
+//!  gpu, the WebGPU backend (wasm only), sits between wasm and train: it runs a train::Trainer's
+//!  run on the GPU; only wasm imports it, and nothing below it imports it.
 //!
 //!  below them all, usable anywhere: config, data, clock, error
 //! ```
@@ -35,23 +38,26 @@
 //! | [`train`]      | the training loop and evaluation                                        |
 //! | [`config`]     | run configuration and the `lecture` / `deep` presets                    |
 //! | [`data`]       | the CIFAR bundle format, normalisation, the seeded minibatch loader     |
+//! | [`examples`]   | the hard-example log: each training image's loss from training's own forward pass, forgetting events |
 //! | [`inspect`]    | what the model learned: unit tiles, top activations, saliency, neighbours, hard examples, the PyTorch band |
 //! | [`clock`]      | seconds on a monotonic clock, natively and in the browser               |
 //! | [`error`]      | the one error type                                                      |
 //!
 //! Feature `bench` (on with `cli`, and in the benchmark build of the wasm packages only): `bench`,
-//! the GEMM, peak and epoch measurements. Native only (feature `cli`): [`data::build`] (download
-//! and build bundles), `serve` (the static web server for the page), `site` (a static folder for
-//! any host). In wasm only: `wasm`, the JavaScript API and the only module that exports to JS;
-//! the clock reads the browser's `performance.now()` through web-sys. The core does no I/O and
-//! starts no threads: the GEMM runs on whatever rayon pool the caller installs (feature
-//! `parallel`).
+//! the GEMM, peak and epoch measurements (and `gpu::bench`, the WebGPU ones). Native only (feature
+//! `cli`): [`data::build`] (download and build bundles), `serve` (the static web server for the
+//! page), `site` (a static folder for any host). In wasm only: `wasm`, the JavaScript API and the
+//! only module that exports to JS, and `gpu`, the WebGPU training backend (which only `wasm` uses;
+//! the core's maths does not import it); the clock reads the browser's `performance.now()` through
+//! web-sys. The core does no I/O and starts no threads: the GEMM runs on whatever rayon pool the
+//! caller installs (feature `parallel`).
 
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod examples;
 pub mod inspect;
 pub mod layers;
 pub mod loss;
@@ -68,6 +74,8 @@ pub mod serve;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod site;
 
+#[cfg(target_arch = "wasm32")]
+pub mod gpu;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! DIR/widget.js widget.css embed.html embed-example.html index.html boot.js app.js worker.js ...
-//! DIR/page/ shared/ widget/ worker/  the page's panels, the modules page and widget share, the widget's,
-//!                                    the worker's
+//! DIR/page/ shared/ widget/          the page's panels, the modules page and widget share, the widget's
+//! DIR/worker/                        the worker's modules (the backend: WebGPU or wasm; the inspection requests)
+//! DIR/reference/                     the committed PyTorch reference band
 //! DIR/pkg/ pkg-threads/ pkg-threads-simd/ vendor/   the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
@@ -87,6 +88,7 @@ pub const WIDGET_FILES: &[&str] = &[
     "shared/tiles.js",
     "worker.js",
     "worker/inspect.js",
+    "worker/backend.js",
     "vendor/wasm-feature-detect/index.js",
     "vendor/idb-keyval/index.js",
     "pkg/skywatch.js",

@@ -11,14 +11,14 @@
 //! the configured seed, so one seed and configuration give bit-identical weights.
 //!
 //! Each trained batch's per-image losses go to [`Trainer::examples`] (the hard-example log of
-//! [`crate::inspect::examples`]), straight from the forward pass.
+//! [`crate::examples`]), straight from the forward pass.
 
 use crate::checkpoint;
 use crate::clock::Stopwatch;
 use crate::config::TrainConfig;
 use crate::data::{Dataset, Loader, Normalizer, PIXELS, Split};
 use crate::error::{Error, Result};
-use crate::inspect::examples::ExampleLog;
+use crate::examples::ExampleLog;
 use crate::loss::{BatchLoss, argmax, loss_and_grad};
 use crate::model::Mlp;
 use crate::optim::Optimizer;
@@ -171,6 +171,47 @@ impl Trainer {
 
     pub fn batches_per_epoch(&self) -> usize {
         self.loader.batches_per_epoch()
+    }
+
+    /// Whether an epoch is in progress on this trainer (started by [`Trainer::train_batches`] and
+    /// not finished).
+    pub fn in_epoch(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The normalisation table of the inputs.
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.norm
+    }
+
+    /// For a backend that trains outside this struct (the WebGPU one): draws the next epoch's
+    /// permutation from the same seeded loader, so its batches are the ones
+    /// [`Trainer::train_batches`] would train, in the same order. The backend trains them, writes
+    /// the parameters and optimizer state back here, then calls
+    /// [`Trainer::finish_external_epoch`]. Refused while an epoch of this trainer is in progress.
+    pub fn draw_external_epoch(&mut self) -> Result<&[u32]> {
+        if self.running.is_some() {
+            return Err(Error::Config("an epoch is in progress on the CPU; finish it first".into()));
+        }
+        Ok(self.loader.draw_epoch())
+    }
+
+    /// Counts an epoch trained by another backend (see [`Trainer::draw_external_epoch`]) as done.
+    pub fn finish_external_epoch(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// "Train more": raises the run's epoch budget (`config.epochs`) by `n` and returns it. The
+    /// run goes on from the current model, optimizer and loader position; `save_state` records
+    /// the new budget, so a resumed run still ends there.
+    pub fn extend_epochs(&mut self, n: usize) -> Result<usize> {
+        if n == 0 {
+            return Err(Error::Config("train more: the number of epochs must be at least 1".into()));
+        }
+        let c = &mut self.config;
+        c.epochs =
+            c.epochs.checked_add(n).ok_or_else(|| Error::Config(format!("{} + {n} epochs is too many", c.epochs)))?;
+        Ok(c.epochs)
     }
 
     /// Trains up to `max_batches` batches of the current epoch (starting one if needed). Returns

@@ -30,11 +30,13 @@ use wasm_bindgen::prelude::*;
 #[cfg(feature = "wasm-threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
+mod gpu;
+pub use gpu::{GpuSession, gpu_probe};
 mod inspect;
 pub use inspect::*;
 
-/// The benchmark exports (`benchPeak`, `benchGemm`, `benchEpochs`), in the bench page's packages
-/// only (feature `bench`, `scripts/build --bench`).
+/// The benchmark exports (`benchPeak`, `benchGemm`, `benchEpochs`, and WebGPU's `gpuBenchGemm`,
+/// `gpuBenchEpochs`), in the bench page's packages only (feature `bench`, `scripts/build --bench`).
 #[cfg(feature = "bench")]
 mod bench;
 

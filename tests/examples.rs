@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use skywatch::bench::synthetic_cifar2;
 use skywatch::config::{LossKind, TrainConfig};
 use skywatch::data::{RECORD_BYTES, Split};
-use skywatch::inspect::examples::ExampleLog;
+use skywatch::examples::ExampleLog;
 use skywatch::loss::{RowLoss, loss_and_grad, loss_rows_and_grad};
 use skywatch::train::Trainer;
 use std::sync::Arc;
@@ -98,7 +98,7 @@ fn forgetting_events_and_lists_on_a_hand_made_sequence() {
 
     let r = log.report(3, &labels_split(5));
     assert_eq!((r.images, r.forgettable), (4, 2));
-    let idx = |v: &[skywatch::inspect::examples::ExampleItem]| v.iter().map(|i| i.index).collect::<Vec<_>>();
+    let idx = |v: &[skywatch::examples::ExampleItem]| v.iter().map(|i| i.index).collect::<Vec<_>>();
     // Highest last loss: 2.0 (image 0), 0.7 (3), 0.2 (1).
     assert_eq!(idx(&r.most_wrong), [0, 3, 1]);
     // Forgotten: image 0 (two events) before image 3 (one).

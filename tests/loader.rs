@@ -67,3 +67,18 @@ fn training_subset_is_seeded_and_without_repeats() {
     assert_eq!(training_indices(100, None, 0).len(), 100);
     assert_eq!(training_indices(100, Some(500), 0).len(), 100);
 }
+
+#[test]
+fn a_drawn_epoch_is_its_batches_in_order() {
+    // `draw_epoch` hands the permutation out whole (the WebGPU backend uploads it): its
+    // consecutive slices are the batches `next_batch` gives, and the generator moves on alike.
+    let mut batched = Loader::new((0..1000).collect(), 64, 9);
+    let mut whole = batched.clone();
+    for _ in 0..3 {
+        let order = whole.draw_epoch().to_vec();
+        let batches = epoch(&mut batched);
+        assert_eq!(order.chunks(64).map(<[u32]>::to_vec).collect::<Vec<_>>(), batches);
+        assert_eq!(whole.batches_done(), whole.batches_per_epoch());
+        assert_eq!(whole.rng_position(), batched.rng_position());
+    }
+}

@@ -103,3 +103,32 @@ fn a_diverging_run_stops_and_keeps_the_last_finished_epoch() {
     assert_eq!(t.train_epoch(&mut |_| {}).unwrap().epoch, 1);
     assert!(t.model.params.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn an_epoch_trained_by_another_backend_continues_the_same_run() {
+    // The WebGPU backend draws the epoch from the trainer's loader, trains it, writes the weights
+    // and optimizer state back and counts the epoch; the CPU then goes on exactly as if it had
+    // trained that epoch itself. Here a clone of the trainer plays the other backend.
+    let data = Arc::new(synthetic_cifar2(1000, 200, 4));
+    let c = config(OptimizerKind::Sgd, 0.9);
+    let mut straight = Trainer::new(c.clone(), Arc::clone(&data)).unwrap();
+    let want: Vec<_> = (0..2).map(|_| straight.train_epoch(&mut |_| {}).unwrap()).collect();
+
+    let mut host = Trainer::new(c, Arc::clone(&data)).unwrap();
+    let mut other = host.clone();
+    let order = host.draw_external_epoch().unwrap().to_vec();
+    assert_eq!(order.len(), host.train_len());
+    other.train_epoch(&mut |_| {}).unwrap();
+    host.model.params = other.model.params.clone();
+    host.optimizer = other.optimizer.clone();
+    host.finish_external_epoch();
+    assert_eq!(host.epochs_done(), 1);
+    let got = host.train_epoch(&mut |_| {}).unwrap();
+    assert_eq!((got.epoch, got.loss, got.val_accuracy), (want[1].epoch, want[1].loss, want[1].val_accuracy));
+    assert!(host.model.params == straight.model.params, "weights differ after an external epoch");
+
+    // Mid-epoch on the CPU, no other backend may take the next epoch.
+    host.train_batches(1, &mut |_| {}).unwrap();
+    assert!(host.in_epoch());
+    assert!(host.draw_external_epoch().is_err());
+}

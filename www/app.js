@@ -21,8 +21,11 @@
 // neighbours, hard-examples; see their modules); URL
 // parameters preset, epochs, seed (a number, or `random`: a seed drawn when the run starts, then
 // written back), train_size, lr, batch_size, layers, activation, loss, optimizer, momentum,
-// threads, autostart=1. A `skywatch:debug-crash` event dispatched at the document makes the
-// training worker crash (`debug-crash` in client.js), to test the recovery.
+// threads, backend (auto, webgpu, wasm), autostart=1. `[data-metric="backend"]` holds the
+// backend that trains (webgpu or wasm). A `skywatch:debug-crash` event dispatched at the document
+// makes the training worker crash (`debug-crash` in client.js), to test the recovery; a
+// `skywatch:debug-lose-gpu` event destroys the GPU device of a WebGPU run (`debug-lose-gpu`), to
+// test the move to wasm.
 
 import {
   $, client, dropErrors, pushError, render, scheduleRender, setRenderer, state,
@@ -58,18 +61,31 @@ const ON = {
   resumed: onResumed,
   done: onDone,
   stopped: onStopped,
+  mode: onMode,
   error: onWorkerError,
   crash: onCrash,
 };
 
 // Requests whose errors reach their sender (client.request): not reported twice.
-const REQUESTED = new Set(['init', 'load-data', 'preset', 'restore', 'describe', 'evaluate', 'gallery', 'predict', 'export', 'import', 'forget',
+const REQUESTED = new Set(['init', 'load-data', 'preset', 'restore', 'describe', 'evaluate', 'gallery', 'predict', 'export', 'import', 'forget', 'backend',
   'units', 'unit', 'why', 'neighbours', 'hard', 'band']);
 
 function onWorkerError(d) {
   if (REQUESTED.has(d.where)) return;
   if (d.where === 'train') onTrainError(d.message);
   else pushError(d.where, d.message);
+}
+
+/** The backend changed: asked for (the form), or a GPU fault moved the run to wasm. */
+function onMode(d) {
+  state.mode = d.mode;
+  if (d.fault) {
+    const n = d.fault.epochs;
+    const from = n ? `the model of epoch ${n}, the last finished one` : 'the start of the run';
+    const what = state.run ? 'Training continues' : 'The model continues';
+    pushError('gpu', `The GPU stopped working (${d.fault.message}). ${what} on WebAssembly from ${from}; nothing finished is lost.`);
+  }
+  scheduleRender();
 }
 
 function onCrash(d) {
@@ -89,7 +105,7 @@ function onCrash(d) {
 
 const params = new URLSearchParams(location.search);
 const run = runFromParams(params, navigator.hardwareConcurrency || 1);
-Object.assign(state, { threads: run.threads, threadsParam: run.threadsParam, autostart: run.autostart, urlProblems: run.problems });
+Object.assign(state, { threads: run.threads, threadsParam: run.threadsParam, backend: run.backend, autostart: run.autostart, urlProblems: run.problems });
 
 /** The preset names the page offers: its select's options (the core knows their recipes). */
 const presetNames = () => [...$('f-preset').options].map((o) => o.value).filter((v) => v !== 'custom');
@@ -112,13 +128,15 @@ async function boot() {
   let started;
   try {
     started = await startWorker(client, {
-      init: { threads: state.threads, store: 'skywatch' },
+      init: { threads: state.threads, store: 'skywatch', backend: state.backend },
       dataUrl: 'data/',
       presets: presetNames(),
       // With autostart a new run begins at once; restoring the saved model first would only delay it.
       restore: !state.autostart,
       onReady(ready, configs) {
         state.mode = ready.mode;
+        // WebGPU asked for by name but not there: said plainly (training runs on wasm).
+        if (ready.mode.notice) pushError('backend', ready.mode.notice);
         onPresets(configs);
         state.status = 'Loading the training data…';
         requestDescribe();
@@ -251,6 +269,7 @@ addEventListener('pagehide', (e) => { if (e.persisted) client.worker.terminate()
 addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
 // Test hook (see the header): crash the worker as a real crash would.
 document.addEventListener('skywatch:debug-crash', () => client.send({ type: 'debug-crash' }));
+document.addEventListener('skywatch:debug-lose-gpu', () => client.send({ type: 'debug-lose-gpu' }));
 setRenderer(renderAll);
 render();
 boot();

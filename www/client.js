@@ -8,11 +8,20 @@
 //
 //   request       fields                          replies, in order               sent by
 //   init          {threads?, store?, persist?,    alive* (every second while it   shared/startup.js,
-//                  noRelaxedSimd?, bench?}          runs: the worker's pulse),    bench.js
-//                 persist: false keeps the model  ready {mode: {threads, kernel,
-//                 in memory only, not IndexedDB;    isolated, reason}}
-//                 bench: the packages' benchmark
-//                 build, pkg*-bench/ (bench.js)
+//                  noRelaxedSimd?, bench?,          runs: the worker's pulse),    bench.js
+//                  backend?}                      ready {mode: {threads, kernel,
+//                 persist: false keeps the model    isolated, reason, backend,
+//                 in memory only, not IndexedDB;    line, adapter, notice}}
+//                 bench: the packages' benchmark    (reason: the wasm package;
+//                 build, pkg*-bench/ (bench.js);    backend: webgpu | wasm, what
+//                 backend: auto (default), webgpu,  trains; line: the mode line;
+//                 wasm (worker/backend.js)          notice: why WebGPU, asked
+//                                                    for, cannot run)
+//   backend       {backend}                       mode {mode}                     page/training.js
+//                 the form's backend field: new
+//                 runs, restored and loaded models
+//                 take it (a continued run moves
+//                 to it between epochs)
 //   load-data     {url}                           data-progress {file, loaded,    shared/startup.js
 //                                                   total, fromCache, retry?}*,
 //                                                 data-ready {classes, train,
@@ -26,7 +35,7 @@
 //                                                   discarded?}
 //   train         {config, continueRun?,          started {config, summary,       page/training.js,
 //                  drawSeed?, more?}                batchesPerEpoch, trainSize,     widget/trainer.js
-//                 drawSeed: the worker replaces     epochsDone, seedDrawn},
+//                 drawSeed: the worker replaces     epochsDone, seedDrawn, backend},
 //                 config.seed by one drawn from   progress {progress, batches,
 //                 the browser's entropy source      seconds}*, epoch {stats}*,
 //                 (wasm randomSeed); more: with   done | stopped {epochs}
@@ -79,12 +88,20 @@
 //                                                   positions, lossPositions
 //                                                   (BandPosition per epoch)}
 //   forget        {}                              forgotten                       page/weights.js
-//   bench         {presets, epochs, kernels?}     bench-result {row}*,            bench.js
-//                 kernels: false skips the peak     bench-done
-//                 and GEMM rows
+//   bench         {presets, epochs, kernels?,     bench-result {row}*,            bench.js
+//                  gpu?, images?}                   bench-done
+//                 kernels: false skips the peak
+//                 and GEMM rows; gpu: the WebGPU
+//                 rows (GEMM, epochs of `images`)
 //   debug-crash   {}                              none: the worker dies as a real app.js (test hook)
 //                                                 crash does (an uncaught error)
+//   debug-lose-gpu {}                             none; the run's next GPU call   app.js (test hook)
+//                 destroys the GPU device of a      fails and the run moves to
+//                 WebGPU run                        wasm: mode {fault}
 //
+// Events the worker sends by itself: `mode {mode, fault: {message, epochs}}` when a GPU fault (the
+// device lost, out of GPU memory, a shader that does not compile) moved the run to wasm, from the
+// state after its last finished epoch (`epochs` of them); handled by app.js and widget/trainer.js.
 // Any request can instead get `error {where: <request type>, message}`; `where` is also 'save' (an
 // IndexedDB write after an epoch) or 'protocol' (an unknown message type). Besides the worker's
 // messages, WorkerClient emits `crash {message, starting}` when the worker dies (an uncaught error,

@@ -4,12 +4,18 @@
 //   <skywatch-trainer epochs="5" theme="auto"></skywatch-trainer>
 //
 // Attributes: preset (lecture | deep), epochs, train-size, seed (a number, or random: drawn when
-// the run starts), data-url (a bundle folder; default the quick subset next to this script),
-// autostart, compact, theme (light | dark | auto), full-page (URL of the full trainer page;
-// default index.html next to this script).
-// Everything lives in an open shadow root with its own stylesheet. Training runs in a Worker:
-// threaded when the host page is cross-origin isolated, single-threaded otherwise. Each element
-// has its own worker and its own model, so several widgets on a page are independent.
+// the run starts), data-url (a bundle folder; default the quick subset next to this script, or
+// the full bundle for the full run), backend (auto | webgpu | wasm; default auto), recipe (quick |
+// full: which run the choice offered with a GPU starts on; default quick), autostart, compact,
+// theme (light | dark | auto), full-page (URL of the full trainer page; default index.html next
+// to this script).
+// Everything lives in an open shadow root with its own stylesheet. Training runs in a Worker, on
+// the reader's GPU (WebGPU, which needs no cross-origin isolation) or in WebAssembly: threaded
+// when the host page is cross-origin isolated, single-threaded otherwise. Where the browser offers
+// a real GPU, the reader may choose the full lecture run (the whole bundle of 10,000 images, 100
+// epochs) instead of the quick one; where only wasm is available, only the quick run is offered.
+// Each element has its own worker and its own model, so several widgets on a page are
+// independent.
 // The host element reflects its state in `data-state` (loading, ready, training, done, error)
 // and exposes the latest values in `[data-metric]` elements inside the shadow root.
 //
@@ -31,7 +37,13 @@ const TEMPLATE = `
     <div class="controls">
       <button type="button" id="train" class="primary" disabled>Train</button>
       <button type="button" id="more" class="secondary" hidden>Train more</button>
+      <label class="recipe" hidden><span class="visually-hidden">Run</span>
+        <select id="recipe">
+          <option value="quick">Quick: 1,000 images, 5 epochs</option>
+          <option value="full">Full lecture run (GPU): 10,000 images, 100 epochs</option>
+        </select></label>
       <span class="mode" role="status" data-metric="mode">not started</span>
+      <span data-metric="backend" hidden></span>
     </div>
     <div class="progress" hidden>
       <label for="bar" id="bar-label">Loading…</label>

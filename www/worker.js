@@ -1,6 +1,7 @@
 // The training worker: loads the wasm package (threaded when the page is cross-origin isolated),
-// fetches and caches the CIFAR-2 bundle, trains in time slices so that control messages (pause,
-// stop, predict) are handled between them, and keeps the latest model in IndexedDB.
+// picks the backend (WebGPU or wasm: worker/backend.js), fetches and caches the CIFAR-2 bundle,
+// trains in time slices so that control messages (pause, stop, predict) are handled between them,
+// and keeps the latest model in IndexedDB.
 //
 // Protocol: listed at the top of client.js; each request is handled by `handlers[type]` at the end
 // of this file. Every reply is `{type, ...}`; an error is `{type: 'error', where, message}` and
@@ -10,6 +11,7 @@ import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-fe
 import { createStore, del, get, set, update } from './vendor/idb-keyval/index.js';
 import { sameOriginWorkerUrl } from './client.js';
 import { inspectHandlers, trainMore } from './worker/inspect.js';
+import { Model, modeLine, resolveBackend } from './worker/backend.js';
 
 // The blog widget may load this worker from another origin than the page's: it then runs from a
 // blob: URL (page origin) that imports this module. The pool workers wasm-bindgen-rayon starts
@@ -38,6 +40,11 @@ self.addEventListener('securitypolicyviolation', (e) => {
 
 /** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
 const SLICE_MS = 80;
+/** Least time between two IndexedDB writes of the run while it trains. Each writes the whole run
+ *  (6 MB for the lecture model), which cost the training threads of a 2-core machine a few
+ *  percent when written after every epoch. The snapshot is still taken after every epoch; a pause,
+ *  a stop, a failure and the run's end write the latest one at once. */
+const SAVE_EVERY_MS = 5000;
 const DATA_CACHE = 'skywatch-data-v1';
 /** Tries per data file before the download is reported as failed. */
 const DOWNLOAD_ATTEMPTS = 3;
@@ -50,9 +57,13 @@ wasmReady.catch(() => {}); // reported by `init` itself; `load-data` reports it 
 
 const state = {
   wasm: null,        // the imported package module
-  mode: null,        // {threads, kernel, isolated, reason}
+  pkg: null,         // the package: {threads, kernel, isolated, reason, threadsWhy}
+  mode: null,        // pkg and the backend: {..., backend, line, adapter}, as `ready` and `mode` send it
+  choice: 'auto',    // the backend asked for: auto, webgpu or wasm
+  backend: null,     // what the choice resolves to (backend.js resolveBackend)
+  gpuFault: null,    // the message of a GPU fault: this worker stays on wasm after one
   data: null,        // wasm Data
-  session: null,     // wasm Session
+  session: null,     // backend.js Model: the run, on WebGPU or wasm
   config: null,      // TrainConfig of the session
   seedDrawn: false,  // the session's seed was drawn at random (train's drawSeed)
   origin: 'init',    // where the session's weights started: 'init' (the seed's) or 'weights' (uploaded)
@@ -60,7 +71,8 @@ const state = {
   running: false,    // a training loop is active
   saving: Promise.resolve(), // the latest IndexedDB write, chained so that writes keep their order
   epochWrite: null,  // the epoch snapshot being written, if any (a promise that never rejects)
-  saveDue: false,    // an epoch ended while it was: save again at the end of the run
+  pendingSave: null, // the latest epoch's snapshot (a record), not written yet (SAVE_EVERY_MS)
+  lastWriteAt: -Infinity, // performance.now() of the latest epoch write
   paused: false,
   stopRequested: false,
   store: null,       // idb-keyval store for the saved model
@@ -85,16 +97,54 @@ const PULSE_MS = 1000;
 async function init(options) {
   const pulse = setInterval(() => post({ type: 'alive' }), PULSE_MS);
   try {
-    await loadPackage(options);
-    settleWasm.resolve();
-  } catch (e) {
-    settleWasm.reject(e);
-    throw e;
+    try {
+      await loadPackage(options);
+      settleWasm.resolve();
+    } catch (e) {
+      settleWasm.reject(e);
+      throw e;
+    }
+    await chooseBackend(options.backend);
   } finally {
     clearInterval(pulse);
   }
   post({ type: 'ready', mode: state.mode });
 }
+
+const BACKENDS = ['auto', 'webgpu', 'wasm'];
+
+/** Resolves the backend choice `choice` (auto, webgpu, wasm) into `state.backend` and
+ *  `state.mode`. `mode.notice` says why WebGPU, asked for by name, is not used. */
+async function chooseBackend(choice = 'auto') {
+  if (!BACKENDS.includes(choice)) throw new Error(`unknown backend ${JSON.stringify(choice)} (expected ${BACKENDS.join(', ')})`);
+  state.choice = choice;
+  state.backend = await resolveBackend(state.wasm, choice, state.gpuFault);
+  setMode();
+}
+
+function setMode(extra = {}) {
+  const b = state.backend;
+  state.mode = {
+    ...state.pkg,
+    backend: b.kind,
+    line: modeLine(state.pkg, b),
+    adapter: b.adapter?.available ? b.adapter.description : null,
+    notice: b.asked ? `WebGPU was asked for (backend=webgpu), but it cannot run here: ${b.why}. Training runs on wasm instead.` : null,
+    ...extra,
+  };
+}
+
+/** The run moved from WebGPU to wasm after a GPU fault (backend.js): the page is told why, and
+ *  from which epoch the run goes on. */
+function onFallback(message, epochsDone) {
+  state.gpuFault = `the GPU failed (${message})`;
+  state.backend = { kind: 'wasm', why: state.gpuFault, adapter: state.backend?.adapter ?? null, asked: false };
+  setMode();
+  post({ type: 'mode', mode: state.mode, fault: { message, epochs: epochsDone } });
+}
+
+/** What a Model needs: the package, the data, and the fallback's report. */
+const modelContext = () => ({ wasm: state.wasm, data: state.data, onFallback });
 
 /** Picks and loads the package: threads where the page is cross-origin isolated and the browser
  *  has wasm threads (`pkg-threads/` with relaxed SIMD, or `pkg-threads-simd/` with simd128 only
@@ -107,11 +157,11 @@ async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
   const pkgBase = new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
-  let reason;
+  let threadsWhy = null;
   let pkg = 'pkg/skywatch.js';
-  if (threads <= 1) reason = '1 thread: asked for one';
-  else if (!isolated) reason = '1 thread: page not cross-origin isolated';
-  else if (!(await threadsSupported())) reason = '1 thread: no WebAssembly threads in this browser';
+  if (threads <= 1) threadsWhy = 'asked for one';
+  else if (!isolated) threadsWhy = 'page not cross-origin isolated';
+  else if (!(await threadsSupported())) threadsWhy = 'no WebAssembly threads in this browser';
   else pkg = !noRelaxedSimd && (await relaxedSimd()) ? 'pkg-threads/skywatch.js' : 'pkg-threads-simd/skywatch.js';
   const useThreads = pkg !== 'pkg/skywatch.js';
   const wasm = await import(new URL(bench ? pkg.replace('/', '-bench/') : pkg, pkgBase).href);
@@ -122,11 +172,14 @@ async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store
     // wasm-bindgen-rayon: the pool's workers are started from here, never from the page's main
     // thread, where rayon would spin-wait (the main thread may not block).
     await wasm.initThreadPool(n);
-    reason = `${n} threads + SIMD`;
   }
   const info = wasm.buildInfo();
   state.wasm = wasm;
-  state.mode = { threads: n, kernel: info.kernel, isolated, reason: useThreads ? `${reason} (${info.kernel})` : `${reason}, ${info.kernel}` };
+  // `reason`: the package alone ("2 threads + SIMD (relaxed-simd)", "1 thread: page not
+  // cross-origin isolated, simd128"); the mode line (`mode.line`) adds the backend.
+  const reason = useThreads ? `${n} threads + SIMD (${info.kernel})` : `1 thread: ${threadsWhy}, ${info.kernel}`;
+  state.pkg = { threads: n, kernel: info.kernel, isolated, reason, threadsWhy };
+  state.mode = { ...state.pkg };
   state.store = persist ? createStore(`${store}-db`, 'runs') : null;
 }
 
@@ -240,34 +293,63 @@ async function loadData({ url = 'data/' }) {
   });
 }
 
-function newSession(config, seedDrawn = false) {
+/** A new run of `config` on the chosen backend (a run WebGPU cannot take starts on wasm, and
+ *  the page is told why: backend.js). */
+async function newSession(config, seedDrawn = false) {
   if (!state.data) throw new Error('the data is not loaded yet');
   state.session?.free();
-  state.session = new state.wasm.Session(JSON.stringify(config), state.data);
-  state.config = JSON.parse(state.session.config());
+  state.session = null;
+  state.session = await Model.create(modelContext(), config, state.backend.kind);
+  state.config = (await state.session.info()).config;
   state.seedDrawn = seedDrawn;
   state.origin = 'init';
   state.history = [];
 }
 
 /** Snapshots the run now (weights, optimizer state, loader position: `saveState`, only between
- *  epochs) and queues its IndexedDB write behind earlier ones; resolves when it is written.
- *  Training need not wait for the disk. `interrupted` marks a run that should carry on by itself
- *  after a reload. */
-function saveModel({ interrupted = false } = {}) {
-  if (!state.store) return Promise.resolve();
-  const record = { config: state.config, history: [...state.history], state: state.session.saveState(), interrupted, seedDrawn: state.seedDrawn, origin: state.origin, savedAt: Date.now() };
-  return queueWrite(() => set(state.storeKey, record, state.store));
+ *  epochs) and queues its IndexedDB write behind earlier ones. Resolves once the snapshot is
+ *  taken, with `{written}`: the write's promise (training need not wait for the disk).
+ *  `interrupted` marks a run that should carry on by itself after a reload. */
+async function saveModel({ interrupted = false } = {}) {
+  if (!state.store) return { written: Promise.resolve() };
+  const record = await snapshot(interrupted);
+  return { written: queueWrite(() => set(state.storeKey, record, state.store)) };
 }
 
-/** After an epoch: a snapshot, unless the previous one is still being written (short epochs
- *  would otherwise queue a model-sized copy each); the run's end saves what was skipped. */
-function saveEpoch(interrupted) {
-  if (state.epochWrite) { state.saveDue = true; return; }
-  state.saveDue = false;
-  const write = saveModel({ interrupted }).catch((e) => fail('save', e))
+/** After an epoch: its snapshot, written at once unless the previous one is still being written
+ *  or was written less than SAVE_EVERY_MS ago; then it waits for the next epoch's end or
+ *  `flushSave`. Resolves once the snapshot is taken, before the write. */
+async function saveEpoch(interrupted) {
+  if (!state.store) return;
+  try {
+    state.pendingSave = await snapshot(interrupted);
+  } catch (e) {
+    fail('save', e);
+    return;
+  }
+  if (!state.epochWrite && performance.now() - state.lastWriteAt >= SAVE_EVERY_MS) writePending();
+}
+
+/** The run as IndexedDB keeps it (between epochs). */
+async function snapshot(interrupted) {
+  const history = [...state.history];
+  return { config: state.config, history, state: await state.session.saveState(), interrupted, seedDrawn: state.seedDrawn, origin: state.origin, savedAt: Date.now() };
+}
+
+function writePending() {
+  const record = state.pendingSave;
+  if (!record) return;
+  state.pendingSave = null;
+  state.lastWriteAt = performance.now();
+  const write = queueWrite(() => set(state.storeKey, record, state.store)).catch((e) => fail('save', e))
     .finally(() => { if (state.epochWrite === write) state.epochWrite = null; });
   state.epochWrite = write;
+}
+
+/** Writes the snapshot still waiting, if any; resolves when the writes are done. */
+async function flushSave() {
+  writePending();
+  await state.epochWrite; // never rejects: writePending reports its failure
 }
 
 /** Marks the saved run as not to be resumed by itself (the user stopped it). */
@@ -286,16 +368,20 @@ async function restore() {
   if (!saved || !state.data) { post({ type: 'restored', found: false }); return; }
   try {
     state.session?.free();
-    // Resumes exactly where the saved epoch ended (the run then ends as an uninterrupted one).
-    state.session = state.wasm.Session.resume(new Uint8Array(saved.state), state.data);
-    state.config = JSON.parse(state.session.config());
+    state.session = null;
+    // Resumes exactly where the saved epoch ended (the run then ends as an uninterrupted one), on
+    // the chosen backend, whichever saved it: both save the same state.
+    state.session = await Model.resume(modelContext(), new Uint8Array(saved.state), state.backend.kind);
+    const info = await state.session.info();
+    state.config = info.config;
     state.history = saved.history ?? [];
     state.seedDrawn = Boolean(saved.seedDrawn);
     state.origin = saved.origin === 'weights' ? 'weights' : 'init';
-    if (state.session.epochsDone() !== state.history.length) throw new Error('the saved history does not match the saved run');
-    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: state.session.parameterSummary(), interrupted: Boolean(saved.interrupted) && state.history.length < state.config.epochs, seedDrawn: state.seedDrawn });
+    if (info.epochsDone !== state.history.length) throw new Error('the saved history does not match the saved run');
+    post({ type: 'restored', found: true, config: state.config, history: state.history, summary: info.summary, interrupted: Boolean(saved.interrupted) && state.history.length < state.config.epochs, seedDrawn: state.seedDrawn });
   } catch (e) {
     await del(state.storeKey, state.store);
+    state.session?.free();
     state.session = null;
     post({ type: 'restored', found: false, discarded: String(e?.message ?? e) });
   }
@@ -303,69 +389,101 @@ async function restore() {
 
 async function train({ config, continueRun = false, drawSeed = false, more = 0 }) {
   if (state.running) throw new Error('training is already running');
-  if (!continueRun || !state.session) {
-    // A new seed from the browser's entropy source (getrandom in the core); it is recorded in
-    // the run's configuration, so the run can be repeated with it.
-    newSession(drawSeed ? { ...config, seed: state.wasm.randomSeed() } : config, drawSeed);
-  } else if (more) {
-    // "Train more": the same run, its epoch budget raised (saveState records it, so a reload
-    // resumes to the new budget).
-    trainMore(state, more);
-  }
-  const epochs = state.config.epochs;
+
   state.running = true;
-  state.paused = false;
-  state.stopRequested = false;
-  post({ type: 'started', config: state.config, summary: state.session.parameterSummary(), batchesPerEpoch: state.session.batchesPerEpoch(), trainSize: state.session.trainLength(), epochsDone: state.history.length, seedDrawn: state.seedDrawn });
-  let batches = 4;
   try {
-    while (state.history.length < epochs && !state.stopRequested) {
-      if (state.paused) { await new Promise((r) => { state.resume = r; }); continue; }
-      const t0 = performance.now();
-      const step = state.session.trainBatches(batches);
-      const ms = performance.now() - t0;
-      post({ type: 'progress', progress: step.progress, batches, seconds: ms / 1000 });
-      if (step.epoch) {
-        state.history.push(step.epoch);
-        post({ type: 'epoch', stats: step.epoch });
-        saveEpoch(state.history.length < epochs);
-      }
-      // Aim for SLICE_MS per slice whatever the machine and model.
-      batches = Math.max(1, Math.min(1000, Math.round(batches * SLICE_MS / Math.max(ms, 1))));
-      await yieldToEvents();
+    if (!continueRun || !state.session) {
+      // A new seed from the browser's entropy source (getrandom in the core); it is recorded in
+      // the run's configuration, so the run can be repeated with it.
+      await newSession(drawSeed ? { ...config, seed: state.wasm.randomSeed() } : config, drawSeed);
+    } else {
+      if (state.session.kind !== state.backend.kind) await moveSession();
+      // "Train more": the same run, its epoch budget raised (saveState records it, so a reload
+      // resumes to the new budget).
+      if (more) await trainMore(state, more);
     }
-    if (state.saveDue) {
-      await state.epochWrite; // never rejects: saveEpoch reports its failure
-      state.epochWrite = null;
-      saveEpoch(state.history.length < epochs);
-    }
-    if (state.stopRequested) markNotInterrupted().catch((e) => fail('save', e));
-    post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });
-  } catch (e) {
-    // A run that failed (it diverged) must not resume by itself after a reload only to fail
-    // again: the saved model of its last good epoch stays, for the user to continue or not.
-    markNotInterrupted().catch(() => {});
-    throw e;
+    state.paused = false;
+    state.stopRequested = false;
+    const info = await state.session.info();
+    post({ type: 'started', config: state.config, summary: info.summary, batchesPerEpoch: info.batchesPerEpoch, trainSize: info.trainLength, epochsDone: state.history.length, seedDrawn: state.seedDrawn, backend: state.session.kind });
+    await trainEpochs(state.config.epochs);
   } finally {
     state.running = false;
   }
 }
 
-function evaluate() {
-  if (!state.session) throw new Error('no model yet: train or load one first');
-  post({ type: 'evaluation', train: state.session.evaluate('train'), test: state.session.evaluate('test') });
+/** The training loop: slices of about SLICE_MS until `epochs` epochs are done or a stop. */
+async function trainEpochs(epochs) {
+  let batches = 4;
+  try {
+    while (state.history.length < epochs && !state.stopRequested) {
+      if (state.paused) {
+        await flushSave(); // a reload while paused finds the latest epoch
+        if (state.paused) await new Promise((r) => { state.resume = r; });
+        continue;
+      }
+      const t0 = performance.now();
+      const kind = state.session.kind;
+      const step = await state.session.trainBatches(batches);
+      const ms = performance.now() - t0;
+      post({ type: 'progress', progress: step.progress, batches, seconds: ms / 1000 });
+      if (step.epoch) {
+        state.history.push(step.epoch);
+        post({ type: 'epoch', stats: step.epoch });
+        await saveEpoch(state.history.length < epochs);
+      }
+      // A move to wasm mid-run (a GPU fault): the slice size is measured anew.
+      if (state.session.kind !== kind) { batches = 4; await yieldToEvents(); continue; }
+      // Aim for SLICE_MS per slice whatever the machine and model.
+      batches = Math.max(1, Math.min(1000, Math.round(batches * SLICE_MS / Math.max(ms, 1))));
+      await yieldToEvents();
+    }
+    await flushSave();
+    if (state.stopRequested) markNotInterrupted().catch((e) => fail('save', e));
+    post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });
+  } catch (e) {
+    // A run that failed (it diverged) must not resume by itself after a reload only to fail
+    // again: the saved model of its last good epoch stays, for the user to continue or not.
+    flushSave().then(markNotInterrupted).catch(() => {});
+    throw e;
+  }
 }
 
-function predict({ rgba, width, height }) {
+/** Moves the run to the chosen backend (the choice changed since it was made), between epochs;
+ *  a run stopped within an epoch stays where it is until that epoch ends. */
+async function moveSession() {
+  let saved;
+  try {
+    saved = await state.session.saveState();
+  } catch {
+    return; // within an epoch
+  }
+  const moved = await Model.resume(modelContext(), saved, state.backend.kind);
+  state.session.free();
+  state.session = moved;
+}
+
+function requireSession() {
   if (!state.session) throw new Error('no model yet: train or load one first');
-  const p = state.session.predictRgba(new Uint8Array(rgba), width, height);
+  return state.session;
+}
+
+async function evaluate() {
+  const s = requireSession();
+  const train = await s.evaluate('train');
+  const test = await s.evaluate('test');
+  post({ type: 'evaluation', train, test });
+}
+
+async function predict({ rgba, width, height }) {
+  const p = await requireSession().predictRgba(new Uint8Array(rgba), width, height);
   post({ type: 'prediction', probabilities: p.probabilities, image: p.image, classes: state.data.classes() }, [p.image.buffer]);
 }
 
-function gallery({ indices }) {
-  if (!state.session) throw new Error('no model yet: train or load one first');
+async function gallery({ indices }) {
+  const s = requireSession();
   const idx = Uint32Array.from(indices);
-  const probs = state.session.predictTest(idx);
+  const probs = await s.predictTest(idx);
   const k = state.data.classes().length;
   const images = new Uint8Array(idx.length * 32 * 32 * 4);
   const items = [];
@@ -376,9 +494,8 @@ function gallery({ indices }) {
   post({ type: 'gallery', items, images, classes: state.data.classes() }, [images.buffer]);
 }
 
-function exportWeights() {
-  if (!state.session) throw new Error('no model yet: train or load one first');
-  const bytes = state.session.exportWeights();
+async function exportWeights() {
+  const bytes = await requireSession().exportWeights();
   post({ type: 'weights', bytes, config: state.config }, [bytes.buffer]);
 }
 
@@ -387,27 +504,66 @@ async function importWeights({ bytes, config }) {
   if (!state.data) throw new Error('the data is not loaded yet');
   // A new run from the file's weights with a budget of 0 epochs: "train more" sets how many. The
   // current model stays if the file is refused.
-  const session = new state.wasm.Session(JSON.stringify({ ...config, epochs: 0 }), state.data);
+  const model = await Model.create(modelContext(), { ...config, epochs: 0 }, state.backend.kind);
   try {
-    session.importWeights(new Uint8Array(bytes));
+    await model.importWeights(new Uint8Array(bytes));
   } catch (e) {
-    session.free();
+    model.free();
     throw e;
   }
   state.session?.free();
-  state.session = session;
-  state.config = JSON.parse(state.session.config());
+  state.session = model;
+  const info = await state.session.info();
+  state.config = info.config;
   state.seedDrawn = false;
   state.origin = 'weights';
   state.history = [];
-  await saveModel();
-  post({ type: 'imported', config: state.config, summary: state.session.parameterSummary() });
+  await (await saveModel()).written;
+  post({ type: 'imported', config: state.config, summary: info.summary });
 }
 
-/** Browser benchmark: peak, GEMM and epoch timings with this worker's thread count. */
-function bench({ presets = ['lecture'], epochs = 3, kernels = true }) {
+/** The backend choice changed (the page's form): new runs, restored and loaded models take it;
+ *  the run on the page moves to it when it continues. */
+async function setBackend({ backend }) {
+  await chooseBackend(backend);
+  post({ type: 'mode', mode: state.mode });
+}
+
+/** Test hook (tests/e2e/webgpu.test.mjs): destroys the GPU device of the run, as a driver reset
+ *  would; the run's next call moves it to wasm. */
+function debugLoseGpu() {
+  requireSession().debugLoseDevice();
+}
+
+/** What every WebGPU benchmark row says about its adapter; a software adapter's figures are
+ *  correctness runs, not GPU speed. */
+function adapterFields(adapter) {
+  return {
+    adapter: adapter.description,
+    software: adapter.fallback,
+    ...(adapter.fallback ? { note: 'software adapter (no GPU): a correctness run, not GPU speed' } : {}),
+  };
+}
+
+/** Browser benchmark: peak, GEMM and epoch timings with this worker's thread count; with
+ *  `gpu: true` the WebGPU backend's instead (GEMM GFLOP/s per shape, seconds per epoch of
+ *  `images` synthetic training images), on whatever adapter the browser offers. */
+async function bench({ presets = ['lecture'], epochs = 3, kernels = true, gpu = false, images = 10000 }) {
   const w = state.wasm;
   const mode = state.mode;
+  if (gpu) {
+    if (kernels) {
+      const g = await w.gpuBenchGemm();
+      for (const r of g.rows) post({ type: 'bench-result', row: { bench: 'gpu-gemm', ...adapterFields(g.adapter), ...r } });
+    }
+    for (const preset of presets) {
+      const g = await w.gpuBenchEpochs(preset, epochs, images);
+      const secs = [...g.seconds].sort((a, b) => a - b);
+      post({ type: 'bench-result', row: { bench: 'gpu-epoch', preset, ...adapterFields(g.adapter), images, seconds: secs[secs.length >> 1], min: secs[0], max: secs[secs.length - 1], data: 'synthetic' } });
+    }
+    post({ type: 'bench-done' });
+    return;
+  }
   if (kernels) {
     post({ type: 'bench-result', row: { bench: 'peak', kernel: mode.kernel, threads: 1, gflops: w.benchPeak() } });
     // In the threaded package, 1 thread too: the scaling within one build.
@@ -432,8 +588,10 @@ const handlers = {
   resume: () => { state.paused = false; state.resume?.(); state.resume = null; post({ type: 'resumed' }); },
   stop: () => { state.stopRequested = true; state.paused = false; state.resume?.(); state.resume = null; },
   forget: async () => { if (state.store) await del(state.storeKey, state.store); post({ type: 'forgotten' }); },
+  backend: setBackend,
   'debug-crash': debugCrash,
   ...inspectHandlers(state, post),
+  'debug-lose-gpu': debugLoseGpu,
 };
 
 /** Test hook (tests/e2e/hardening.test.mjs): the worker dies the way a real crash does. The

@@ -147,6 +147,12 @@ pub const TIMING_IMAGES: (usize, usize) = (10_000, 2_000);
 /// What an epoch is timed on without a bundle: [`TIMING_IMAGES`] images of random pixels, the
 /// labels alternating between the two classes.
 pub fn timing_data() -> Dataset {
+    timing_data_of(TIMING_IMAGES)
+}
+
+/// [`timing_data`] with `(train, test)` images (the WebGPU benchmark times fewer on a software
+/// adapter).
+pub fn timing_data_of((train, test): (usize, usize)) -> Dataset {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut split = |n: usize| {
         let mut records = vec![0u8; n * RECORD_BYTES];
@@ -156,6 +162,5 @@ pub fn timing_data() -> Dataset {
         }
         Split::from_records("timing data", 2, records).expect("labels 0 and 1 of 2 classes")
     };
-    let (train, test) = TIMING_IMAGES;
     Dataset { classes: vec!["airplane".into(), "bird".into()], train: split(train), test: split(test) }
 }

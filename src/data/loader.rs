@@ -43,6 +43,16 @@ impl Loader {
         self.cursor = 0;
     }
 
+    /// Draws this epoch's permutation and hands it out whole, as if every batch had been drawn:
+    /// for a backend that reads the batches from it itself (the WebGPU one uploads it once per
+    /// epoch). The batches are its consecutive `batch_size` slices, as [`Loader::next_batch`]
+    /// would give them.
+    pub fn draw_epoch(&mut self) -> &[u32] {
+        self.start_epoch();
+        self.cursor = self.order.len();
+        &self.order
+    }
+
     /// The next batch of indices, or `None` at the end of the epoch.
     pub fn next_batch(&mut self) -> Option<&[u32]> {
         if self.cursor >= self.order.len() {

@@ -342,6 +342,12 @@ impl Normalizer {
         Normalizer { lut }
     }
 
+    /// The table, `[channel][byte]` (uploaded as is by the WebGPU backend, so that its inputs
+    /// equal the CPU's bit for bit).
+    pub fn table(&self) -> &[[f32; 256]; 3] {
+        &self.lut
+    }
+
     /// One image: `out[c * 1024 + p] = lut[c][image[c * 1024 + p]]`.
     pub fn apply(&self, image: &[u8], out: &mut [f32]) {
         for (c, (src, dst)) in image.chunks_exact(SIDE * SIDE).zip(out.chunks_exact_mut(SIDE * SIDE)).enumerate() {

@@ -6,16 +6,15 @@
 //! | [`units`]      | first-layer weights `W1[j, :]` as 32x32 RGB tiles, class votes, tile history |
 //! | [`scan`]       | one pass `Z = X W1^T + b1` over the training set: top-k images per unit, a quantised `act(Z)` for exact nearest neighbours |
 //! | [`saliency`]   | `d log p[k] / d pixel`, by the model's backward pass with the input gradient |
-//! | [`examples`]   | per-image losses from training's own forward pass, forgetting events        |
+//! | [`crate::examples`] | (below [`crate::train`], which feeds it) per-image losses from training's own forward pass, forgetting events |
 //! | [`band`]       | the PyTorch band (min/median/max over seeds per epoch) and a run's position |
 //!
 //! This module sits above [`crate::model`] and [`crate::train`] and is used by the wasm API and
-//! the tests; the trainer only feeds [`examples::ExampleLog`]. Everything heavy ([`scan`]) runs
+//! the tests; the trainer feeds [`crate::examples::ExampleLog`], which sits below it. Everything heavy ([`scan`]) runs
 //! on demand; [`Inspector`] caches its result per model version (a fingerprint of the
 //! parameters) for a session.
 
 pub mod band;
-pub mod examples;
 pub mod saliency;
 pub mod scan;
 pub mod units;
@@ -26,11 +25,8 @@ use crate::train::{Trainer, training_indices};
 use scan::{FirstLayerScan, Neighbour};
 use units::{TileHistory, UnitTiles};
 
-/// Sorts `v` (indices) by `key`, ties by the smaller index. Every ranking of the module goes
-/// through this one function, so that the wasm holds one sort routine rather than one per key.
-pub(crate) fn sort_indices(v: &mut [u32], key: &dyn Fn(u32, u32) -> std::cmp::Ordering) {
-    v.sort_unstable_by(|&a, &b| key(a, b).then(a.cmp(&b)));
-}
+/// Every ranking of the module sorts with the hard-example log's one routine (see there).
+pub(crate) use crate::examples::sort_indices;
 
 /// Images ranked per unit and direction by the top-activation scan.
 pub const TOP_IMAGES: usize = 8;

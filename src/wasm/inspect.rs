@@ -30,7 +30,9 @@ use crate::inspect::saliency::{Saliency, saliency};
 use crate::inspect::scan::Neighbour;
 use crate::inspect::units::UnitTiles;
 use crate::inspect::{TOP_IMAGES, run_images};
+use crate::train::Trainer;
 use js_sys::{Float32Array, Object, Reflect, Uint8Array, Uint32Array};
+use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -316,13 +318,22 @@ impl Session {
     /// new budget, so a resumed run still ends there.
     #[wasm_bindgen(js_name = extendEpochs)]
     pub fn extend_epochs(&mut self, n: usize) -> Result<usize, JsError> {
-        if n == 0 {
-            return Err(Error::Config("train more: the number of epochs must be at least 1".into()).into());
+        Ok(self.trainer.extend_epochs(n)?)
+    }
+
+    /// For a run that trains on another backend (WebGPU): takes its state after an epoch
+    /// (`GpuSession.saveState`) as this session's, so that the inspection views follow it from
+    /// the CPU. The unit-tile history goes on (the new epoch's tiles are added); the hard-example
+    /// log stays empty, since the GPU's forward pass does not send per-image losses back.
+    #[wasm_bindgen(js_name = adoptState)]
+    pub fn adopt_state(&mut self, state: &[u8]) -> Result<(), JsError> {
+        let trainer = Trainer::resume(state, Arc::clone(&self.trainer.data))?;
+        if trainer.epochs_done() < self.trainer.epochs_done() {
+            self.inspector.reset(); // another run, not this one further on
         }
-        let c = &mut self.trainer.config;
-        c.epochs =
-            c.epochs.checked_add(n).ok_or_else(|| Error::Config(format!("{} + {n} epochs is too many", c.epochs)))?;
-        Ok(c.epochs)
+        self.trainer = trainer;
+        self.inspector.observe(&self.trainer);
+        Ok(())
     }
 
     /// The PyTorch band's preset that applies to this run (`"lecture"`, `"deep"`) or null: the

@@ -16,6 +16,9 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = join(ROOT, 'target/release/skywatch');
 export const DATA_DIR = join(ROOT, 'target/e2e-data');
+/** The WebGPU tests' and benchmarks' small bundle (600 training and 300 test images of DATA_DIR,
+ *  `gpuData()`): the software adapter computes at about 0.5 GFLOP/s. */
+export const GPU_DIR = join(ROOT, 'target/e2e-data-gpu');
 /** The blog widget's quick subset of DATA_DIR (`skywatch subset`). */
 export const QUICK_DIR = join(ROOT, 'target/e2e-data-quick');
 export const ARTIFACTS = join(ROOT, 'target/e2e-artifacts');
@@ -24,6 +27,10 @@ const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
+
+/** Chromium's flags for its software WebGPU adapter, SwiftShader (a fallback adapter, also in
+ *  dedicated workers): for the WebGPU tests and benchmarks (`openBrowser({extraArgs})`). */
+export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
 /** Checks that the build is there and builds (or refreshes) the data bundles. Artifacts of an
  *  earlier run are cleared by scripts/test, not here: the test files share the folder. */
@@ -41,6 +48,12 @@ export function prepare() {
   }
   run(['data', '--from', source, '--out', DATA_DIR, '--quiet']);
   run(['subset', '--data', DATA_DIR, '--out', QUICK_DIR]);
+}
+
+/** Builds (or refreshes) GPU_DIR from DATA_DIR; returns its path. */
+export function gpuData() {
+  run(['subset', '--data', DATA_DIR, '--out', GPU_DIR, '--train', '600', '--test', '300']);
+  return GPU_DIR;
 }
 
 /** Runs `skywatch ARGS...` (the release binary); throws with its output when it fails. */
@@ -189,6 +202,19 @@ export function watch(page) {
 export const pageState = (page) => page.evaluate(() => document.documentElement.dataset.state);
 export const metric = (page, name) => page.locator(`[data-metric="${name}"]`).first().textContent().then((t) => t.trim());
 export const errorList = (page) => page.locator('#error-list li').allTextContents();
+
+/** Epochs of the run saved in IndexedDB (the worker writes after every epoch). */
+export const savedEpochs = (page) => page.evaluate(() => new Promise((resolve) => {
+  const open = indexedDB.open('skywatch-db');
+  open.onsuccess = () => {
+    const db = open.result;
+    if (!db.objectStoreNames.contains('runs')) { resolve(0); return; }
+    const get = db.transaction('runs').objectStore('runs').get('model');
+    get.onsuccess = () => resolve(get.result?.history?.length ?? 0);
+    get.onerror = () => resolve(0);
+  };
+  open.onerror = () => resolve(0);
+}));
 
 /** Waits until `<html data-state>` is one of `states`; a wrong final state (like `error` when
  *  waiting for `done`) fails at once with the page's error list. */

@@ -352,7 +352,7 @@ describe('a page without isolation (the reference\'s package): exact', () => {
       await page.goto(`${plain.url}${URL_RUN}`);
       await waitForState(page, 'done', { timeout: TRAIN_TIMEOUT });
       await settle(page);
-      assert.equal(await metric(page, 'mode'), '1 thread: page not cross-origin isolated, simd128');
+      assert.equal(await metric(page, 'mode'), 'wasm, 1 thread (page not cross-origin isolated), simd128: no WebGPU adapter');
       ref = train(DATA_DIR, runConfig(RUN));
       trained = true;
 

@@ -259,7 +259,8 @@ describe('server without cross-origin isolation', () => {
       assert.equal(await page.evaluate(() => self.crossOriginIsolated), false, 'crossOriginIsolated');
       const mode = await metric(page, 'mode');
       t.diagnostic(`mode: ${mode}`);
-      assert.equal(mode, '1 thread: page not cross-origin isolated, simd128');
+      assert.equal(mode, 'wasm, 1 thread (page not cross-origin isolated), simd128: no WebGPU adapter', 'wasm (Chromium without its WebGPU flags offers no adapter)');
+      assert.equal(await metric(page, 'backend'), 'wasm');
       assert.equal(await metric(page, 'epoch'), '2');
       const val = Number(await metric(page, 'val-accuracy'));
       t.diagnostic(`val accuracy ${val}`);
@@ -314,7 +315,7 @@ describe('the confusion tables and the gallery', () => {
       await page.goto(`${server.url}?preset=lecture&epochs=2&seed=0&autostart=1`);
       await waitForState(page, 'done', { timeout: 60_000 });
       await settle(page);
-      assert.equal(await metric(page, 'mode'), '1 thread: page not cross-origin isolated, simd128');
+      assert.equal(await metric(page, 'mode'), 'wasm, 1 thread (page not cross-origin isolated), simd128: no WebGPU adapter');
       ref = train(SMALL_DIR, runConfig(RUN));
       const manifest = JSON.parse(readFileSync(join(SMALL_DIR, 'manifest.json'), 'utf8'));
       const got = await tables();

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { guarded, metric, openBrowser, prepare, screenshot, startServer, waitForState, watch } from './harness.mjs';
+import { guarded, metric, openBrowser, prepare, savedEpochs, screenshot, startServer, waitForState, watch } from './harness.mjs';
 
 const RUN = '?preset=lecture&epochs=4&seed=5&train_size=3000&autostart=1';
 let server;
@@ -27,19 +27,6 @@ async function weightsHash(page) {
   ]);
   return createHash('sha256').update(readFileSync(await download.path())).digest('hex');
 }
-
-/** Epochs of the run saved in IndexedDB (the worker writes after every epoch). */
-const savedEpochs = (page) => page.evaluate(() => new Promise((resolve) => {
-  const open = indexedDB.open('skywatch-db');
-  open.onsuccess = () => {
-    const db = open.result;
-    if (!db.objectStoreNames.contains('runs')) { resolve(0); return; }
-    const get = db.transaction('runs').objectStore('runs').get('model');
-    get.onsuccess = () => resolve(get.result?.history?.length ?? 0);
-    get.onerror = () => resolve(0);
-  };
-  open.onerror = () => resolve(0);
-}));
 
 async function finish(page) {
   await waitForState(page, 'done', { timeout: 120_000 });

@@ -199,7 +199,7 @@ for (const isolated of [false, true]) {
           // The threaded package may round differently in the last bits: a few of 500 images.
           assert.ok(Math.abs(Number(val) - ref.val_accuracy) <= 0.01, `widget ${id}: ${val}, reference ${ref.val_accuracy}`);
         } else {
-          assert.equal(mode, '1 thread: page not cross-origin isolated, simd128', `widget ${id} mode`);
+          assert.equal(mode, 'wasm, 1 thread (page not cross-origin isolated), simd128: no WebGPU adapter', `widget ${id} mode`);
           // The single-threaded package: bit for bit the reference's run.
           assert.equal(val, shown(ref.val_accuracy), `widget ${id}: the reference's val accuracy`);
           assert.equal(await text('[data-metric="train-accuracy"]'), shown(ref.train_accuracy), `widget ${id}: the reference's train accuracy`);

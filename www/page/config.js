@@ -115,10 +115,22 @@ export const FIELDS = {
 
 export const format = (key, value) => (FIELDS[key].format ? FIELDS[key].format(value) : String(value));
 
+/** The training backends: the GPU when it is a real one (auto), the GPU whatever it is (webgpu),
+ *  the CPU (wasm). */
+export const BACKENDS = ['auto', 'webgpu', 'wasm'];
+
 /** Reads the run's settings from URL parameters, before the worker starts:
- *  `{threads, threadsParam, autostart, problems: [{param, value, message, fallback}]}`. */
+ *  `{threads, threadsParam, backend, autostart, problems: [{param, value, message, fallback}]}`. */
 export function runFromParams(params, defaultThreads) {
   const problems = [];
+  let backend = 'auto';
+  if (params.has('backend')) {
+    try {
+      backend = oneOf(...BACKENDS)(params.get('backend'));
+    } catch (e) {
+      problems.push({ param: 'backend', value: params.get('backend'), message: e.message, fallback: 'auto' });
+    }
+  }
   let threads = defaultThreads;
   let threadsParam = null;
   if (params.has('threads')) {
@@ -130,7 +142,7 @@ export function runFromParams(params, defaultThreads) {
     }
   }
   const autostart = ['1', 'true', 'yes'].includes((params.get('autostart') ?? '').toLowerCase());
-  return { threads, threadsParam, autostart, problems };
+  return { threads, threadsParam, backend, autostart, problems };
 }
 
 /** Reads the form from URL parameters: `{form, problems: [{param, value, message, fallback}],
@@ -166,10 +178,11 @@ export function formFromParams(params, presets) {
   return { form, problems, hasConfig };
 }
 
-/** URL parameters for `form` (and `threads` when given). */
-export function paramsFromForm(form, threads = null) {
+/** URL parameters for `form` (and `threads` when given, `backend` when not auto). */
+export function paramsFromForm(form, threads = null, backend = 'auto') {
   const p = new URLSearchParams();
   if (threads != null) p.set('threads', String(threads));
+  if (backend !== 'auto') p.set('backend', backend);
   p.set('preset', form.preset);
   if (form.preset === 'custom') {
     p.set('layers', format('hidden', form.hidden));

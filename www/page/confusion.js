@@ -2,7 +2,7 @@
 // confusion matrix each (rows: true class, columns: predicted class).
 
 import { $, classes, client, modelLabel, oneAtATime, pushError, scheduleRender, state } from './state.js';
-import { el, setText } from '../shared/dom.js';
+import { el, setProp, setText } from '../shared/dom.js';
 import { acc, int } from '../shared/format.js';
 
 /** Evaluates the current model (one request at a time; one more if asked meanwhile). */
@@ -40,7 +40,7 @@ let drawn = -1;
 
 export function renderEvaluation() {
   const ev = state.evaluation;
-  $('evaluate').disabled = !state.model || ev.busy || state.crashed;
+  setProp($('evaluate'), 'disabled', !state.model || ev.busy || state.crashed);
   setText($('evaluate'), ev.busy ? 'Evaluating…' : 'Evaluate now');
   const res = ev.result;
   setText($('eval-note'), res ? `The model ${res.model}.` : state.model ? '' : 'No model yet.');

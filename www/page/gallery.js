@@ -1,20 +1,27 @@
 // The test-image panel: seeded sampling of test indices, the worker's guesses for them
-// (`gallery`), and the tiles (32x32 RGBA drawn on canvases).
+// (`gallery`), and the tiles (32x32 RGBA shown as images).
 
 import { $, client, modelLabel, oneAtATime, pushError, state } from './state.js';
-import { el, setText } from '../shared/dom.js';
+import { el, setProp, setText } from '../shared/dom.js';
 import { pct } from '../shared/format.js';
 import { argmax } from '../shared/prediction.js';
 import { sampleIndices } from '../shared/sample.js';
 
-/** Draws a 32x32 RGBA image (`rgba`, 4096 bytes starting at `offset`) on a new 32x32 canvas. */
-export function imageCanvas(rgba, offset = 0) {
-  const canvas = document.createElement('canvas');
-  canvas.width = 32;
-  canvas.height = 32;
-  const img = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset + offset, 4096).slice(), 32, 32);
-  canvas.getContext('2d').putImageData(img, 0, 0);
-  return canvas;
+let scratch = null;
+
+/** A 32x32 RGBA image (`rgba`, 4096 bytes starting at `offset`) as an <img> (a PNG data URL
+ *  drawn through one scratch canvas). Not a <canvas> per tile: each canvas is a layer of its own
+ *  that every frame of the page commits again, and 48 of them made each frame drawn while
+ *  training cost the main thread about five times more. */
+export function imageTile(rgba, offset = 0) {
+  if (!scratch) {
+    scratch = document.createElement('canvas');
+    scratch.width = 32;
+    scratch.height = 32;
+  }
+  const data = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset + offset, 4096).slice(), 32, 32);
+  scratch.getContext('2d').putImageData(data, 0, 0);
+  return el('img', { src: scratch.toDataURL('image/png'), width: 32, height: 32, alt: '' });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -49,8 +56,8 @@ let drawn = -1;
 
 export function renderGallery() {
   const g = state.gallery;
-  $('redraw').disabled = !state.model || state.crashed;
-  $('mistakes-only').disabled = !state.model || state.crashed;
+  setProp($('redraw'), 'disabled', !state.model || state.crashed);
+  setProp($('mistakes-only'), 'disabled', !state.model || state.crashed);
   if (drawn === g.version) return;
   drawn = g.version;
   const res = g.result;
@@ -65,12 +72,12 @@ export function renderGallery() {
     const truth = res.classes[item.label];
     const guess = res.classes[pred];
     const p = item.probabilities[pred];
-    const canvas = imageCanvas(res.images, n * 4096);
-    canvas.setAttribute('aria-hidden', 'true');
+    const image = imageTile(res.images, n * 4096);
+    image.setAttribute('aria-hidden', 'true');
     const label = `Test image ${item.index}, a ${truth}: ${ok ? 'right' : 'wrong'}, predicted ${guess} (${pct(p)})`;
     // data-index, tabindex: a click or Enter explains the image (page/why.js).
     tiles.push(el('figure', { class: `tile ${ok ? 'right' : 'wrong'}`, title: `${label}. Click: why this answer?`, role: 'img', 'aria-label': label, 'data-index': String(item.index), tabindex: '0' },
-      canvas, el('figcaption', {}, el('span', {}, `${ok ? '✓' : '✗'} ${guess}`), el('span', { class: 'p' }, pct(p)))));
+      image, el('figcaption', {}, el('span', {}, `${ok ? '✓' : '✗'} ${guess}`), el('span', { class: 'p' }, pct(p)))));
   }
   $('gallery-grid').replaceChildren(...tiles);
   const share = res.items.length ? wrong / res.items.length : 0;

@@ -3,7 +3,7 @@
 // model while training goes on.
 
 import { $, client, modelLabel, scheduleRender, state } from './state.js';
-import { setText } from '../shared/dom.js';
+import { setProp, setText } from '../shared/dom.js';
 import { predictFile, predictPixels, renderPrediction, wireDropZone } from '../shared/prediction.js';
 
 export async function classifyBlob(blob) {
@@ -54,7 +54,7 @@ export function renderPicture() {
   if (drawn === pic.version) return;
   drawn = pic.version;
   const res = pic.result;
-  $('prediction').hidden = !res;
+  setProp($('prediction'), 'hidden', !res);
   if (!res) return;
   renderPrediction({ canvas: $('picture-canvas'), bars: $('probability-bars'), verdict: document.querySelector('#prediction [data-metric="prediction"]') }, res);
   setText($('prediction-note'), `${res.name}; the model ${res.model}.`);

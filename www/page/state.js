@@ -8,8 +8,9 @@ import { WorkerClient } from '../client.js';
 
 export const state = {
   phase: 'loading',             // <html data-state>: loading, ready, training, paused, done, error
-  mode: null,                   // ready.mode
+  mode: null,                   // ready.mode, then each `mode` event: {line, backend, reason, threads, ...}
   threads: 1,                   // asked of `init`
+  backend: 'auto',              // the backend asked for: auto, webgpu or wasm (address and form)
   threadsParam: null,           // a valid `threads` from the address, kept there
   autostart: false,
   presets: null,                // name -> the form of that preset (from the core, at start-up)
@@ -60,6 +61,24 @@ export function scheduleRender() {
   const run = () => { renderQueued = false; render(); };
   // Animation frames stop in a hidden tab; the hooks must stay current there too.
   if (document.hidden) setTimeout(run, 50); else requestAnimationFrame(run);
+}
+
+/** Least time between two renders for the progress within an epoch (the bar, the running loss,
+ *  the speed). On two cores every frame the page draws is taken from the training threads: a
+ *  progress bar redrawn 12 times a second (each ~80 ms slice) cost more than it shows: each frame
+ *  of the page costs about 9 ms of the main thread (commit, paint, layout) and more of the
+ *  compositor's, on those same two cores. */
+export const PROGRESS_RENDER_MS = 1000;
+let progressAt = -Infinity;
+let progressTimer = 0;
+
+/** `scheduleRender` for what only moves the progress: at most every PROGRESS_RENDER_MS (any other
+ *  render meanwhile draws it too). */
+export function scheduleProgressRender() {
+  if (progressTimer) return;
+  const wait = progressAt + PROGRESS_RENDER_MS - performance.now();
+  const run = () => { progressTimer = 0; progressAt = performance.now(); scheduleRender(); };
+  if (wait <= 0) run(); else progressTimer = setTimeout(run, wait);
 }
 
 /** One request of a kind at a time (replies carry no id, and a second one would only repeat the

@@ -3,12 +3,14 @@
 // address that were not understood.
 
 import { $, metricEl, state } from './state.js';
-import { el, setText } from '../shared/dom.js';
+import { el, setProp, setText } from '../shared/dom.js';
 import { int, megabytes as mb, plural } from '../shared/format.js';
 
 export function renderHeader() {
-  setText(metricEl('mode'), state.mode?.reason ?? '');
+  setText(metricEl('mode'), state.mode?.line ?? '');
+  setText(metricEl('backend'), state.mode?.backend ?? '');
   document.querySelector('.mode').classList.toggle('threaded', (state.mode?.threads ?? 1) > 1);
+  document.querySelector('.mode').classList.toggle('gpu', state.mode?.backend === 'webgpu');
   document.querySelector('.mode').classList.toggle('failed', !state.mode && state.phase === 'error');
 }
 
@@ -19,11 +21,11 @@ export function renderErrors() {
   if (errorsKey === key) return;
   errorsKey = key;
   $('error-list').replaceChildren(...state.errors.map((e) => el('li', {}, e.message)));
-  $('error-actions').hidden = state.errors.length === 0;
+  setProp($('error-actions'), 'hidden', state.errors.length === 0);
   const restartable = state.crashed || state.startFailed || state.errors.some((e) => e.where === 'watchdog');
-  $('restart').hidden = !restartable;
+  setProp($('restart'), 'hidden', !restartable);
   $('restart').textContent = state.crashed ? 'Restart the worker' : 'Try again';
-  $('dismiss-errors').hidden = restartable;
+  setProp($('dismiss-errors'), 'hidden', restartable);
 }
 
 let problemsShown = false;
@@ -62,7 +64,7 @@ export function renderData() {
   if (!problemsShown && state.form) {
     problemsShown = true;
     const box = $('url-problems');
-    box.hidden = state.urlProblems.length === 0;
+    setProp(box, 'hidden', state.urlProblems.length === 0);
     // Shown as text (never markup), a long value cut short.
     const clip = (v) => (v.length > 60 ? `${v.slice(0, 60)}…` : v);
     $('url-problem-list').replaceChildren(...state.urlProblems.map((p) => el('li', {},

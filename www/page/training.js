@@ -4,7 +4,8 @@
 // stopped, and a `train` error) arrive here from app.js's table.
 
 import {
-  $, client, currentConfig, formValid, idle, metricEl, oneAtATime, pushError, scheduleRender, state,
+  $, client, currentConfig, dropErrors, formValid, idle, metricEl, oneAtATime, pushError, scheduleProgressRender, scheduleRender,
+  state,
 } from './state.js';
 import {
   FIELDS, RECIPE, applyPreset, describeRecipe, format, formFromConfig, matchPreset, paramsFromForm,
@@ -16,7 +17,8 @@ import { refreshGallery } from './gallery.js';
 import { refreshPicture } from './picture.js';
 
 const FORM_KEYS = ['hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize', 'epochs', 'trainSize', 'seed'];
-const REFRESH_MS = 3000;        // least time between gallery/picture refreshes while training
+const REFRESH_MS = 10_000;      // least time between gallery/picture refreshes while training (each costs the
+                                // training threads: 48 predictions, 48 images drawn)
 const SPEED_WINDOW_S = 2;       // moving window for samples/s
 
 const presetOf = (config) => formFromConfig(config, state.presets).preset;
@@ -38,6 +40,7 @@ export function trainFlopsPerSample(layers) {
 /** Shows `state.form` in the inputs (and clears their errors). */
 export function writeFormInputs() {
   if (!state.form) return;
+  $('f-backend').value = state.backend;
   $('f-preset').value = state.form.preset;
   for (const key of FORM_KEYS) {
     $(`f-${key}`).value = format(key, state.form[key]);
@@ -70,13 +73,35 @@ function onFieldChange(key, text) {
     if (RECIPE.includes(key) && !state.fieldErrors[key]) state.form.preset = matchPreset(state.form, state.presets);
     $('f-preset').value = state.form.preset;
   }
-  if (formValid()) {
-    const url = `${location.pathname}?${paramsFromForm(state.form, state.threadsParam)}${location.hash}`;
-    history.replaceState(history.state, '', url);
-  }
+  if (formValid()) writeAddress();
   if (key === 'seed' && state.model && !state.fieldErrors.seed) refreshGallery();
   requestDescribe();
   scheduleRender();
+}
+
+/** The address mirrors the form (and the backend, and `threads` when it was given). */
+function writeAddress() {
+  const url = `${location.pathname}?${paramsFromForm(state.form, state.threadsParam, state.backend)}${location.hash}`;
+  history.replaceState(history.state, '', url);
+}
+
+/** The backend field changed: the worker resolves it (the mode line says what runs, and why). */
+function onBackendChange(value) {
+  state.backend = value;
+  if (formValid()) writeAddress();
+  else {
+    const params = new URLSearchParams(location.search);
+    if (value === 'auto') params.delete('backend'); else params.set('backend', value);
+    history.replaceState(history.state, '', `${location.pathname}?${params}${location.hash}`);
+  }
+  if (!state.mode || state.crashed) return;
+  client.request({ type: 'backend', backend: value }, 'mode').then((r) => {
+    state.mode = r.mode;
+    // WebGPU asked for but not there: said plainly, as at the start.
+    dropErrors('backend');
+    if (r.mode.notice) pushError('backend', r.mode.notice);
+    scheduleRender();
+  }, (e) => pushError('backend', e.message));
 }
 
 /** "New seed": the next run draws its seed at random (the field and the address say `random`
@@ -118,7 +143,9 @@ export function startTraining(continueRun, more = 0) {
   const drawSeed = !continueRun && state.form.seed === 'random';
   state.run = { continueRun, stopping: false, progress: null, window: [], batchesPerEpoch: 0, trainSize: 0, flops: trainFlopsPerSample(config.model.layers) };
   state.phase = 'training';
-  state.status = more ? `Training ${more} more epoch${more === 1 ? '' : 's'}…` : continueRun ? 'Continuing the training…' : 'Starting the training…';
+  // A GPU run first compiles its kernels and uploads the data: seconds on a software adapter.
+  const where = state.mode?.backend === 'webgpu' ? ' on the GPU (compiling its kernels, uploading the data)' : '';
+  state.status = more ? `Training ${more} more epoch${more === 1 ? '' : 's'}${where}…` : `${continueRun ? 'Continuing' : 'Starting'} the training${where}…`;
   scheduleRender();
   client.send({ type: 'train', config, continueRun, drawSeed, more });
 }
@@ -185,7 +212,7 @@ export function onProgress(d) {
   let total = r.window.reduce((s, w) => s + w.seconds, 0);
   while (r.window.length > 2 && total - r.window[0].seconds >= SPEED_WINDOW_S) total -= r.window.shift().seconds;
   r.progress = p;
-  scheduleRender();
+  scheduleProgressRender();
 }
 
 export function onEpoch({ stats }) {
@@ -265,29 +292,29 @@ function throttledRefresh() {
 export function renderForm() {
   const busy = state.phase === 'training' || state.phase === 'paused';
   // Until the presets are in from the core, there is no form to edit.
-  $('config-fields').disabled = busy || state.crashed || !state.form;
-  $('new-seed').disabled = busy || state.crashed || !state.form;
+  setProp($('config-fields'), 'disabled', busy || state.crashed || !state.form);
+  setProp($('new-seed'), 'disabled', busy || state.crashed || !state.form);
   for (const key of FORM_KEYS) {
     const msg = state.fieldErrors[key] ?? '';
     const input = $(`f-${key}`);
     const err = $(`e-${key}`);
-    if (err) { setText(err, msg); err.hidden = !msg; }
+    if (err) { setText(err, msg); setProp(err, 'hidden', !msg); }
     if (msg) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
   }
-  $('f-momentum').disabled = state.form?.optimizer !== 'sgd';
+  setProp($('f-momentum'), 'disabled', state.form?.optimizer !== 'sgd');
   const d = state.describe;
   setText($('param-summary'), formValid() ? d.summary : '');
   setText($('config-error'), d.error ? `This configuration cannot be trained: ${d.error}` : '');
-  $('config-error').hidden = !d.error;
+  setProp($('config-error'), 'hidden', !d.error);
 
   const r = state.run;
-  $('start').disabled = !canStart();
-  $('pause').disabled = state.phase !== 'training' || !r || r.stopping;
-  $('resume').disabled = state.phase !== 'paused' || !r || r.stopping;
-  $('stop').disabled = !['training', 'paused'].includes(state.phase) || !r || r.stopping;
+  setProp($('start'), 'disabled', !canStart());
+  setProp($('pause'), 'disabled', state.phase !== 'training' || !r || r.stopping);
+  setProp($('resume'), 'disabled', state.phase !== 'paused' || !r || r.stopping);
+  setProp($('stop'), 'disabled', !['training', 'paused'].includes(state.phase) || !r || r.stopping);
   const cont = $('continue');
   const m = state.model;
-  cont.hidden = !canContinue();
+  setProp(cont, 'hidden', !canContinue());
   if (m) setText(cont, `Continue training to ${m.config.epochs} epochs`);
   const more = moreEpochs();
   setProp($('more'), 'hidden', !canTrainMore());
@@ -375,6 +402,7 @@ export function wireTraining() {
     const input = $(`f-${key}`);
     input.addEventListener(input.tagName === 'SELECT' ? 'change' : 'input', () => onFieldChange(key, input.value));
   }
+  $('f-backend').addEventListener('change', (e) => onBackendChange(e.target.value));
   $('new-seed').addEventListener('click', newSeed);
   $('pause').addEventListener('click', () => client.send({ type: 'pause' }));
   $('resume').addEventListener('click', () => client.send({ type: 'resume' }));

@@ -4,7 +4,7 @@
 
 import { $, classes, client, currentConfig, formValid, idle, render, scheduleRender, state } from './state.js';
 import { configFromForm, defaultForm, describeRecipe, formFromConfig, MAX_WEIGHTS_BYTES } from './config.js';
-import { el } from '../shared/dom.js';
+import { el, setProp } from '../shared/dom.js';
 import { megabytes as mb } from '../shared/format.js';
 import { requestEvaluation } from './confusion.js';
 import { refreshGallery } from './gallery.js';
@@ -84,9 +84,9 @@ async function forgetSaved() {
 
 export function renderWeights() {
   const w = state.weights;
-  $('download').disabled = !state.model || w.busy || state.crashed;
-  $('upload').disabled = !idle() || w.busy;
-  $('forget').disabled = !state.mode || state.crashed;
+  setProp($('download'), 'disabled', !state.model || w.busy || state.crashed);
+  setProp($('upload'), 'disabled', !idle() || w.busy);
+  setProp($('forget'), 'disabled', !state.mode || state.crashed);
   const box = $('weights-message');
   const key = `${w.message}|${w.link?.href ?? ''}`;
   if (box.dataset.key === key) return;

@@ -153,7 +153,9 @@ function renderSaliency() {
     radios.replaceChildren(...names.map((name, c) => el('label', { class: 'check' },
       el('input', { type: 'radio', name: 'why-class', value: String(c) }), ` ${name}`)));
   }
-  radios.querySelectorAll('input').forEach((input, c) => setProp(input, 'checked', c === r.class));
+  // The class asked for, once the user picked one (the map follows when its answer arrives).
+  const chosen = view.cls ?? r.class;
+  radios.querySelectorAll('input').forEach((input, c) => setProp(input, 'checked', c === chosen));
   setText($('why-legend'), `Yellow marks the pixels whose change would move log p(${names[r.class]}) the most: `
     + 'the gradient\'s largest absolute value over the three colour channels, relative to this picture\'s largest.');
 }

@@ -1,5 +1,5 @@
-// The two DOM helpers every view uses: building elements and writing text only when it changed
-// (a rewrite would restart screen readers' live regions and cost a layout).
+// The DOM helpers every view uses: building elements, and writing text and properties only when
+// they changed (a rewrite would restart screen readers' live regions and cost a layout).
 
 /** `el('li', {class: 'best'}, child, 'text')`: an element with properties (or attributes, for
  *  string values that are not properties) and children. */
@@ -18,11 +18,12 @@ export function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-/** `node[key] = value` (a property such as `hidden` or `disabled`) only when it differs: an
- *  unchanged write can still invalidate style, and the page renders many times a second while it
- *  trains. */
+/** `node[key] = value` only when it differs: writing a reflected property such as a fieldset's
+ *  `disabled` restyles the element (and all its descendants), even with the same value, and the
+ *  page draws several times a second while it trains. */
 export function setProp(node, key, value) {
-  if (node[key] !== value) node[key] = value;
+  const v = typeof node[key] === 'boolean' ? Boolean(value) : value;
+  if (node[key] !== v) node[key] = v;
 }
 
 /** `node.style[name] = value` only when it differs (see setProp). */

@@ -4,6 +4,14 @@
 // dropped or chosen picture with the shared prediction view. Once training is done it shows the
 // 16 hidden units with the strongest votes (`units`, shared/tiles.js), and "Train more" goes on
 // from the model for as many epochs again (`train` with `more`).
+//
+// Its two runs: quick (the default; sized for one wasm thread on a blog that is not cross-origin
+// isolated) and the full lecture run (the whole bundle, 100 epochs), offered only where the
+// browser has a real GPU (WebGPU needs no isolation): the reader picks it in the select next to
+// Train, which is shown only then (and with backend="webgpu", for any adapter: the tests'
+// software one). The probe is the page's own `navigator.gpu.requestAdapter()`, so that nothing is
+// downloaded before Train; the worker then decides again with the core's probe and says which
+// backend runs in the mode line.
 
 import { WorkerClient } from '../client.js';
 import { startWorker } from '../shared/startup.js';
@@ -15,6 +23,24 @@ import { drawAtlas } from '../shared/tiles.js';
 const STRIP_UNITS = 16;
 
 const QUICK = { epochs: 5, dataUrl: 'data-quick/' };
+/** The lecture's recipe: every training image of the full bundle, 100 epochs (on a GPU). */
+const FULL = { epochs: 100, dataUrl: 'data/' };
+const BACKENDS = ['auto', 'webgpu', 'wasm'];
+
+/** Whether to offer the full run for the backend choice `backend`: a real GPU (any adapter when
+ *  WebGPU is asked for by name). */
+async function gpuOffered(backend) {
+  if (backend === 'wasm' || !navigator.gpu) return false;
+  try {
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) return false;
+    // `info` since Chrome 127 / Safari 26; before, the flag was on the adapter.
+    const software = adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;
+    return backend === 'webgpu' || !software;
+  } catch {
+    return false;
+  }
+}
 
 /** Brings the widget `host` (its shadow root `root`, its files at `base`) to life; returns the
  *  controller, whose `drop()` ends its worker. */
@@ -28,7 +54,8 @@ class Trainer {
   #ui;
   // `ready`: the started worker with its data (a promise), cleared with `client` when the worker
   // crashes or fails to start, so that the next Train starts a fresh one.
-  #state = { client: null, ready: null, history: [], hasModel: false, crashed: false, config: null, budget: 0 };
+  // `dataUrl`: the bundle the worker has loaded.
+  #state = { client: null, ready: null, history: [], hasModel: false, crashed: false, config: null, budget: 0, dataUrl: null };
 
   constructor(host, root, base) {
     this.#host = host;
@@ -41,9 +68,18 @@ class Trainer {
       file: $('#file'), answer: $('.answer'), canvas: $('.answer canvas'), bars: $('.bars'),
       prediction: $('[data-metric="prediction"]'), error: $('.error'), full: $('#full'),
       more: $('#more'), strip: $('.strip'), stripCanvas: $('.strip canvas'),
+      recipe: $('#recipe'), recipeLabel: $('.recipe'), backend: $('[data-metric="backend"]'),
     };
     this.#ui.epochs.textContent = String(this.#config().epochs);
     this.#ui.full.href = this.#fullPageUrl();
+    this.#ui.recipe.value = host.getAttribute('recipe') === 'full' ? 'full' : 'quick';
+    this.#ui.recipe.addEventListener('change', () => { this.#ui.epochs.textContent = String(this.#config().epochs); });
+    // The choice appears once the GPU is found (`data-gpu-offered` tells tests the probe is over).
+    gpuOffered(this.#config().backend).then((offered) => {
+      this.#ui.recipeLabel.hidden = !offered;
+      host.dataset.gpuOffered = String(offered);
+      this.#ui.epochs.textContent = String(this.#config().epochs);
+    });
     this.#ui.train.addEventListener('click', () => this.#onTrain());
     this.#ui.more.addEventListener('click', () => this.#onTrainMore());
     this.#ui.more.textContent = `Train ${this.#config().epochs} more epochs`;
@@ -67,12 +103,17 @@ class Trainer {
     const preset = h.getAttribute('preset') === 'deep' ? 'deep' : 'lecture';
     const trainSize = h.getAttribute('train-size');
     const randomSeed = h.getAttribute('seed')?.trim().toLowerCase() === 'random';
+    const backend = h.getAttribute('backend')?.trim().toLowerCase();
+    // The full run only when it is offered (the select is shown); its attributes still apply.
+    const recipe = !this.#ui.recipeLabel.hidden && this.#ui.recipe.value === 'full' ? FULL : QUICK;
     return {
       preset,
-      epochs: int('epochs', QUICK.epochs, 1, 1000),
+      full: recipe === FULL,
+      epochs: int('epochs', recipe.epochs, 1, 1000),
       seed: randomSeed ? 'random' : int('seed', 0, 0, Number.MAX_SAFE_INTEGER),
       trainSize: trainSize === null || trainSize === 'all' ? null : int('train-size', null, 1, 1e6),
-      dataUrl: new URL(h.getAttribute('data-url') ?? QUICK.dataUrl, h.hasAttribute('data-url') ? document.baseURI : this.#base).href,
+      dataUrl: new URL(h.getAttribute('data-url') ?? recipe.dataUrl, h.hasAttribute('data-url') ? document.baseURI : this.#base).href,
+      backend: BACKENDS.includes(backend) ? backend : 'auto',
     };
   }
 
@@ -81,6 +122,7 @@ class Trainer {
     const c = this.#config();
     page.searchParams.set('preset', c.preset);
     page.searchParams.set('seed', String(c.seed));
+    if (c.backend !== 'auto') page.searchParams.set('backend', c.backend);
     return page.href;
   }
 
@@ -88,6 +130,7 @@ class Trainer {
     this.#host.dataset.state = phase === 'idle' ? 'ready' : phase;
     const busy = phase === 'loading' || phase === 'training';
     this.#ui.train.disabled = busy;
+    this.#ui.recipe.disabled = busy;
     this.#ui.train.textContent = phase === 'done' ? 'Train again' : busy ? 'Training…' : 'Train';
     this.#ui.more.hidden = !this.#state.hasModel || phase === 'error';
     this.#ui.more.disabled = busy;
@@ -134,13 +177,28 @@ class Trainer {
       this.#state.budget = config.epochs;
       this.#ui.epochs.textContent = String(config.epochs);
     });
+    // A GPU fault moved the run to wasm: said, and training goes on.
+    client.on('mode', ({ mode, fault }) => {
+      this.#showMode(mode);
+      if (fault) this.#showError(`The GPU stopped working (${fault.message}); training continues on WebAssembly from epoch ${fault.epochs}.`);
+    });
     // The model stays in memory (persist: false): a reader's visit leaves nothing in IndexedDB.
+    const c = this.#config();
     await startWorker(client, {
-      init: { persist: false },
-      dataUrl: this.#config().dataUrl,
-      onReady: ({ mode }) => { this.#ui.mode.textContent = mode.reason; },
+      init: { persist: false, backend: c.backend },
+      dataUrl: c.dataUrl,
+      onReady: ({ mode }) => {
+        this.#showMode(mode);
+        if (mode.notice) this.#showError(mode.notice);
+      },
       onSilent: (seconds) => this.#showError(seconds == null ? '' : `The trainer has not answered for ${seconds} s; it may still be loading on a slow connection.`),
     });
+    this.#state.dataUrl = c.dataUrl;
+  }
+
+  #showMode(mode) {
+    this.#ui.mode.textContent = mode.line;
+    this.#ui.backend.textContent = mode.backend;
   }
 
   async #onTrain() {
@@ -152,6 +210,12 @@ class Trainer {
       this.#ui.barLabel.textContent = 'Starting…';
       await this.#start();
       const c = this.#config();
+      // The other run's bundle (the reader switched between quick and full).
+      if (c.dataUrl !== this.#state.dataUrl) {
+        this.#ui.barLabel.textContent = 'Loading the pictures…';
+        await this.#state.client.request({ type: 'load-data', url: c.dataUrl }, 'data-ready');
+        this.#state.dataUrl = c.dataUrl;
+      }
       // The preset's configuration comes from the core (wasm presetConfig).
       const { config: preset } = await this.#state.client.request({ type: 'preset', name: c.preset }, 'preset');
       const drawSeed = c.seed === 'random';

@@ -15,9 +15,11 @@ const TOP = 8;
 /** Installs the handlers for `state` (worker.js's state: session, data, history, running, paused,
  *  origin) that reply through `post(msg, transfer)`. */
 export function inspectHandlers(state, post) {
+  // The wasm Session to read: the run's own on wasm, its copy on the CPU on WebGPU (backend.js
+  // Model.inspection).
   const session = () => {
     if (!state.session) throw new Error('no model yet: train or load one first');
-    return state.session;
+    return state.session.inspection();
   };
   /** The scan may run now: no training slice is due (idle, done, stopped or paused). */
   const scanAllowed = () => !state.running || state.paused;
@@ -84,8 +86,10 @@ export function inspectHandlers(state, post) {
     },
 
     /** The hard examples of this session's epochs, `n` per list, with their thumbnails. */
-    hard({ n = 12 } = {}) {
-      const h = session().hardExamples(n);
+    async hard({ n = 12 } = {}) {
+      // From the run itself, on either backend (not from the CPU copy of a WebGPU run).
+      session();
+      const h = await state.session.hardExamples(n);
       const unique = [...new Set([...h.most_wrong, ...h.forgotten, ...h.ambiguous].map((x) => x.index))];
       const slot = new Map(unique.map((i, k) => [i, k]));
       const withThumb = (list) => list.map((x) => ({ ...x, thumb: slot.get(x.index) }));
@@ -142,11 +146,10 @@ function bandApplies(state, s, band) {
 
 /** "Train more": the run's epoch budget becomes at least `epochsDone + more` (`extendEpochs`);
  *  `state.config` follows the session's. */
-export function trainMore(state, more) {
+export async function trainMore(state, more) {
   const n = Number(more);
   if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new Error(`train more: ${more} is not a number of epochs from 1 to 10000`);
-  const s = state.session;
   const extra = state.history.length + n - state.config.epochs;
-  if (extra > 0) s.extendEpochs(extra);
-  state.config = JSON.parse(s.config());
+  if (extra > 0) await state.session.extendEpochs(extra);
+  state.config = (await state.session.info()).config;
 }

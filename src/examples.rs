@@ -213,7 +213,7 @@ impl ExampleLog {
         assert_eq!(split.len(), self.len(), "the log belongs to a split of another size");
         let seen: Vec<u32> = (0..self.len() as u32).filter(|&i| !self.last_loss[i as usize].is_nan()).collect();
         let top = |mut v: Vec<u32>, key: &dyn Fn(usize, usize) -> std::cmp::Ordering| {
-            super::sort_indices(&mut v, &|a, b| key(a as usize, b as usize));
+            sort_indices(&mut v, &|a, b| key(a as usize, b as usize));
             v.truncate(n);
             v.into_iter().map(|i| self.item(i as usize, split)).collect::<Vec<_>>()
         };
@@ -237,4 +237,11 @@ impl ExampleLog {
             ambiguous,
         }
     }
+}
+
+/// Sorts `v` (indices) by `key`, ties by the smaller index. Every ranking (these lists, and the
+/// unit and neighbour rankings of [`crate::inspect`]) goes through this one function, so that the
+/// wasm holds one sort routine rather than one per key.
+pub(crate) fn sort_indices(v: &mut [u32], key: &dyn Fn(u32, u32) -> std::cmp::Ordering) {
+    v.sort_unstable_by(|&a, &b| key(a, b).then(a.cmp(&b)));
 }
