@@ -6,23 +6,7 @@ import { el, setProp, setText } from '../shared/dom.js';
 import { pct } from '../shared/format.js';
 import { argmax } from '../shared/prediction.js';
 import { sampleIndices } from '../shared/sample.js';
-
-let scratch = null;
-
-/** A 32x32 RGBA image (`rgba`, 4096 bytes starting at `offset`) as an <img> (a PNG data URL
- *  drawn through one scratch canvas). Not a <canvas> per tile: each canvas is a layer of its own
- *  that every frame of the page commits again, and 48 of them made each frame drawn while
- *  training cost the main thread about five times more. */
-export function imageTile(rgba, offset = 0) {
-  if (!scratch) {
-    scratch = document.createElement('canvas');
-    scratch.width = 32;
-    scratch.height = 32;
-  }
-  const data = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset + offset, 4096).slice(), 32, 32);
-  scratch.getContext('2d').putImageData(data, 0, 0);
-  return el('img', { src: scratch.toDataURL('image/png'), width: 32, height: 32, alt: '' });
-}
+import { rgbaImage } from '../shared/tiles.js';
 
 // ---------------------------------------------------------------------------------------------
 // The panel: a seeded draw of test images with the model's guesses ("mistakes only": the wrong
@@ -72,7 +56,7 @@ export function renderGallery() {
     const truth = res.classes[item.label];
     const guess = res.classes[pred];
     const p = item.probabilities[pred];
-    const image = imageTile(res.images, n * 4096);
+    const image = rgbaImage(res.images, n * 4096, `test:${item.index}`);
     image.setAttribute('aria-hidden', 'true');
     const label = `Test image ${item.index}, a ${truth}: ${ok ? 'right' : 'wrong'}, predicted ${guess} (${pct(p)})`;
     // data-index, tabindex: a click or Enter explains the image (page/why.js).

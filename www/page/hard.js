@@ -7,10 +7,10 @@
 // `li[data-list][data-index][data-label][data-loss][data-probability][data-forgetting]`, with
 // `data-list` one of `most-wrong`, `forgotten`, `ambiguous`.
 
-import { $, client, oneAtATime, pushError, scheduleRender, state } from './state.js';
+import { $, REFRESH_MS, client, oneAtATime, pushError, scheduleRender, state } from './state.js';
 import { el, setText } from '../shared/dom.js';
 import { int, pct1 } from '../shared/format.js';
-import { rgbaCanvas } from '../shared/tiles.js';
+import { rgbaImage } from '../shared/tiles.js';
 import { explainImage } from './why.js';
 
 /** Images per list. */
@@ -18,7 +18,7 @@ const PER_LIST = 12;
 /** Epochs of an image's record shown as marks (the latest ones). */
 const MARKS = 24;
 
-const view = { busy: false, again: false, asked: -1, result: null, version: 0 };
+const view = { busy: false, again: false, asked: -1, askedAt: -Infinity, timer: 0, result: null, version: 0 };
 
 function requestHard() {
   if (!state.model || state.crashed) return;
@@ -37,9 +37,17 @@ let drawn = -1;
 
 export function renderHard() {
   const open = $('hard-details').open;
+  // After every epoch; while training at most every REFRESH_MS (the render after a later epoch,
+  // or the timer, asks again).
   if (open && state.model && !state.crashed && view.asked !== state.historyVersion) {
-    view.asked = state.historyVersion;
-    requestHard();
+    const wait = state.phase === 'training' ? view.askedAt + REFRESH_MS - performance.now() : 0;
+    if (wait <= 0) {
+      view.asked = state.historyVersion;
+      view.askedAt = performance.now();
+      requestHard();
+    } else if (!view.timer) {
+      view.timer = setTimeout(() => { view.timer = 0; scheduleRender(); }, wait);
+    }
   }
   if (!state.model && view.result) { view.result = null; view.version++; }
   if (drawn === view.version) return;
@@ -67,7 +75,7 @@ export function renderHard() {
       class: `hard-item ${x.correct ? 'right' : 'wrong'}`, tabindex: '0', title: label, 'aria-label': label,
       'data-list': name, 'data-index': String(x.index), 'data-label': String(x.label), 'data-loss': String(x.loss),
       'data-probability': String(x.probability), 'data-forgetting': String(x.forgetting_events),
-    }, rgbaCanvas(r.thumbs, x.thumb * 4096),
+    }, rgbaImage(r.thumbs, x.thumb * 4096, `train:${x.index}`),
     el('span', { class: 'caption' }, el('strong', {}, names[x.label]), ` ${value(x)}`,
       el('span', { class: 'marks', 'aria-hidden': 'true' }, marks(x.history))));
   });

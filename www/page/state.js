@@ -69,6 +69,11 @@ export function scheduleRender() {
  *  of the page costs about 9 ms of the main thread (commit, paint, layout) and more of the
  *  compositor's, on those same two cores. */
 export const PROGRESS_RENDER_MS = 1000;
+/** Least time between refreshes, while training, of what the model shows besides its epochs: the
+ *  gallery and the picture (48 predictions, 48 images drawn), the saliency map and the hard
+ *  examples. Each takes the main thread and the worker from the training threads on a machine with
+ *  few cores; once training pauses or ends they follow the model at once. */
+export const REFRESH_MS = 10_000;
 let progressAt = -Infinity;
 let progressTimer = 0;
 

@@ -4,8 +4,8 @@
 // stopped, and a `train` error) arrive here from app.js's table.
 
 import {
-  $, client, currentConfig, dropErrors, formValid, idle, metricEl, oneAtATime, pushError, scheduleProgressRender, scheduleRender,
-  state,
+  $, REFRESH_MS, client, currentConfig, dropErrors, formValid, idle, metricEl, oneAtATime, pushError,
+  scheduleProgressRender, scheduleRender, state,
 } from './state.js';
 import {
   FIELDS, RECIPE, applyPreset, describeRecipe, format, formFromConfig, matchPreset, paramsFromForm,
@@ -17,8 +17,6 @@ import { refreshGallery } from './gallery.js';
 import { refreshPicture } from './picture.js';
 
 const FORM_KEYS = ['hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize', 'epochs', 'trainSize', 'seed'];
-const REFRESH_MS = 10_000;      // least time between gallery/picture refreshes while training (each costs the
-                                // training threads: 48 predictions, 48 images drawn)
 const SPEED_WINDOW_S = 2;       // moving window for samples/s
 
 const presetOf = (config) => formFromConfig(config, state.presets).preset;

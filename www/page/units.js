@@ -12,7 +12,7 @@
 import { $, classes, client, oneAtATime, pushError, scheduleRender, state } from './state.js';
 import { el, setProp, setStyle, setText } from '../shared/dom.js';
 import { int } from '../shared/format.js';
-import { PITCH_X, PITCH_Y, TILE, classColor, drawAtlas, putRgba, rgbaCanvas, voteLeans } from '../shared/tiles.js';
+import { PITCH_X, PITCH_Y, TILE, classColor, drawAtlas, putRgba, rgbaImage, voteLeans } from '../shared/tiles.js';
 
 const COLUMNS = 32;
 
@@ -167,7 +167,7 @@ function renderDetail(open, r) {
   if (detailDrawn.lists === d) return;
   detailDrawn.lists = d;
   const list = (idx, values, labels, offset) => Array.from(idx, (index, k) => el('li', { class: 'thumb', 'data-index': String(index), 'data-value': String(values[k]) },
-    rgbaCanvas(d.images, (offset + k) * 4096),
+    rgbaImage(d.images, (offset + k) * 4096, `train:${index}`),
     el('span', { class: 'caption' }, `${names[labels[k]]}`, el('span', { class: 'p' }, `z ${values[k] >= 0 ? '+' : '−'}${Math.abs(values[k]).toFixed(2)}`))));
   $('unit-top').replaceChildren(...(d ? list(d.top, d.topValues, d.topLabels, 0) : []));
   $('unit-bottom').replaceChildren(...(d ? list(d.bottom, d.bottomValues, d.bottomLabels, d.top.length) : []));

@@ -10,13 +10,11 @@
 // as alpha = round(255 * magnitude / magnitude_max); `[data-view="neighbours"]` holds the
 // neighbours (`li[data-index][data-label][data-distance]`).
 
-import { $, classes, client, pushError, scheduleRender, state } from './state.js';
+import { $, REFRESH_MS, classes, client, pushError, scheduleRender, state } from './state.js';
 import { el, setProp, setText } from '../shared/dom.js';
 import { pct1 } from '../shared/format.js';
-import { putRgba, rgbaCanvas } from '../shared/tiles.js';
+import { putRgba, rgbaImage } from '../shared/tiles.js';
 
-/** Least time between refreshes of the map while training (as the gallery and the picture). */
-const REFRESH_MS = 3000;
 /** The map's colour (the alpha channel carries its value). */
 const MAP_RGB = [255, 214, 0];
 
@@ -177,7 +175,7 @@ function renderNeighbours() {
   list.replaceChildren(...(n ? Array.from(n.indices, (index, k) => el('li', {
     class: 'thumb', 'data-index': String(index), 'data-label': String(n.labels[k]), 'data-distance': String(n.distances[k]),
     title: `Training image ${index}, a ${names[n.labels[k]]}: distance ${n.distances[k].toFixed(3)}`,
-  }, rgbaCanvas(n.images, k * 4096), el('span', { class: 'caption' }, names[n.labels[k]], el('span', { class: 'p' }, `d ${n.distances[k].toFixed(2)}`)))) : []));
+  }, rgbaImage(n.images, k * 4096, `train:${index}`), el('span', { class: 'caption' }, names[n.labels[k]], el('span', { class: 'p' }, `d ${n.distances[k].toFixed(2)}`)))) : []));
 }
 
 export function wireWhy() {

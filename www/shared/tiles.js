@@ -82,13 +82,36 @@ export function drawAtlas(canvas, t, units, columns) {
   return { width, height, rows };
 }
 
-/** A new 32x32 canvas showing the RGBA image at `offset` of `rgba`. */
-export function rgbaCanvas(rgba, offset = 0) {
-  const canvas = document.createElement('canvas');
-  canvas.width = TILE;
-  canvas.height = TILE;
-  putRgba(canvas, rgba, offset);
-  return canvas;
+let scratch = null;
+/** PNG data URLs of images that do not change (a training image), by the caller's key. */
+const urls = new Map();
+const MAX_URLS = 2048;
+
+/** The 32x32 RGBA image at `offset` of `rgba` as an <img> (a PNG data URL drawn through one
+ *  scratch canvas). Not a <canvas> per image: each canvas is a compositing layer of its own that
+ *  every frame of the page commits again, which made the gallery's 48 tiles cost the main thread
+ *  about five times more per frame while training, and the thumbnails of hard examples,
+ *  neighbours and a unit's images would do the same. `key` names an image that never changes
+ *  (such as "train:123"): its PNG is encoded once and reused (the hard examples are listed
+ *  again after every epoch, mostly the same images). */
+export function rgbaImage(rgba, offset = 0, key = null) {
+  let src = key === null ? undefined : urls.get(key);
+  if (src === undefined) {
+    if (!scratch) {
+      scratch = document.createElement('canvas');
+      scratch.width = TILE;
+      scratch.height = TILE;
+    }
+    putRgba(scratch, rgba, offset);
+    src = scratch.toDataURL('image/png');
+    if (key !== null) {
+      if (urls.size >= MAX_URLS) urls.clear();
+      urls.set(key, src);
+    }
+  }
+  const img = document.createElement('img');
+  Object.assign(img, { src, width: TILE, height: TILE, alt: '' });
+  return img;
 }
 
 /** Draws the 32x32 RGBA image at `offset` of `rgba` on `canvas`. */
