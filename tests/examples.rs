@@ -2,10 +2,12 @@
 //! a hand-made sequence, and the trainer's records after real epochs.
 #![cfg(not(target_arch = "wasm32"))] // native; tests/wasm.rs holds the tests that run in the browser
 
+mod common;
+
+use common::fixtures::synthetic_cifar2;
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use skywatch::bench::synthetic_cifar2;
 use skywatch::config::{LossKind, TrainConfig};
 use skywatch::data::{RECORD_BYTES, Split};
 use skywatch::examples::ExampleLog;
