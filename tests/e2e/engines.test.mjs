@@ -354,6 +354,8 @@ for (const name of ENGINES) {
         try {
           await e.guarded('engines-lang-c', async () => {
             await e.goto(`${isolated.url}?preset=lecture&epochs=1&seed=0&train_size=1000&autostart=1`);
+            // Once the page runs (WebKitWebDriver's navigation may return before its modules have).
+            await waitForState(e, ['training', 'done'], { timeout: 60_000 });
             // The browser's own value (Navigator.prototype's getter: boot.js shadows it with "en"),
             // and proof that Intl rejects it, so that the test tests the fallback.
             const browser = await e.evaluate(() => {
