@@ -113,16 +113,26 @@ async function downloadedWeights(e) {
     document.getElementById('download').scrollIntoView({ block: 'center' });
     return window.__e2eBlobs.length;
   });
-  await e.click('#download');
-  const b64 = await e.waitFor(async (n) => {
+  const read = (timeout) => e.waitFor(async (n) => {
     const blob = window.__e2eBlobs[n];
     if (!blob || !document.querySelector('#weights-message a')) return false;
     const bytes = new Uint8Array(await blob.arrayBuffer());
     let s = '';
     for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
     return btoa(s);
-  }, before, { what: 'the downloaded weights' });
-  return Buffer.from(b64, 'base64');
+  }, before, { timeout, what: 'the downloaded weights' });
+  // The views of what the model learned may still grow once a run is done (the hard examples
+  // appear), moving the button between the driver's scroll and its click, which then lands
+  // elsewhere: the click is made again (at most twice more) when nothing came of it.
+  for (let attempt = 0; ; attempt++) {
+    await e.click('#download');
+    try {
+      return Buffer.from(await read(attempt < 2 ? 10_000 : 30_000), 'base64');
+    } catch (err) {
+      if (attempt >= 2) throw err;
+      await e.evaluate(() => document.getElementById('download').scrollIntoView({ block: 'center' }));
+    }
+  }
 }
 
 /** What the reference says of `model` for a picture, against what the page showed. */
