@@ -154,14 +154,14 @@ impl Trainer {
         self.epoch
     }
 
-    /// Whether an epoch is in progress (started by `train_batches`, not finished).
-    pub fn mid_epoch(&self) -> bool {
-        self.running.is_some()
-    }
-
     /// Validation statistics (accuracy, loss, confusion) after the last finished epoch.
     pub fn last_validation(&self) -> Option<&EvalStats> {
         self.last_val.as_ref()
+    }
+
+    /// The training images of the run (its `train_size` subset, or all), in the split's order.
+    pub fn train_indices(&self) -> &[u32] {
+        self.loader.indices()
     }
 
     /// Training images per epoch.
@@ -196,8 +196,17 @@ impl Trainer {
         Ok(self.loader.draw_epoch())
     }
 
-    /// Counts an epoch trained by another backend (see [`Trainer::draw_external_epoch`]) as done.
-    pub fn finish_external_epoch(&mut self) {
+    /// Counts an epoch trained by another backend (see [`Trainer::draw_external_epoch`]) as done,
+    /// with its validation `val`: as an epoch of [`Trainer::train_batches`] ends.
+    pub fn finish_external_epoch(&mut self, val: EvalStats) {
+        self.finish_epoch(val);
+    }
+
+    /// The end of an epoch, whichever backend trained it: its hard-example records become
+    /// visible, its validation is kept, the epoch is counted.
+    fn finish_epoch(&mut self, val: EvalStats) {
+        self.examples.commit_epoch(self.epoch);
+        self.last_val = Some(val);
         self.epoch += 1;
     }
 
@@ -277,9 +286,7 @@ impl Trainer {
             val_accuracy: val.accuracy,
             seconds: r.seconds,
         };
-        self.examples.commit_epoch(self.epoch);
-        self.last_val = Some(val);
-        self.epoch += 1;
+        self.finish_epoch(val);
         Ok(Some(stats))
     }
 

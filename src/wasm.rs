@@ -19,7 +19,7 @@
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::resize::{chw_to_rgba, rgba_to_chw};
-use crate::data::{Dataset, Manifest, PIXELS};
+use crate::data::{Dataset, Manifest, PIXELS, Split};
 use crate::error::Error;
 use crate::matmul::Kernel;
 use crate::train::Trainer;
@@ -177,11 +177,36 @@ impl Data {
     }
 
     fn check_index(&self, i: usize) -> Result<(), Error> {
-        if i >= self.inner.test.len() {
-            return Err(Error::Config(format!("test image {i} does not exist (there are {})", self.inner.test.len())));
-        }
-        Ok(())
+        check_image(&self.inner.test, "test", i)
     }
+}
+
+/// Split `"train"` or `"test"` of `data`; any other name is refused, with the two it takes.
+pub(crate) fn split_of<'a>(data: &'a Dataset, split: &str) -> Result<&'a Split, Error> {
+    match split {
+        "train" => Ok(&data.train),
+        "test" => Ok(&data.test),
+        other => Err(Error::Config(format!("unknown split '{other}' (train or test)"))),
+    }
+}
+
+/// Refuses image `i` of `split` (named `name` in the message) when it does not exist.
+pub(crate) fn check_image(split: &Split, name: &str, i: usize) -> Result<(), Error> {
+    if i >= split.len() {
+        return Err(Error::Config(format!("{name} image {i} does not exist (there are {})", split.len())));
+    }
+    Ok(())
+}
+
+/// The test images `indices` one after another (planar bytes), each checked: the input of
+/// `predictTest` on either backend.
+pub(crate) fn test_images(test: &Split, indices: &[u32]) -> Result<Vec<u8>, Error> {
+    let mut images = Vec::with_capacity(indices.len() * PIXELS);
+    for &i in indices {
+        check_image(test, "test", i as usize)?;
+        images.extend_from_slice(test.image(i as usize));
+    }
+    Ok(images)
 }
 
 /// A training run: model, optimizer, loader position.
@@ -244,13 +269,7 @@ impl Session {
     /// Accuracy, loss and confusion matrix on `"train"` or `"test"`.
     #[wasm_bindgen(unchecked_return_type = "EvalStats")]
     pub fn evaluate(&mut self, split: &str) -> Result<JsValue, JsError> {
-        let train = match split {
-            "train" => true,
-            "test" => false,
-            other => {
-                return Err(Error::Config(format!("unknown split '{other}' (train or test)")).into());
-            }
-        };
+        let train = std::ptr::eq(split_of(&self.trainer.data, split)?, &self.trainer.data.train);
         let trainer = &mut self.trainer;
         to_js(&on_pool(|| trainer.evaluate_split(train)))
     }
@@ -275,14 +294,7 @@ impl Session {
     /// Probabilities for test images `indices`, flattened `[indices.len() * classes]`.
     #[wasm_bindgen(js_name = predictTest)]
     pub fn predict_test(&mut self, indices: &[u32]) -> Result<Vec<f32>, JsError> {
-        let test = &self.trainer.data.test;
-        let mut images = Vec::with_capacity(indices.len() * PIXELS);
-        for &i in indices {
-            if i as usize >= test.len() {
-                return Err(Error::Config(format!("test image {i} does not exist (there are {})", test.len())).into());
-            }
-            images.extend_from_slice(test.image(i as usize));
-        }
+        let images = test_images(&self.trainer.data.test, indices)?;
         let trainer = &mut self.trainer;
         Ok(on_pool(|| trainer.predict(&images).into_raw_vec_and_offset().0))
     }

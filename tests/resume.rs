@@ -121,8 +121,12 @@ fn an_epoch_trained_by_another_backend_continues_the_same_run() {
     other.train_epoch(&mut |_| {}).unwrap();
     host.model.params = other.model.params.clone();
     host.optimizer = other.optimizer.clone();
-    host.finish_external_epoch();
+    let val = host.evaluate_split(false);
+    host.finish_external_epoch(val.clone());
     assert_eq!(host.epochs_done(), 1);
+    // The epoch's validation is kept, as an epoch trained here keeps it.
+    assert_eq!(host.last_validation(), Some(&val));
+    assert_eq!(val.accuracy, want[0].val_accuracy);
     let got = host.train_epoch(&mut |_| {}).unwrap();
     assert_eq!((got.epoch, got.loss, got.val_accuracy), (want[1].epoch, want[1].loss, want[1].val_accuracy));
     assert!(host.model.params == straight.model.params, "weights differ after an external epoch");

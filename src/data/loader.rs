@@ -26,6 +26,11 @@ pub struct Loader {
 }
 
 impl Loader {
+    /// The indices of the split this loader draws from, in their original order.
+    pub fn indices(&self) -> &[u32] {
+        &self.indices
+    }
+
     /// A loader over `indices`. Call [`Loader::start_epoch`] before drawing batches.
     pub fn new(indices: Vec<u32>, batch_size: usize, seed: u64) -> Self {
         assert!(batch_size > 0, "batch size is validated by the configuration");

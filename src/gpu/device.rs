@@ -210,11 +210,6 @@ impl Gpu {
         }
     }
 
-    /// Whether the device is lost.
-    pub fn is_lost(&self) -> bool {
-        self.0.lost.borrow().is_some()
-    }
-
     /// Destroys the device, as a driver reset would: for tests of the recovery path. Every later
     /// call fails with "the GPU device was lost (…)".
     pub fn lose(&self, why: &str) {

@@ -37,10 +37,6 @@ impl Ops {
         Ok(Ops { kernels: Kernels::new(gpu).await? })
     }
 
-    pub fn kernels(&self) -> &Kernels {
-        &self.kernels
-    }
-
     fn gpu(&self) -> &Gpu {
         self.kernels.gpu()
     }

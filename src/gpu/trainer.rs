@@ -525,14 +525,6 @@ impl GpuTrainer {
         Ok(&mut self.trainer)
     }
 
-    /// Back to the CPU: the trainer with the GPU's current parameters (between epochs, its state
-    /// is exactly the GPU run's, so it continues the same run).
-    pub async fn into_trainer(mut self) -> Result<Trainer> {
-        self.sync().await?;
-        let GpuTrainer { trainer, .. } = self;
-        Ok(trainer)
-    }
-
     /// Whether an epoch is in progress.
     pub fn in_epoch(&self) -> bool {
         self.epoch.is_some()
@@ -634,13 +626,13 @@ impl GpuTrainer {
         let run = self.epoch.take().expect("epoch started");
         self.trainer.optimizer.step = run.start_step + batches as u64;
         let val = self.evaluate_and_sync(false).await?;
-        self.trainer.examples.commit_epoch(epoch);
-        self.trainer.finish_external_epoch();
+        let val_accuracy = val.accuracy;
+        self.trainer.finish_external_epoch(val);
         Ok(Some(EpochStats {
             epoch,
             loss: run.loss_sum / run.seen as f64,
             train_accuracy: run.correct as f64 / run.seen as f64,
-            val_accuracy: val.accuracy,
+            val_accuracy,
             seconds: run.seconds,
         }))
     }

@@ -21,7 +21,7 @@ pub mod units;
 
 use crate::data::{Normalizer, PIXELS};
 use crate::error::{Error, Result};
-use crate::train::{Trainer, training_indices};
+use crate::train::Trainer;
 use scan::{FirstLayerScan, Neighbour};
 use units::{TileHistory, UnitTiles};
 
@@ -73,7 +73,7 @@ impl Inspector {
     /// (after `epochs_done` epochs; 0 is the model before training). Cheap otherwise: call it
     /// around every slice of training.
     pub fn observe(&mut self, trainer: &Trainer) {
-        if trainer.mid_epoch() || self.tiles.last_epoch() == Some(trainer.epochs_done()) {
+        if trainer.in_epoch() || self.tiles.last_epoch() == Some(trainer.epochs_done()) {
             return;
         }
         self.tiles.push(trainer.epochs_done(), UnitTiles::of(&trainer.model));
@@ -88,12 +88,12 @@ impl Inspector {
     /// The first-layer scan of the run's training images with the current weights, computed
     /// now unless the cached one was made with the same parameters and images.
     pub fn scan(&mut self, trainer: &Trainer) -> &FirstLayerScan {
-        let images = run_images(trainer);
-        let key = scan_key(trainer, &images);
+        let images = trainer.train_indices();
+        let key = scan_key(trainer, images);
         if self.scan.as_ref().is_none_or(|(k, _)| *k != key) {
             self.scan = None; // free the old one before building the new one
             let s =
-                FirstLayerScan::run(&trainer.model, &trainer.data.train, &images, &Normalizer::default(), TOP_IMAGES);
+                FirstLayerScan::run(&trainer.model, &trainer.data.train, images, &Normalizer::default(), TOP_IMAGES);
             self.scan = Some((key, s));
         }
         &self.scan.as_ref().expect("just set").1
@@ -101,7 +101,7 @@ impl Inspector {
 
     /// Whether a scan for the current weights is cached (so that queries are instant).
     pub fn has_scan(&self, trainer: &Trainer) -> bool {
-        let key = scan_key(trainer, &run_images(trainer));
+        let key = scan_key(trainer, trainer.train_indices());
         self.scan.as_ref().is_some_and(|(k, _)| *k == key)
     }
 
@@ -125,14 +125,4 @@ impl Inspector {
         let s = self.scan(trainer);
         Ok(s.neighbours(&trainer.model, &trainer.data.train, &norm, query, k, exclude))
     }
-
-    /// Bytes held by the tile history and the scan.
-    pub fn bytes(&self) -> usize {
-        self.tiles.bytes() + self.scan.as_ref().map_or(0, |(_, s)| s.bytes())
-    }
-}
-
-/// The training images of the trainer's run (its `train_size` subset, or all), ascending.
-pub fn run_images(trainer: &Trainer) -> Vec<u32> {
-    training_indices(trainer.data.train.len(), trainer.config.train_size, trainer.config.seed)
 }

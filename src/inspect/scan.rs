@@ -192,11 +192,6 @@ impl FirstLayerScan {
         })
     }
 
-    /// Bytes held (for the page's memory budget).
-    pub fn bytes(&self) -> usize {
-        self.codes.len() + 4 * (self.code_scale.len() + self.images.len()) + 8 * (self.top.len() + self.bottom.len())
-    }
-
     /// The `k` images of the scan nearest to `query` (a hidden row from [`hidden`]) in the first
     /// hidden layer's space, nearest first, leaving out image `exclude` (the query itself when it
     /// is a training image). `model`, `split` and `norm` must be the scan's: the candidates are

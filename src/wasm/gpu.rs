@@ -14,10 +14,10 @@
 //! message; after a device loss every call rejects with "the GPU device was lost (REASON)", and
 //! the run continues on the CPU from the last `saveState()` (`Session.resume`).
 
-use super::{Data, parse_config, to_js};
+use super::{Data, parse_config, split_of, test_images, to_js};
 use crate::checkpoint;
+use crate::data::Dataset;
 use crate::data::resize::{chw_to_rgba, rgba_to_chw};
-use crate::data::{Dataset, PIXELS};
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuTrainer};
 use crate::train::{EpochStats, Progress, Trainer};
@@ -126,12 +126,6 @@ impl GpuSession {
         promise(async move { GpuSession::start(trainer?).await })
     }
 
-    /// The adapter, as `gpuProbe()` describes it.
-    #[wasm_bindgen(unchecked_return_type = "AdapterReport")]
-    pub fn adapter(&self) -> Result<JsValue, JsError> {
-        to_js(self.gpu.report())
-    }
-
     /// One line naming the adapter, for the mode line ("nvidia ampere (…)").
     #[wasm_bindgen(js_name = adapterDescription)]
     pub fn adapter_description(&self) -> String {
@@ -181,12 +175,12 @@ impl GpuSession {
     /// Accuracy, loss and confusion matrix on `"train"` or `"test"`, computed on the GPU.
     #[wasm_bindgen(unchecked_return_type = "Promise<EvalStats>")]
     pub fn evaluate(&self, split: &str) -> js_sys::Promise {
-        let train = match split {
-            "train" => Ok(true),
-            "test" => Ok(false),
-            other => Err(Error::Config(format!("unknown split '{other}' (train or test)"))),
-        };
-        self.with(async move |t| to_js_value(&t.evaluate_split(train?).await?))
+        let split = split.to_owned();
+        self.with(async move |t| {
+            let data = &t.trainer().data;
+            let train = std::ptr::eq(split_of(data, &split)?, &data.train);
+            to_js_value(&t.evaluate_split(train).await?)
+        })
     }
 
     /// Class probabilities of a picture given as RGBA (any size: its centre square is resized to
@@ -211,14 +205,7 @@ impl GpuSession {
     pub fn predict_test(&self, indices: &[u32]) -> js_sys::Promise {
         let indices = indices.to_vec();
         self.with(async move |t| {
-            let test = &t.trainer().data.test;
-            let mut images = Vec::with_capacity(indices.len() * PIXELS);
-            for &i in &indices {
-                if i as usize >= test.len() {
-                    return Err(Error::Config(format!("test image {i} does not exist (there are {})", test.len())));
-                }
-                images.extend_from_slice(test.image(i as usize));
-            }
+            let images = test_images(&t.trainer().data.test, &indices)?;
             let p = t.predict(&images).await?.into_raw_vec_and_offset().0;
             Ok(js_sys::Float32Array::from(p.as_slice()).into())
         })
@@ -235,7 +222,7 @@ impl GpuSession {
     pub fn export_weights(&self) -> js_sys::Promise {
         self.with(async move |t| {
             let trainer = t.trainer_synced().await?;
-            Ok(js_sys::Uint8Array::from(checkpoint::save(&trainer.model).as_slice()).into())
+            Ok(js_sys::Uint8Array::from(checkpoint::save_trained(&trainer.model, &trainer.config).as_slice()).into())
         })
     }
 

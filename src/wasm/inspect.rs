@@ -18,18 +18,17 @@
 //! The first call of `topActivations*` or `neighbours*` after the weights changed runs the scan
 //! over the training images (31 GFLOP for the lecture model, 63 for `deep`: about 3 s and 7 s
 //! on one wasm thread of this project's busy 2-core machine); later calls with the same weights
-//! take milliseconds. `prepareInspection()` runs it
-//! explicitly, `inspectionReady()` says whether it is cached.
+//! take milliseconds; `inspectionReady()` says whether it is cached.
 
-use super::{Data, Session, on_pool, to_js};
+use super::{Data, Session, check_image, on_pool, split_of, to_js};
+use crate::data::Normalizer;
 use crate::data::resize::{chw_to_rgba, rgba_to_chw};
-use crate::data::{Normalizer, Split};
 use crate::error::Error;
+use crate::inspect::TOP_IMAGES;
 use crate::inspect::band::{Band, Metric};
 use crate::inspect::saliency::{Saliency, saliency};
 use crate::inspect::scan::Neighbour;
 use crate::inspect::units::UnitTiles;
-use crate::inspect::{TOP_IMAGES, run_images};
 use crate::train::Trainer;
 use js_sys::{Float32Array, Object, Reflect, Uint8Array, Uint32Array};
 use std::sync::Arc;
@@ -85,21 +84,6 @@ impl Js {
     }
 }
 
-fn split_of<'a>(data: &'a crate::data::Dataset, split: &str) -> Result<&'a Split, Error> {
-    match split {
-        "train" => Ok(&data.train),
-        "test" => Ok(&data.test),
-        other => Err(Error::Config(format!("unknown split '{other}' (train or test)"))),
-    }
-}
-
-fn check_image(split: &Split, name: &str, i: usize) -> Result<(), Error> {
-    if i >= split.len() {
-        return Err(Error::Config(format!("{name} image {i} does not exist (there are {})", split.len())));
-    }
-    Ok(())
-}
-
 fn tiles_js(t: &UnitTiles, epoch: usize, mid_epoch: bool) -> Result<JsValue, JsError> {
     Ok(Js::new()
         .set("epoch", epoch as f64)?
@@ -145,7 +129,7 @@ impl Session {
     /// models, where they are `W_L ... W_2`) and the units by vote strength, strongest first.
     #[wasm_bindgen(js_name = unitTiles, unchecked_return_type = "UnitTiles")]
     pub fn unit_tiles(&self) -> Result<JsValue, JsError> {
-        tiles_js(&UnitTiles::of(&self.trainer.model), self.trainer.epochs_done(), self.trainer.mid_epoch())
+        tiles_js(&UnitTiles::of(&self.trainer.model), self.trainer.epochs_done(), self.trainer.in_epoch())
     }
 
     /// The epochs whose tiles are kept for the scrubber (0: before training), and the bytes they
@@ -174,27 +158,10 @@ impl Session {
         tiles_js(t, epoch, false)
     }
 
-    /// Sets the byte budget of the tile history (default 24 MiB), thinning it at once.
-    #[wasm_bindgen(js_name = setTileHistoryBudget)]
-    pub fn set_tile_history_budget(&mut self, bytes: usize) {
-        self.inspector.tiles.set_budget(bytes);
-    }
-
     /// Whether the scan behind top activations and neighbours is cached for the current weights.
     #[wasm_bindgen(js_name = inspectionReady)]
     pub fn inspection_ready(&self) -> bool {
         self.inspector.has_scan(&self.trainer)
-    }
-
-    /// Runs the scan of the training images for the current weights now (if not cached);
-    /// returns the bytes the inspection caches hold.
-    #[wasm_bindgen(js_name = prepareInspection)]
-    pub fn prepare_inspection(&mut self) -> usize {
-        let (inspector, trainer) = (&mut self.inspector, &self.trainer);
-        on_pool(|| {
-            inspector.scan(trainer);
-            inspector.bytes()
-        })
     }
 
     /// The 8 training images with the largest and the 8 with the most negative pre-activation
@@ -323,8 +290,9 @@ impl Session {
 
     /// For a run that trains on another backend (WebGPU): takes its state after an epoch
     /// (`GpuSession.saveState`) as this session's, so that the inspection views follow it from
-    /// the CPU. The unit-tile history goes on (the new epoch's tiles are added); the hard-example
-    /// log stays empty, since the GPU's forward pass does not send per-image losses back.
+    /// the CPU. The unit-tile history goes on (the new epoch's tiles are added). This copy's
+    /// hard-example log stays empty: the hard examples are read from the GPU run itself
+    /// (`GpuSession.hardExamples`), whose loss kernel records them.
     #[wasm_bindgen(js_name = adoptState)]
     pub fn adopt_state(&mut self, state: &[u8]) -> Result<(), JsError> {
         let trainer = Trainer::resume(state, Arc::clone(&self.trainer.data))?;
@@ -353,12 +321,6 @@ impl Session {
             Some(p) => band_position(&p, metric.name(), epoch, value),
             None => Ok(JsValue::NULL),
         }
-    }
-
-    /// The training images the run uses (its `train_size` subset, or all), ascending.
-    #[wasm_bindgen(js_name = trainImages)]
-    pub fn train_images(&self) -> Vec<u32> {
-        run_images(&self.trainer)
     }
 }
 

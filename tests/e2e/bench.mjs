@@ -35,16 +35,12 @@ import { dirname, join } from 'node:path';
 import { launch, selectedEngines } from './engines.mjs';
 import { DATA_DIR, WEBGPU_ARGS, gpuData, openBrowser, prepare, run, startServer } from './harness.mjs';
 import { png } from './images.mjs';
-import { benchEpochs, pageEpochs } from './timing.mjs';
+import { benchEpochs, median, pageEpochs } from './timing.mjs';
 
 const [presets = 'lecture', epochs = '3', only = ''] = process.argv.slice(2);
 /** Which numbered parts to run: the third argument (e.g. `5` or `1,5`), all by default. */
 const part = (n) => !only || only.split(',').includes(String(n));
 const emit = (row) => process.stdout.write(`${JSON.stringify({ where: 'chromium', ...row })}\n`);
-const median = (v) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Private memory (USS, MB) of this profile's renderer processes, from /proc/PID/smaps_rollup. */
@@ -330,23 +326,7 @@ async function engines() {
       const e = await launch(name);
       try {
         await e.goto(`${server.url}?preset=lecture&epochs=${epochs}&seed=0&autostart=1`);
-        const seen = [];
-        const deadline = Date.now() + 600_000;
-        let last = -1;
-        for (;;) {
-          const now = await e.evaluate(() => ({
-            state: document.documentElement.dataset.state,
-            epoch: Number(document.querySelector('[data-metric="epoch"]')?.textContent || 0),
-          }));
-          const t = Date.now();
-          if (now.state === 'error') throw new Error(`${name}: the page stopped with an error`);
-          if (now.state === 'training' && seen.length === 0) seen.push({ epoch: 0, t });
-          if (seen.length && now.epoch !== last && now.epoch > 0) { seen.push({ epoch: now.epoch, t }); last = now.epoch; }
-          if (now.state === 'done' && now.epoch >= Number(epochs)) break;
-          if (Date.now() > deadline) throw new Error(`${name}: ${epochs} epochs did not finish in 600 s`);
-          await sleep(20);
-        }
-        const times = seen.slice(1).map((s, i) => (s.t - seen[i].t) / 1000);
+        const times = await epochTimes((fn) => e.evaluate(fn), Number(epochs), name);
         process.stdout.write(`${JSON.stringify({
           where: 'engine', engine: name, version: e.version, mode: await e.evaluate(() => document.querySelector('[data-metric="mode"]').textContent),
           preset: 'lecture', epochs: Number(epochs), epoch_seconds: times,

@@ -179,6 +179,26 @@ class Engine {
     }
   }
 
+  /** Scrolls `selector` to the middle of the view and waits until it stays put (the same box in
+   *  three reads 150 ms apart), as Playwright does before a click: content still arriving above
+   *  it (the views of what the model learned, once a run is done) would otherwise move it between
+   *  the driver's scroll and its click, and the click would land elsewhere. */
+  async steady(selector) {
+    let last = null;
+    let same = 0;
+    for (const deadline = Date.now() + 10_000; same < 2 && Date.now() < deadline;) {
+      const box = await this.evaluate((sel) => {
+        const el = document.querySelector(sel);
+        el?.scrollIntoView({ block: 'center' });
+        const b = el?.getBoundingClientRect();
+        return b ? `${b.x},${b.y},${b.width},${b.height}` : null;
+      }, selector);
+      same = box !== null && box === last ? same + 1 : 0;
+      last = box;
+      await sleep(150);
+    }
+  }
+
   /** A screenshot into target/e2e-artifacts/<name>-<engine>.png; never throws. */
   async screenshot(name) {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -307,6 +327,7 @@ class FirefoxEngine extends Engine {
   }
 
   async click(selector) {
+    await this.steady(selector);
     // input.performActions with the element as the pointer's origin: a real (trusted) click.
     const origin = { type: 'element', element: await this.element(selector) };
     await this.client.inputPerformActions({
@@ -394,7 +415,10 @@ class WebKitEngine extends Engine {
     return id;
   }
 
-  async click(selector) { await this.client.elementClick(await this.element(selector)); }
+  async click(selector) {
+    await this.steady(selector);
+    await this.client.elementClick(await this.element(selector));
+  }
 
   async setFiles(selector, files) {
     const disk = filesOnDisk(files);

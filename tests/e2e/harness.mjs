@@ -7,7 +7,7 @@
 // no-op when the bundle is up to date).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -202,6 +202,19 @@ export function watch(page) {
 export const pageState = (page) => page.evaluate(() => document.documentElement.dataset.state);
 export const metric = (page, name) => page.locator(`[data-metric="${name}"]`).first().textContent().then((t) => t.trim());
 export const errorList = (page) => page.locator('#error-list li').allTextContents();
+
+/** Presses "Download weights" and saves the file in ARTIFACTS (its name after `prefix`):
+ *  `{path, name, bytes}`. */
+export async function downloadWeights(page, { prefix = '', timeout = 20_000 } = {}) {
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout }),
+    page.getByRole('button', { name: 'Download weights' }).click(),
+  ]);
+  const name = download.suggestedFilename();
+  const path = join(ARTIFACTS, `${prefix}${name}`);
+  await download.saveAs(path);
+  return { path, name, bytes: readFileSync(path) };
+}
 
 /** Epochs of the run saved in IndexedDB (the worker writes after every epoch). */
 export const savedEpochs = (page) => page.evaluate(() => new Promise((resolve) => {

@@ -22,12 +22,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  ARTIFACTS, DATA_DIR, ROOT, errorList, guarded, metric, openBrowser, prepare, screenshot, settle, startServer,
+  DATA_DIR, ROOT, downloadWeights, errorList, guarded, metric, openBrowser, prepare, screenshot, settle, startServer,
   waitForState, watch,
 } from './harness.mjs';
 import { skyPicture } from './images.mjs';
 import { bundle, runConfig, shown, train, trainFrom, withWeights } from './reference.mjs';
 import { expectedTile, preActivations, readSafetensors, row } from './weights.mjs';
+import { atlasTile, expectedAlpha, saliencyShown, tileOff, viewData, waitForView } from './views.mjs';
 
 const TRAIN_TIMEOUT = 240_000;
 const CLASSES = ['airplane', 'bird'];
@@ -46,51 +47,11 @@ after(async () => { await Promise.all([isolated?.stop(), plain?.stop()]); });
 // ---------------------------------------------------------------------------------------------
 // Reading the views
 
-const viewData = (page, name) => page.evaluate((n) => ({ ...document.querySelector(`[data-view="${n}"]`)?.dataset }), name);
-
-/** Waits until `[data-view=name]` has `data-key` equal to `value` (a function of the text). */
-async function waitForView(page, name, key, want, timeout = 60_000) {
-  await page.waitForFunction(({ name, key, want }) => document.querySelector(`[data-view="${name}"]`)?.dataset[key] === want,
-    { name, key, want }, { timeout, polling: 50 });
-}
-
-/** The RGBA pixels of the atlas tile at display position `p` (the hook's layout). */
-const atlasTile = (page, p) => page.evaluate((p) => {
-  const box = document.querySelector('[data-view="hidden-units"]');
-  const { columns, pitchX, pitchY } = box.dataset;
-  const x = (p % Number(columns)) * Number(pitchX);
-  const y = Math.floor(p / Number(columns)) * Number(pitchY);
-  return Array.from(box.querySelector('canvas').getContext('2d').getImageData(x, y, 32, 32).data);
-}, p);
-
-/** The saliency view: its data attributes and the map's alpha channel (1024 values). */
-const saliencyShown = (page) => page.evaluate(() => {
-  const box = document.querySelector('[data-view="saliency"]');
-  const px = document.getElementById('why-map').getContext('2d').getImageData(0, 0, 32, 32).data;
-  return {
-    hidden: box.hidden, ...box.dataset,
-    alpha: Array.from({ length: 1024 }, (_, i) => px[4 * i + 3]),
-    image: Array.from(document.getElementById('why-image').getContext('2d').getImageData(0, 0, 32, 32).data),
-  };
-});
-
 const listItems = (page, selector) => page.locator(selector).evaluateAll((lis) => lis.map((li) => ({ ...li.dataset, text: li.textContent })));
 
 const logLines = async (page) => (await page.locator('#log').textContent()).split('\n').filter((l) => l.startsWith('Epoch: '));
 const logLine = (s) => `Epoch: ${s.epoch}, Loss: ${s.loss.toFixed(6)}, train accuracy: ${shown(s.train_accuracy)}, val accuracy: ${shown(s.val_accuracy)} (`;
 
-/** The alpha the page draws for the reference's magnitude map: round(255 m / max). */
-const expectedAlpha = (ref) => Array.from(ref.magnitude, (m) => (ref.magnitude_max > 0 ? Math.round((255 * m) / ref.magnitude_max) : 0));
-
-async function downloadWeights(page) {
-  const [download] = await Promise.all([
-    page.waitForEvent('download', { timeout: 20_000 }),
-    page.getByRole('button', { name: 'Download weights' }).click(),
-  ]);
-  const path = join(ARTIFACTS, `insight-${download.suggestedFilename()}`);
-  await download.saveAs(path);
-  return { path, bytes: readFileSync(path) };
-}
 
 async function classify(page, name, png) {
   await page.getByLabel('Picture to classify').setInputFiles({ name, mimeType: 'image/png', buffer: png });
@@ -146,15 +107,14 @@ describe('the isolated page (threads), lecture on the whole bundle', () => {
       assert.equal(box.units, '512');
       assert.equal(box.order, 'unit');
 
-      weights = await downloadWeights(page);
+      weights = await downloadWeights(page, { prefix: 'insight-' });
       tensors = readSafetensors(weights.bytes);
       model = withWeights(DATA_DIR, runConfig(RUN), weights.bytes);
       trained = true;
       for (const unit of [0, 1, 200, 511]) {
         const want = expectedTile(tensors['0.weight'], unit);
         const got = await atlasTile(page, unit);
-        const off = got.map((v, i) => [i, v, want.rgba[i]]).filter(([i, v, w]) => v !== w && !(want.halfway[i] && Math.abs(v - w) === 1));
-        assert.deepEqual(off, [], `unit ${unit}: tile pixels [index, page, expected] that differ from round(128 + 127 w / max|w|)`);
+        assert.deepEqual(tileOff(got, want), [], `unit ${unit}: tile pixels [index, page, expected] that differ from round(128 + 127 w / max|w|)`);
       }
 
       // The scrubber: the first kept snapshot is the model before training, the reference's
@@ -169,7 +129,7 @@ describe('the isolated page (threads), lecture on the whole bundle', () => {
         for (const unit of [0, 511]) {
           const want = expectedTile(initial['0.weight'], unit);
           const got = await atlasTile(page, unit);
-          assert.ok(got.every((v, i) => v === want.rgba[i] || (want.halfway[i] && Math.abs(v - want.rgba[i]) === 1)), `unit ${unit} before training`);
+          assert.deepEqual(tileOff(got, want), [], `unit ${unit} before training`);
         }
       } finally {
         init.free();
@@ -203,8 +163,7 @@ describe('the isolated page (threads), lecture on the whole bundle', () => {
       assert.deepEqual(votes.map((v) => Number(v.vote)), [w2.data[strongest], w2.data[units + strongest]].map(Math.fround),
         'the votes are W2[:, unit] of the downloaded weights');
       const first = expectedTile(tensors['0.weight'], strongest);
-      assert.ok((await atlasTile(page, 0)).every((v, i) => v === first.rgba[i] || (first.halfway[i] && Math.abs(v - first.rgba[i]) === 1)),
-        `the first tile in this order is unit ${strongest}'s`);
+      assert.deepEqual(tileOff(await atlasTile(page, 0), first), [], `the first tile in this order is unit ${strongest}'s`);
 
       await page.waitForFunction(() => document.querySelectorAll('#unit-top li').length === 8 && document.querySelectorAll('#unit-bottom li').length === 8, null, { timeout: 60_000 });
       t.diagnostic(await page.locator('#unit-note').textContent());
@@ -484,7 +443,7 @@ describe('a page without isolation (the reference\'s package): exact', () => {
   test('9. uploaded weights train on: Train more from the file is the reference\'s run from the same file; the band says it does not apply', { timeout: TRAIN_TIMEOUT }, async (t) => {
     assert.ok(trained, 'needs the run of test 8');
     await guarded(page, 'insight-upload-more', async () => {
-      const weights = await downloadWeights(page);
+      const weights = await downloadWeights(page, { prefix: 'insight-' });
       await page.getByLabel('Weights file to upload').setInputFiles(weights.path);
       await page.waitForFunction(() => /^Loaded /.test(document.getElementById('weights-message')?.textContent ?? ''), null, { timeout: 20_000 });
       assert.equal(await metric(page, 'epoch'), '0');

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  ARTIFACTS, DATA_DIR, ROOT, errorList, guarded, metric, openBrowser, pageState, prepare, run, screenshot,
+  DATA_DIR, ROOT, downloadWeights, errorList, guarded, metric, openBrowser, pageState, prepare, run, screenshot,
   settle, startServer, waitForMetric, waitForState, watch,
 } from './harness.mjs';
 import { skyPicture } from './images.mjs';
@@ -45,16 +45,6 @@ async function classify(page, name, png) {
 }
 
 /** The weights the page's "Download weights" button saves, as bytes (and the file, in the artifacts). */
-async function downloadWeights(page) {
-  const [download] = await Promise.all([
-    page.waitForEvent('download', { timeout: 20_000 }),
-    page.getByRole('button', { name: 'Download weights' }).click(),
-  ]);
-  const path = join(ARTIFACTS, download.suggestedFilename());
-  await download.saveAs(path);
-  return { path, name: download.suggestedFilename(), bytes: readFileSync(path) };
-}
-
 /** The page's answer for a picture against the reference model's for the same pixels: the same
  *  32x32 picture, and the probabilities shown are the reference's to the display's precision
  *  (one decimal; the threaded package may differ in the last bits, so half a tenth plus a hair). */

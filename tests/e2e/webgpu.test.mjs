@@ -21,16 +21,17 @@
 // `node --test tests/e2e/webgpu.test.mjs`.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  ARTIFACTS, GPU_DIR, WEBGPU_ARGS, errorList, gpuData, guarded, metric, openBrowser, prepare, run, savedEpochs, screenshot,
-  settle, startServer, waitForState, watch,
+  GPU_DIR, WEBGPU_ARGS, downloadWeights, errorList, gpuData, guarded, metric, openBrowser, prepare, run, savedEpochs,
+  screenshot, settle, startServer, waitForState, watch,
 } from './harness.mjs';
 import { skyPicture } from './images.mjs';
 import { runConfig, shown, train, trainFrom, withWeights } from './reference.mjs';
+import { atlasTile, expectedAlpha, saliencyShown, tileOff, viewData, waitForView } from './views.mjs';
 import { expectedTile, readSafetensors } from './weights.mjs';
 
 const TRAIN_TIMEOUT = 180_000;
@@ -78,28 +79,8 @@ function assertRunMatches(got, ref, what) {
   });
 }
 
-/** The tensors of a safetensors file: {name: Float32Array}. */
-function tensors(bytes) {
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
-  const out = {};
-  for (const [name, t] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [a, b] = t.data_offsets;
-    out[name] = new Float32Array(Uint8Array.from(bytes.subarray(8 + n + a, 8 + n + b)).buffer);
-  }
-  return out;
-}
-
-async function downloadWeights(page) {
-  const [download] = await Promise.all([
-    page.waitForEvent('download', { timeout: 30_000 }),
-    page.getByRole('button', { name: 'Download weights' }).click(),
-  ]);
-  const path = join(ARTIFACTS, `webgpu-${download.suggestedFilename()}`);
-  await download.saveAs(path);
-  return readFileSync(path);
-}
+/** The tensors of a safetensors file: {name: values} (weights.mjs readSafetensors). */
+const tensors = (bytes) => Object.fromEntries(Object.entries(readSafetensors(bytes)).map(([name, t]) => [name, t.data]));
 
 /** Classifies `png` on the page: the bars ({name, percent}) and the verdict. */
 async function classify(page, name, png) {
@@ -218,21 +199,14 @@ describe('WebGPU on the software adapter', () => {
       await guarded(page, 'webgpu-insight', async () => {
         await settle(page, { timeout: 60_000 });
         const epochs = String(PARITY.epochs);
-        await page.waitForFunction((e) => document.querySelector('[data-view="hidden-units"]')?.dataset.epoch === e, epochs, { timeout: 60_000 });
-        const box = await page.evaluate(() => ({ ...document.querySelector('[data-view="hidden-units"]').dataset }));
+        await waitForView(page, 'hidden-units', 'epoch', epochs);
+        const box = await viewData(page, 'hidden-units');
         assert.equal(box.units, '512');
-        const bytes = await downloadWeights(page);
+        const { bytes } = await downloadWeights(page, { prefix: 'webgpu-', timeout: 30_000 });
         const w = readSafetensors(bytes);
         for (const unit of [0, 1, 511]) {
           const want = expectedTile(w['0.weight'], unit);
-          const got = await page.evaluate((p) => {
-            const b = document.querySelector('[data-view="hidden-units"]');
-            const x = (p % Number(b.dataset.columns)) * Number(b.dataset.pitchX);
-            const y = Math.floor(p / Number(b.dataset.columns)) * Number(b.dataset.pitchY);
-            return Array.from(b.querySelector('canvas').getContext('2d').getImageData(x, y, 32, 32).data);
-          }, unit);
-          const off = got.filter((v, i) => v !== want.rgba[i] && !(want.halfway[i] && Math.abs(v - want.rgba[i]) === 1)).length;
-          assert.equal(off, 0, `unit ${unit}: tile bytes that differ from round(128 + 127 w / max|w|) of the GPU's weights`);
+          assert.deepEqual(tileOff(await atlasTile(page, unit), want), [], `unit ${unit}: tile bytes [index, page, expected] that differ from round(128 + 127 w / max|w|) of the GPU's weights`);
         }
         // The scrubber goes back to the weights before training, as on wasm.
         assert.equal(await page.locator('#units-epoch').evaluate((r) => r.min), '0');
@@ -241,18 +215,14 @@ describe('WebGPU on the software adapter', () => {
         try {
           const sky = skyPicture(96);
           await classify(page, 'sky-why.png', sky.png);
-          await page.waitForFunction(() => document.querySelector('[data-view="saliency"]')?.dataset.subject === 'picture', null, { timeout: 60_000 });
+          await waitForView(page, 'saliency', 'subject', 'picture');
           const seen = await page.locator('#picture-canvas').evaluate((c) => Array.from(c.getContext('2d').getImageData(0, 0, 32, 32).data));
           const ref = model.saliencyRgba(Uint8Array.from(seen), 32, 32);
-          const got = await page.evaluate(() => {
-            const px = document.getElementById('why-map').getContext('2d').getImageData(0, 0, 32, 32).data;
-            return { ...document.querySelector('[data-view="saliency"]').dataset, alpha: Array.from({ length: 1024 }, (_, i) => px[4 * i + 3]) };
-          });
+          const got = await saliencyShown(page);
           t.diagnostic(`saliency: class ${got.class}, max ${got.magnitudeMax}; reference class ${ref.class}, max ${ref.magnitude_max}`);
           assert.equal(Number(got.class), ref.class);
           assert.equal(Number(got.magnitudeMax), Math.fround(ref.magnitude_max));
-          const want = Array.from(ref.magnitude, (m) => (ref.magnitude_max > 0 ? Math.round((255 * m) / ref.magnitude_max) : 0));
-          assert.deepEqual(got.alpha, want, 'the saliency map: the reference\'s for the GPU\'s weights');
+          assert.deepEqual(got.alpha, expectedAlpha(ref), 'the saliency map: the reference\'s for the GPU\'s weights');
         } finally {
           model.free();
         }
@@ -272,7 +242,7 @@ describe('WebGPU on the software adapter', () => {
       await guarded(page, 'webgpu-features', async () => {
         await settle(page, { timeout: 60_000 });
         await screenshot(page, 'webgpu-trained');
-        const bytes = await downloadWeights(page);
+        const { bytes } = await downloadWeights(page, { prefix: 'webgpu-', timeout: 30_000 });
         const config = runConfig(PARITY);
         const ref = reference(config);
         // The weights: the CPU run's within what float32 sums in another order give (the GPU's
@@ -342,7 +312,7 @@ describe('WebGPU on the software adapter', () => {
       assert.ok(trained, 'needs the run of the first test');
       await guarded(page, 'webgpu-more', async () => {
         assert.equal(await metric(page, 'epoch'), '0', 'the uploaded weights: a run of 0 epochs');
-        const bytes = await downloadWeights(page);
+        const { bytes } = await downloadWeights(page, { prefix: 'webgpu-', timeout: 30_000 });
         await page.locator('#more-epochs').fill('2');
         await page.getByRole('button', { name: 'Train 2 more epochs' }).click();
         await waitForState(page, 'training', { timeout: 10_000, failOn: ['error'] });

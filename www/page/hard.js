@@ -7,7 +7,7 @@
 // `li[data-list][data-index][data-label][data-loss][data-probability][data-forgetting]`, with
 // `data-list` one of `most-wrong`, `forgotten`, `ambiguous`.
 
-import { $, REFRESH_MS, client, oneAtATime, pushError, scheduleRender, state } from './state.js';
+import { $, client, oneAtATime, pushError, refreshDue, scheduleRender, state } from './state.js';
 import { el, setText } from '../shared/dom.js';
 import { int, pct1 } from '../shared/format.js';
 import { rgbaImage } from '../shared/tiles.js';
@@ -37,17 +37,10 @@ let drawn = -1;
 
 export function renderHard() {
   const open = $('hard-details').open;
-  // After every epoch; while training at most every REFRESH_MS (the render after a later epoch,
-  // or the timer, asks again).
-  if (open && state.model && !state.crashed && view.asked !== state.historyVersion) {
-    const wait = state.phase === 'training' ? view.askedAt + REFRESH_MS - performance.now() : 0;
-    if (wait <= 0) {
-      view.asked = state.historyVersion;
-      view.askedAt = performance.now();
-      requestHard();
-    } else if (!view.timer) {
-      view.timer = setTimeout(() => { view.timer = 0; scheduleRender(); }, wait);
-    }
+  // After every epoch; while training at most every REFRESH_MS.
+  if (open && state.model && !state.crashed && view.asked !== state.historyVersion && refreshDue(view)) {
+    view.asked = state.historyVersion;
+    requestHard();
   }
   if (!state.model && view.result) { view.result = null; view.version++; }
   if (drawn === view.version) return;

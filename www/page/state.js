@@ -74,6 +74,19 @@ export const PROGRESS_RENDER_MS = 1000;
  *  examples. Each takes the main thread and the worker from the training threads on a machine with
  *  few cores; once training pauses or ends they follow the model at once. */
 export const REFRESH_MS = 10_000;
+
+/** Whether the view `part` may follow the model now: at once unless training, else at most every
+ *  REFRESH_MS after `part.askedAt`, which a `true` stamps. When it may not yet, one timer (kept in
+ *  `part.timer`) renders again when it may. */
+export function refreshDue(part) {
+  const wait = state.phase === 'training' ? part.askedAt + REFRESH_MS - performance.now() : 0;
+  if (wait <= 0) {
+    part.askedAt = performance.now();
+    return true;
+  }
+  if (!part.timer) part.timer = setTimeout(() => { part.timer = 0; scheduleRender(); }, wait);
+  return false;
+}
 let progressAt = -Infinity;
 let progressTimer = 0;
 

@@ -39,8 +39,8 @@ export function renderData() {
   const ready = state.data.ready;
   let text;
   if (ready) {
-    bar.max = 1;
-    bar.value = 1;
+    setProp(bar, 'max', 1);
+    setProp(bar, 'value', 1);
     text = `${int(ready.train)} training and ${int(ready.test)} test images (${ready.classes.join(', ')}), `
       + (ready.fromCache ? 'loaded from the browser cache.' : `downloaded (${mb(total)}) and cached for next time.`);
   } else if (files.length) {

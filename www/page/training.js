@@ -341,15 +341,15 @@ export function renderTraining() {
   const bar = $('batch-progress');
   if (p) {
     const finished = p.batch >= p.batches;
-    bar.max = p.batches;
-    bar.value = p.batch;
+    setProp(bar, 'max', p.batches);
+    setProp(bar, 'value', p.batch);
     setText($('batch-label'), finished && state.phase !== 'training'
       ? `Epoch ${p.epoch + 1}: all ${p.batches} batches`
       : `Epoch ${p.epoch + 1}, batch ${p.batch} of ${p.batches}`);
     setText($('running-loss'), `running loss ${p.loss.toFixed(4)}`);
   } else {
-    bar.max = 1;
-    bar.value = 0;
+    setProp(bar, 'max', 1);
+    setProp(bar, 'value', 0);
     setText($('batch-label'), 'Epoch progress');
     setText($('running-loss'), '');
   }

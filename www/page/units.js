@@ -81,6 +81,7 @@ export function renderUnits() {
     requestUnits();
   }
   const r = view.result;
+  setProp(box, 'hidden', !r);
   if (r && (drawn.version !== view.version || drawn.order !== view.order)) {
     drawn = { version: view.version, order: view.order };
     const order = displayOrder(r);
@@ -89,7 +90,6 @@ export function renderUnits() {
       units: String(r.units), epoch: String(r.epoch), order: view.order, columns: String(COLUMNS),
       pitchX: String(PITCH_X), pitchY: String(PITCH_Y), votesExact: String(r.votesExact),
     });
-    setProp(box, 'hidden', false);
     const slider = $('units-epoch');
     slider.max = String(r.epochs.length - 1);
     slider.value = String(Math.max(0, r.epochs.indexOf(r.epoch)));

@@ -10,7 +10,7 @@
 // as alpha = round(255 * magnitude / magnitude_max); `[data-view="neighbours"]` holds the
 // neighbours (`li[data-index][data-label][data-distance]`).
 
-import { $, REFRESH_MS, classes, client, pushError, scheduleRender, state } from './state.js';
+import { $, classes, client, pushError, refreshDue, scheduleRender, state } from './state.js';
 import { el, setProp, setText } from '../shared/dom.js';
 import { pct1 } from '../shared/format.js';
 import { putRgba, rgbaImage } from '../shared/tiles.js';
@@ -82,7 +82,7 @@ export function explainImage(split, index) {
   $('h-why').scrollIntoView({ block: 'start', behavior: 'smooth' });
 }
 
-let drawn = { version: -1 };
+let drawn = { key: '' };
 
 export function renderWhy() {
   const pic = state.picture;
@@ -98,16 +98,19 @@ export function renderWhy() {
       view.neighbours = null;
     }
   }
+  // No model (a restart, a forgotten run): its map and neighbours go; the subject stays, explained
+  // again by the next model.
+  if (!state.model && (view.result || view.neighbours)) {
+    Object.assign(view, { result: null, neighbours: null, key: '', neighboursKey: '' });
+    view.version++;
+  }
   const open = $('why-details').open;
   const s = view.subject;
   if (s && open && state.model && !state.crashed && !view.busy) {
     const key = `${subjectKey(s)}|${view.cls}|${state.historyVersion}`;
     const subjectChanged = !view.key.startsWith(`${subjectKey(s)}|${view.cls}|`);
     // A new subject or class at once; a newer model at most every REFRESH_MS while training.
-    if (view.key !== key && (subjectChanged || !training() || performance.now() - view.askedAt >= REFRESH_MS)) requestWhy();
-    else if (view.key !== key && !view.timer) {
-      view.timer = setTimeout(() => { view.timer = 0; scheduleRender(); }, view.askedAt + REFRESH_MS - performance.now());
-    }
+    if (view.key !== key && (subjectChanged || refreshDue(view))) requestWhy();
   }
   if (s && open && state.model && !state.crashed && !training() && !view.neighboursBusy
     && view.neighboursKey !== `${subjectKey(s)}|${state.historyVersion}`) requestNeighbours();

@@ -125,7 +125,6 @@ class GpuEngine {
   extendEpochs(n) { return this.#call((s) => s.extendEpochs(n)); }
   hardExamples(n) { return this.#call((s) => s.hardExamples(n)); }
   info() { return this.#call((s) => sessionInfo(s)); }
-  adapterDescription() { return this.s.adapterDescription(); }
   debugLoseDevice() { this.s.debugLoseDevice(); }
 
   /** Frees the GPU memory once the calls already queued have settled (after a device loss they
@@ -191,14 +190,13 @@ export class Model {
   static async resume(ctx, state, kind) {
     const model = new Model(ctx, null);
     if (kind === 'webgpu') {
+      model.#kept = state.slice();
       try {
         model.engine = new GpuEngine(await ctx.wasm.GpuSession.resume(state, ctx.data));
-        model.#kept = state.slice();
         model.#keptIsCurrent = true;
         return model;
       } catch (e) {
         if (!isGpuFault(e)) throw e;
-        model.#kept = state.slice();
         model.#fallBack(null, e.message);
         return model;
       }
@@ -224,12 +222,17 @@ export class Model {
   /** Continues on wasm from the kept state (synchronous: no call can slip in between). */
   #fallBack(failed, message) {
     failed?.free();
-    const { wasm, data } = this.#ctx;
-    const session = this.#kept ? wasm.Session.resume(this.#kept, data) : new wasm.Session(this.#configJson, data);
+    const session = this.#cpuSession();
     this.engine = new WasmEngine(session);
     this.#kept = null;
     this.#dropMirror();
     this.#ctx.onFallback?.(message, session.epochsDone());
+  }
+
+  /** A wasm Session of the kept state, or of the new run (same seed, same initial weights). */
+  #cpuSession() {
+    const { wasm, data } = this.#ctx;
+    return this.#kept ? wasm.Session.resume(this.#kept, data) : new wasm.Session(this.#configJson, data);
   }
 
   /** Trains up to `n` batches: `{progress, epoch: EpochStats | null}`. On WebGPU an epoch is
@@ -292,19 +295,13 @@ export class Model {
     const engine = this.engine;
     if (!engine) throw new Error('this model was replaced by another one meanwhile');
     if (engine.kind === 'wasm') return engine.s;
-    const { wasm, data } = this.#ctx;
     if (!this.#mirror) {
-      this.#mirror = this.#kept ? wasm.Session.resume(this.#kept, data) : new wasm.Session(this.#configJson, data);
+      this.#mirror = this.#cpuSession();
     } else if (this.#kept && this.#kept !== this.#mirrorOf) {
       this.#mirror.adoptState(this.#kept);
     }
     this.#mirrorOf = this.#kept;
     return this.#mirror;
-  }
-
-  /** The adapter's description on WebGPU, else null. */
-  adapterDescription() {
-    return this.engine.kind === 'webgpu' ? this.engine.adapterDescription() : null;
   }
 
   /** Test hook: destroys the GPU device, as a driver reset would (the next call moves the run to
