@@ -1,8 +1,12 @@
-//! Checkpoints as safetensors files with PyTorch's `nn.Sequential` `state_dict` names and shapes.
+//! Checkpoints as safetensors files with PyTorch's `state_dict` names and shapes.
 //!
-//! Linear layer `l` is stored as `{2l}.weight` (`[out, in]`, f32) and `{2l}.bias` (`[out]`), so
-//! the lecture's model gives `0.weight [512, 3072]`, `0.bias [512]`, `2.weight [2, 512]`,
-//! `2.bias [2]`, and `model.load_state_dict(safetensors.torch.load_file(f))` works in PyTorch.
+//! An MLP is PyTorch's `nn.Sequential`: linear layer `l` is stored as `{2l}.weight` (`[out, in]`,
+//! f32) and `{2l}.bias` (`[out]`), so the lecture's model gives `0.weight [512, 3072]`,
+//! `0.bias [512]`, `2.weight [2, 512]`, `2.bias [2]`. A model with convolutions is the book's
+//! `Net` (chapter 8), whose attributes name its tensors: `conv1.weight [16, 3, 3, 3]`,
+//! `conv1.bias [16]`, `conv2.*`, then `fc1.weight [32, 512]`, `fc1.bias`, `fc2.*`. Either way
+//! `model.load_state_dict(safetensors.torch.load_file(f))` works in PyTorch, strict: the file
+//! holds exactly the model's tensors.
 //! The model configuration travels in the header metadata (`skywatch.model`, JSON) next to
 //! `format: pt`; a file saved by PyTorch has no such entry, and its layer widths are read from the
 //! tensor shapes instead. A file saved after training also records the training configuration
@@ -34,18 +38,39 @@ pub fn save_trained(model: &Mlp, train: &TrainConfig) -> Vec<u8> {
     save_with(model, Some(train))
 }
 
-fn save_with(model: &Mlp, train: Option<&TrainConfig>) -> Vec<u8> {
-    let mut views = Vec::new();
-    for (l, lin) in model.linears.iter().enumerate() {
-        let w = lin.weight(&model.params);
-        let b = lin.bias(&model.params);
-        views.push((
-            format!("{}.weight", 2 * l),
-            bytes_of(w.as_slice().expect("contiguous")),
-            vec![lin.out_features, lin.in_features],
-        ));
-        views.push((format!("{}.bias", 2 * l), bytes_of(b.as_slice().expect("contiguous")), vec![lin.out_features]));
+/// One tensor of a model: its `state_dict` name, PyTorch's shape, and where it lies in the flat
+/// parameter buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub range: std::ops::Range<usize>,
+}
+
+/// The model's tensors in PyTorch's `parameters()` order, with their `state_dict` names.
+pub fn entries(model: &Mlp) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut push = |name: String, shape: Vec<usize>, start: usize| {
+        let len = shape.iter().product::<usize>();
+        out.push(Entry { name, shape, range: start..start + len });
+    };
+    let conv = model.features.is_some();
+    for (i, b) in model.features.iter().flat_map(|f| &f.blocks).enumerate() {
+        let c = &b.conv;
+        push(format!("conv{}.weight", i + 1), c.weight_shape(), c.offset);
+        push(format!("conv{}.bias", i + 1), vec![c.out_channels], c.offset + c.num_weights());
     }
+    for (l, lin) in model.linears.iter().enumerate() {
+        let prefix = if conv { format!("fc{}", l + 1) } else { format!("{}", 2 * l) };
+        push(format!("{prefix}.weight"), vec![lin.out_features, lin.in_features], lin.offset);
+        push(format!("{prefix}.bias"), vec![lin.out_features], lin.offset + lin.out_features * lin.in_features);
+    }
+    out
+}
+
+fn save_with(model: &Mlp, train: Option<&TrainConfig>) -> Vec<u8> {
+    let views: Vec<(String, Vec<u8>, Vec<usize>)> =
+        entries(model).into_iter().map(|e| (e.name, bytes_of(&model.params[e.range]), e.shape)).collect();
     let tensors = views.iter().map(|(name, data, shape)| {
         (name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
     });
@@ -105,36 +130,23 @@ pub fn load(bytes: &[u8], hint: Option<&ModelConfig>) -> Result<Mlp> {
         None => {
             let inferred = infer_config(&st)?;
             match hint {
-                Some(h) if h.layers == inferred.layers => h.clone(),
+                Some(h) if h.layers == inferred.layers && h.conv == inferred.conv => h.clone(),
                 _ => inferred,
             }
         }
     };
     let mut model = Mlp::zeros(&config)?;
     let mut names: Vec<String> = Vec::new();
-    for (l, lin) in model.linears.clone().iter().enumerate() {
-        let wname = format!("{}.weight", 2 * l);
-        let bname = format!("{}.bias", 2 * l);
-        read_tensor(
-            &st,
-            &wname,
-            &[lin.out_features, lin.in_features],
-            lin.weight_mut(&mut model.params).as_slice_mut().expect("contiguous"),
-        )?;
-        read_tensor(
-            &st,
-            &bname,
-            &[lin.out_features],
-            lin.bias_mut(&mut model.params).as_slice_mut().expect("contiguous"),
-        )?;
-        names.extend([wname, bname]);
+    for e in entries(&model) {
+        read_tensor(&st, &e.name, &e.shape, &mut model.params[e.range])?;
+        names.push(e.name);
     }
     let mut extra: Vec<&str> = st.names().into_iter().filter(|n| !names.iter().any(|m| m == n)).collect();
     if !extra.is_empty() {
         extra.sort_unstable();
         return Err(Error::Checkpoint(format!(
-            "unexpected tensors {extra:?}: the model {:?} has only {names:?}",
-            config.layers
+            "unexpected tensors {extra:?}: the model {} has only {names:?}",
+            describe(&config)
         )));
     }
     Ok(model)
@@ -157,15 +169,21 @@ pub fn load_train_config(bytes: &[u8]) -> Result<Option<TrainConfig>> {
 /// refused with the first tensor whose shape differs.
 pub fn load_exact(bytes: &[u8], expected: &ModelConfig) -> Result<Mlp> {
     let model = load(bytes, Some(expected))?;
-    if model.config.layers != expected.layers {
-        let got = &model.config.layers;
-        let l =
-            (0..expected.layers.len() - 1).find(|&l| got.get(l..l + 2) != expected.layers.get(l..l + 2)).unwrap_or(0);
-        let shape = |v: &[usize]| v.get(l..l + 2).map(|w| vec![w[1], w[0]]).unwrap_or_default();
-        return Err(Error::Shape {
-            what: format!("tensor '{}.weight'", 2 * l),
-            expected: shape(&expected.layers),
-            actual: shape(got),
+    if model.config.layers != expected.layers || model.config.conv != expected.conv {
+        let want = entries(&Mlp::zeros(expected)?);
+        let got = entries(&model);
+        let first = want.iter().zip(&got).find(|(w, g)| w.name != g.name || w.shape != g.shape);
+        return Err(match first {
+            Some((w, g)) if w.name == g.name => Error::Shape {
+                what: format!("tensor '{}'", w.name),
+                expected: w.shape.clone(),
+                actual: g.shape.clone(),
+            },
+            _ => Error::Checkpoint(format!(
+                "the file holds the model {}, the run uses {}",
+                describe(&model.config),
+                describe(expected)
+            )),
         });
     }
     if model.config != *expected {
@@ -177,8 +195,19 @@ pub fn load_exact(bytes: &[u8], expected: &ModelConfig) -> Result<Mlp> {
     Ok(model)
 }
 
-/// Layer widths from `0.weight`, `2.weight`, ... of a plain PyTorch `state_dict`.
+/// A model's shape in words for messages: `conv [16, 8] then 512-32-2`, or `3072-512-2`.
+pub fn describe(c: &ModelConfig) -> String {
+    let widths = c.layers.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("-");
+    if c.is_conv() { format!("conv {:?} then {widths}", c.conv) } else { widths }
+}
+
+/// The model of a plain PyTorch `state_dict`: the book's `Net` (`conv1.weight`, ..., `fc1.weight`,
+/// ...) with Tanh and CrossEntropyLoss, or an `nn.Sequential` MLP (`0.weight`, `2.weight`, ...)
+/// with Tanh and NLLLoss; the caller's hint replaces activation and loss when the shapes agree.
 fn infer_config(st: &SafeTensors) -> Result<ModelConfig> {
+    if st.tensor("conv1.weight").is_ok() {
+        return infer_conv(st);
+    }
     let mut layers = Vec::new();
     for l in 0.. {
         let Ok(w) = st.tensor(&format!("{}.weight", 2 * l)) else {
@@ -206,7 +235,55 @@ fn infer_config(st: &SafeTensors) -> Result<ModelConfig> {
             "no tensor named '0.weight': not an nn.Sequential MLP state_dict (found {names:?})"
         )));
     }
-    Ok(ModelConfig { layers, activation: Activation::Tanh, loss: LossKind::Nll })
+    Ok(ModelConfig::mlp(layers, Activation::Tanh, LossKind::Nll))
+}
+
+/// `conv1.weight [c1, 3, 3, 3]`, `conv2.weight [c2, c1, 3, 3]`, ..., `fc1.weight [o1, flat]`, ...
+fn infer_conv(st: &SafeTensors) -> Result<ModelConfig> {
+    let mut conv = Vec::new();
+    let mut inp = crate::config::IMAGE_CHANNELS;
+    while let Ok(w) = st.tensor(&format!("conv{}.weight", conv.len() + 1)) {
+        let k = crate::config::CONV_KERNEL;
+        let name = format!("conv{}.weight", conv.len() + 1);
+        match w.shape() {
+            [out, i, kh, kw] if *i == inp && *kh == k && *kw == k => {
+                conv.push(*out);
+                inp = *out;
+            }
+            [out, ..] => {
+                return Err(Error::Shape {
+                    what: format!("tensor '{name}'"),
+                    expected: vec![*out, inp, k, k],
+                    actual: w.shape().to_vec(),
+                });
+            }
+            [] => return Err(Error::Checkpoint(format!("tensor '{name}' is a scalar, expected [out, in, 3, 3]"))),
+        }
+    }
+    let mut layers = Vec::new();
+    for l in 1.. {
+        let Ok(w) = st.tensor(&format!("fc{l}.weight")) else { break };
+        let [out, inp] = w.shape() else {
+            return Err(Error::Checkpoint(format!("fc{l}.weight has shape {:?}, expected [out, in]", w.shape())));
+        };
+        if layers.is_empty() {
+            layers.push(*inp);
+        }
+        layers.push(*out);
+    }
+    if layers.is_empty() {
+        return Err(Error::Checkpoint(format!(
+            "convolutions without a 'fc1.weight': not the book's Net (found {:?})",
+            {
+                let mut n = st.names();
+                n.sort_unstable();
+                n
+            }
+        )));
+    }
+    let config = ModelConfig { layers, activation: Activation::Tanh, loss: LossKind::CrossEntropy, conv };
+    config.validate().map_err(|e| Error::Checkpoint(format!("the file's tensors do not make a model: {e}")))?;
+    Ok(config)
 }
 
 fn read_tensor(st: &SafeTensors, name: &str, shape: &[usize], out: &mut [f32]) -> Result<()> {

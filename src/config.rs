@@ -33,14 +33,39 @@ pub enum LossKind {
     CrossEntropy,
 }
 
+/// A model: an optional convolutional front, then the fully connected layers.
+///
+/// With `conv` empty it is the lecture's MLP, `layers` from input to output. With `conv =
+/// [c1, c2, ...]` it is the book's `Net` (chapter 8) generalised: for each width `c`,
+/// `Conv2d(prev, c, kernel_size=3, padding=1) -> activation -> MaxPool2d(2)` on the 3 x 32 x 32
+/// image, then the flatten, then `layers`, whose first width is the flattened size
+/// `c_last * (32 / 2^n)^2` (`8 * 8 * 8 = 512` for the book's `[16, 8]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Widths from input to output, e.g. `[3072, 512, 2]`.
+    /// Widths of the fully connected layers from their input to the output, e.g. `[3072, 512, 2]`.
     pub layers: Vec<usize>,
     pub activation: Activation,
     pub loss: LossKind,
+    /// Output channels of each convolution block; empty for an MLP (and then not serialised, so
+    /// that an MLP's configuration and checkpoints stay what they were).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conv: Vec<usize>,
 }
+
+/// The images: 3 colour planes of 32 x 32, each image's row `[C, H, W]` as PyTorch stores it.
+pub const IMAGE_CHANNELS: usize = 3;
+/// Height and width of an image.
+pub const IMAGE_SIDE: usize = 32;
+/// The convolution blocks' geometry (the book's `Net`): 3 x 3 kernels, padding 1, stride 1, then
+/// a 2 x 2 max pooling.
+pub const CONV_KERNEL: usize = 3;
+pub const CONV_PADDING: usize = 1;
+pub const POOL: usize = 2;
+/// Most convolution blocks: each halves the 32-pixel side.
+pub const MAX_CONV_BLOCKS: usize = 5;
+/// Largest channel count of one convolution.
+pub const MAX_CONV_CHANNELS: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -99,7 +124,7 @@ pub struct TrainConfig {
 }
 
 /// Names accepted by [`TrainConfig::preset`].
-pub const PRESETS: [&str; 2] = ["lecture", "deep"];
+pub const PRESETS: [&str; 3] = ["lecture", "deep", "conv"];
 
 /// Random seeds are drawn below this bound, so that they stay exact in JavaScript numbers and in
 /// URLs, and short enough to copy by hand.
@@ -115,13 +140,18 @@ pub fn random_seed() -> Result<u64> {
 impl TrainConfig {
     /// `lecture`: 3072-512-2, Tanh, LogSoftmax + NLLLoss, SGD lr 1e-2, batch 64, 100 epochs.
     /// `deep`: 3072-1024-512-128-2, Tanh, CrossEntropyLoss, same optimizer and loop.
+    /// `conv`: the book's `Net` (chapter 8): conv 3->16 and 16->8 (3x3, padding 1), each with
+    /// Tanh and 2x2 max pooling, then 512-32-2 with Tanh between; CrossEntropyLoss, same
+    /// optimizer and loop.
     pub fn preset(name: &str) -> Result<TrainConfig> {
         let model = match name {
-            "lecture" => ModelConfig { layers: vec![3072, 512, 2], activation: Activation::Tanh, loss: LossKind::Nll },
-            "deep" => ModelConfig {
-                layers: vec![3072, 1024, 512, 128, 2],
+            "lecture" => ModelConfig::mlp(vec![3072, 512, 2], Activation::Tanh, LossKind::Nll),
+            "deep" => ModelConfig::mlp(vec![3072, 1024, 512, 128, 2], Activation::Tanh, LossKind::CrossEntropy),
+            "conv" => ModelConfig {
+                layers: vec![8 * 8 * 8, 32, 2],
                 activation: Activation::Tanh,
                 loss: LossKind::CrossEntropy,
+                conv: vec![16, 8],
             },
             other => {
                 return Err(Error::Config(format!("unknown preset '{other}' (known: {})", PRESETS.join(", "))));
@@ -175,10 +205,48 @@ impl TrainConfig {
 }
 
 impl ModelConfig {
+    /// A multilayer perceptron (no convolutions).
+    pub fn mlp(layers: Vec<usize>, activation: Activation, loss: LossKind) -> ModelConfig {
+        ModelConfig { layers, activation, loss, conv: Vec::new() }
+    }
+
+    /// Whether the model starts with convolutions.
+    pub fn is_conv(&self) -> bool {
+        !self.conv.is_empty()
+    }
+
+    /// The flattened size after the convolution blocks, `c_last * (32 / 2^n)^2`; `None` for an MLP.
+    pub fn flat_features(&self) -> Option<usize> {
+        let side = IMAGE_SIDE >> self.conv.len().min(MAX_CONV_BLOCKS);
+        self.conv.last().map(|c| c * side * side)
+    }
+
     /// Checks the layer list: at least input and output, each width in `1..=MAX_LAYER_WIDTH`, the
-    /// output at least 2 classes, and the total parameter count under [`MAX_PARAMETERS`].
+    /// output at least 2 classes, and the total parameter count under [`MAX_PARAMETERS`]; with
+    /// convolutions, at most [`MAX_CONV_BLOCKS`] of `1..=MAX_CONV_CHANNELS` channels, and the first
+    /// fully connected width equal to the flattened size.
     pub fn validate(&self) -> Result<()> {
         let l = &self.layers;
+        if self.conv.len() > MAX_CONV_BLOCKS {
+            return Err(Error::Config(format!(
+                "at most {MAX_CONV_BLOCKS} convolution blocks (each halves the 32-pixel side), got {:?}",
+                self.conv
+            )));
+        }
+        if let Some(c) = self.conv.iter().find(|&&c| c == 0 || c > MAX_CONV_CHANNELS) {
+            return Err(Error::Config(format!(
+                "convolution channels {c} out of range 1..={MAX_CONV_CHANNELS} in {:?}",
+                self.conv
+            )));
+        }
+        if let (Some(flat), Some(&first)) = (self.flat_features(), l.first())
+            && first != flat
+        {
+            return Err(Error::Config(format!(
+                "the first fully connected layer of a model with convolutions {:?} takes their flattened output of {flat} values, got layers {l:?}",
+                self.conv
+            )));
+        }
         if l.len() < 2 {
             return Err(Error::Config(format!("layers must list at least the input and output widths, got {l:?}")));
         }
@@ -201,12 +269,18 @@ impl ModelConfig {
     }
 
     /// Per-tensor parameter counts in PyTorch's `parameters()` order: weight, bias, weight, ...
+    /// (the convolutions' first).
     pub fn parameter_counts(&self) -> Vec<usize> {
-        self.layers.windows(2).flat_map(|w| [w[0].saturating_mul(w[1]), w[1]]).collect()
+        let kk = CONV_KERNEL * CONV_KERNEL;
+        let channels = std::iter::once(IMAGE_CHANNELS).chain(self.conv.iter().copied()).collect::<Vec<_>>();
+        let conv = channels.windows(2).flat_map(|c| [c[0].saturating_mul(c[1]).saturating_mul(kk), c[1]]);
+        conv.chain(self.layers.windows(2).flat_map(|w| [w[0].saturating_mul(w[1]), w[1]])).collect()
     }
 
+    /// Values per input row: the image (`3 * 32 * 32`) for a convolutional model, else the first
+    /// width.
     pub fn inputs(&self) -> usize {
-        self.layers[0]
+        if self.is_conv() { IMAGE_CHANNELS * IMAGE_SIDE * IMAGE_SIDE } else { self.layers[0] }
     }
 
     pub fn classes(&self) -> usize {

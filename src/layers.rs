@@ -6,12 +6,18 @@
 //!   `+-1/sqrt(in)`.
 //! * `Tanh`: `y = tanh(x)`, `dx = dy (1 - y^2)`.
 //! * `ReLU`: `y = max(x, 0)`, `dx = dy [y > 0]`.
+//! * `Conv2d` ([`conv`]) and `MaxPool2d` ([`pool`]), the convolutional network's layers, on
+//!   flat buffers of planes; [`par`] splits their element-wise work over the rayon pool.
 //! * `LogSoftmax` (over each row): `y = x - log(sum(exp(x)))`, `dx = dy - softmax(x) sum(dy)`.
 //!
 //! Parameters and gradients live in two flat buffers owned by the model (`model.rs`); a `Linear`
 //! only knows its offset there, so the optimizer is a single loop over both buffers (plain SGD
 //! skips the gradient buffer for weights: `GradSink::Sgd` applies it in the backward pass, with
 //! the step of [`crate::update`], which the optimizer uses too).
+
+pub mod conv;
+pub mod par;
+pub mod pool;
 
 use crate::matmul::gemm;
 use crate::update::SgdStep;
@@ -138,6 +144,30 @@ pub mod activation {
     /// `d = d * (1 - y^2)` in place, where `y` is the forward output.
     pub fn tanh_backward(y: ArrayView2<f32>, d: ArrayViewMut2<f32>) {
         Zip::from(d).and(&y).for_each(|d, &y| *d *= 1.0 - y * y);
+    }
+
+    /// The activation in place on a flat buffer, in chunks on the rayon pool (the convolutions'
+    /// outputs: a million values per batch).
+    pub fn forward_flat(act: crate::config::Activation, y: &mut [f32]) {
+        super::par::par_chunks_mut(y, super::par::CHUNK, |_, c| {
+            let c = ArrayViewMut2::from_shape((1, c.len()), c).expect("one row");
+            match act {
+                crate::config::Activation::Tanh => tanh_forward(c),
+                crate::config::Activation::Relu => relu_forward(c),
+            }
+        });
+    }
+
+    /// The activation's backward pass on flat buffers: `d` times the derivative at the output `y`.
+    pub fn backward_flat(act: crate::config::Activation, y: &[f32], d: &mut [f32]) {
+        super::par::par_zip_chunks(d, super::par::CHUNK, y, super::par::CHUNK, |_, d, y| {
+            let y = ArrayView2::from_shape((1, y.len()), y).expect("one row");
+            let d = ArrayViewMut2::from_shape((1, d.len()), d).expect("one row");
+            match act {
+                crate::config::Activation::Tanh => tanh_backward(y, d),
+                crate::config::Activation::Relu => relu_backward(y, d),
+            }
+        });
     }
 
     /// `y = max(y, 0)` in place.

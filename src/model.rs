@@ -1,5 +1,8 @@
-//! The multilayer perceptron: PyTorch's `nn.Sequential` of `Linear`, activation, `Linear`, ...,
-//! `Linear` and, with `NLLLoss`, a final `LogSoftmax`.
+//! The model: PyTorch's `nn.Sequential` of `Linear`, activation, `Linear`, ..., `Linear` and,
+//! with `NLLLoss`, a final `LogSoftmax` (the lecture's MLP); optionally after a convolutional
+//! front ([`features`]: `Conv2d -> activation -> MaxPool2d(2)` blocks and the flatten, the book's
+//! `Net` of chapter 8), whose parameters come first in the flat buffers, as in PyTorch's
+//! `parameters()`.
 //!
 //! For widths `[n0, n1, ..., nL]`, linear layer `l` maps `[B, n(l)]` to `[B, n(l+1)]` and sits at
 //! index `2 l` of the sequence (so its tensors are named `2l.weight` and `2l.bias`, as in a
@@ -11,17 +14,22 @@
 //! switched on (`dx = dy W`, which training skips since its input is the data): the gradient of
 //! `log p[class]` with respect to the input, for saliency maps.
 
+pub mod features;
+
 use crate::config::{Activation, LossKind, ModelConfig};
 use crate::error::Result;
 use crate::layers::{GradSink, Linear, activation, log_softmax_backward, log_softmax_forward};
 use crate::loss::{BatchLoss, RowLoss, loss_rows_and_grad};
 use crate::optim::Optimizer;
+use features::Features;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rand::Rng;
 
 #[derive(Clone)]
 pub struct Mlp {
     pub config: ModelConfig,
+    /// The convolution blocks before the linear layers (`None` for an MLP).
+    pub features: Option<Features>,
     pub linears: Vec<Linear>,
     pub params: Vec<f32>,
     pub grads: Vec<f32>,
@@ -31,6 +39,10 @@ pub struct Mlp {
     deltas: Vec<Array2<f32>>,
     /// Per-row losses of the last trained batch.
     rows: Vec<RowLoss>,
+    /// With convolutions: the flattened features `[capacity, flat]` (the first linear layer's
+    /// input) and their gradient.
+    flat: Array2<f32>,
+    dflat: Array2<f32>,
 }
 
 /// Shape only: the parameters are millions of numbers.
@@ -44,6 +56,9 @@ impl Mlp {
     /// A model with PyTorch's default initialisation drawn from `rng`.
     pub fn new(config: &ModelConfig, rng: &mut impl Rng) -> Result<Mlp> {
         let mut m = Mlp::zeros(config)?;
+        if let Some(f) = &m.features {
+            f.init(&mut m.params, rng);
+        }
         for l in &m.linears {
             l.init(&mut m.params, rng);
         }
@@ -53,8 +68,9 @@ impl Mlp {
     /// A model with all parameters zero (to be filled from a checkpoint).
     pub fn zeros(config: &ModelConfig) -> Result<Mlp> {
         config.validate()?;
+        let features = config.is_conv().then(|| Features::new(&config.conv, config.activation, 0));
         let mut linears = Vec::new();
-        let mut offset = 0;
+        let mut offset = features.as_ref().map_or(0, Features::num_params);
         for w in config.layers.windows(2) {
             let l = Linear::new(w[0], w[1], offset);
             offset += l.num_params();
@@ -62,12 +78,15 @@ impl Mlp {
         }
         Ok(Mlp {
             config: config.clone(),
+            features,
             linears,
             params: vec![0.0; offset],
             grads: vec![0.0; offset],
             outs: Vec::new(),
             deltas: Vec::new(),
             rows: Vec::new(),
+            flat: Array2::zeros((0, 0)),
+            dflat: Array2::zeros((0, 0)),
         })
     }
 
@@ -82,14 +101,29 @@ impl Mlp {
         }
         self.outs = self.linears.iter().map(|l| Array2::zeros((rows, l.out_features))).collect();
         self.deltas = self.outs.clone();
+        if self.features.is_some() {
+            self.flat = Array2::zeros((rows, self.linears[0].in_features));
+            self.dflat = self.flat.clone();
+        }
     }
 
     /// Runs the network on a batch `x: [B, inputs]` and returns the output `[B, classes]`:
     /// log-probabilities with `NLLLoss`, logits with `CrossEntropyLoss`.
     pub fn forward(&mut self, x: ArrayView2<f32>) -> ArrayView2<'_, f32> {
+        self.forward_keeping(x, false)
+    }
+
+    /// [`Mlp::forward`]; with `keep`, the convolutions keep what their backward pass needs for
+    /// the whole batch (else they go through it in small chunks).
+    fn forward_keeping(&mut self, x: ArrayView2<f32>, keep: bool) -> ArrayView2<'_, f32> {
         let b = x.nrows();
         assert_eq!(x.ncols(), self.config.inputs(), "input width");
         self.reserve(b);
+        if let Some(f) = &mut self.features {
+            let out = self.flat.slice_mut(s![..b, ..]);
+            if keep { f.forward_batch(&self.params, x, out) } else { f.forward(&self.params, x, out) }
+        }
+        let x = if self.features.is_some() { self.flat.slice(s![..b, ..]) } else { x };
         let last = self.linears.len() - 1;
         for (l, lin) in self.linears.iter().enumerate() {
             let (before, after) = self.outs.split_at_mut(l);
@@ -117,7 +151,7 @@ impl Mlp {
     fn backward_into(&mut self, x: ArrayView2<f32>, targets: &[u8], sink: GradSink) -> BatchLoss {
         let b = x.nrows();
         assert_eq!(targets.len(), b, "one target per row");
-        self.forward(x);
+        self.forward_keeping(x, true);
         let last = self.linears.len() - 1;
         let out = self.outs[last].slice(s![..b, ..]);
         let mut d = self.deltas[last].slice_mut(s![..b, ..]);
@@ -141,12 +175,18 @@ impl Mlp {
     fn backward_layers(&mut self, x: ArrayView2<f32>, sink: GradSink, mut input_grad: Option<ArrayViewMut2<f32>>) {
         let b = x.nrows();
         let last = self.linears.len() - 1;
+        let conv = self.features.is_some();
         for l in (0..=last).rev() {
-            let input = if l == 0 { x } else { self.outs[l - 1].slice(s![..b, ..]) };
+            let input = match l {
+                0 if conv => self.flat.slice(s![..b, ..]),
+                0 => x,
+                _ => self.outs[l - 1].slice(s![..b, ..]),
+            };
             let (before, after) = self.deltas.split_at_mut(l);
             let dy = after[0].slice(s![..b, ..]);
             let dx = match before.last_mut() {
                 Some(d) => Some(d.slice_mut(s![..b, ..])),
+                None if conv => Some(self.dflat.slice_mut(s![..b, ..])),
                 None => input_grad.take(),
             };
             self.linears[l].backward(&mut self.params, &mut self.grads, sink, input, dy, dx);
@@ -156,6 +196,18 @@ impl Mlp {
                 match self.config.activation {
                     Activation::Tanh => activation::tanh_backward(y, dx),
                     Activation::Relu => activation::relu_backward(y, dx),
+                }
+            }
+        }
+        if let Some(f) = &mut self.features {
+            // The convolutions' gradients always go to the buffer (18 k values for the book's
+            // `Net`): a plain SGD step is then applied to their range here.
+            let dx = input_grad.as_mut().map(|d| d.as_slice_mut().expect("standard layout input gradient"));
+            f.backward(&self.params, &mut self.grads, self.dflat.slice(s![..b, ..]), dx);
+            if let GradSink::Sgd(step) = sink {
+                let range = f.param_range();
+                for (p, &g) in self.params[range.clone()].iter_mut().zip(&self.grads[range]) {
+                    step.apply(p, g);
                 }
             }
         }

@@ -37,8 +37,7 @@ fn small_state_dict(w0: Vec<usize>) -> Vec<(&'static str, Vec<usize>, Vec<f32>)>
 
 #[test]
 fn round_trip_is_bit_exact_and_keeps_the_configuration() {
-    let config =
-        ModelConfig { layers: vec![3072, 64, 32, 3], activation: Activation::Relu, loss: LossKind::CrossEntropy };
+    let config = ModelConfig::mlp(vec![3072, 64, 32, 3], Activation::Relu, LossKind::CrossEntropy);
     let model = Mlp::new(&config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     let bytes = checkpoint::save(&model);
     // One model, one file: the bytes do not depend on hash-map order (which varies per run).
@@ -59,7 +58,7 @@ fn a_pytorch_state_dict_loads_with_widths_from_the_shapes() {
     let model = checkpoint::load(&file, None).unwrap();
     assert_eq!(model.config.layers, vec![3072, 4, 2]);
     // A hint with the same widths supplies what a state_dict does not record.
-    let hint = ModelConfig { layers: vec![3072, 4, 2], activation: Activation::Relu, loss: LossKind::CrossEntropy };
+    let hint = ModelConfig::mlp(vec![3072, 4, 2], Activation::Relu, LossKind::CrossEntropy);
     assert_eq!(checkpoint::load(&file, Some(&hint)).unwrap().config, hint);
     let lin = &model.linears[1];
     assert_eq!(lin.bias(&model.params).to_vec(), vec![1.0, -1.0]);

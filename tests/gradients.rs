@@ -136,7 +136,7 @@ fn whole_model_gradients_for_every_activation_and_loss() {
     let mut rng = rng();
     for activation in [Activation::Tanh, Activation::Relu] {
         for loss in [LossKind::Nll, LossKind::CrossEntropy] {
-            let config = ModelConfig { layers: vec![7, 6, 5, 3], activation, loss };
+            let config = ModelConfig::mlp(vec![7, 6, 5, 3], activation, loss);
             let mut model = Mlp::new(&config, &mut rng).unwrap();
             let x = random(4, 7, &mut rng, 1.0);
             let t = [0u8, 1, 2, 1];
@@ -165,7 +165,7 @@ fn whole_model_gradients_for_every_activation_and_loss() {
 fn first_layer_gradients_do_not_depend_on_batch_rows_outside_the_batch() {
     // The workspace is sized for the largest batch seen; a smaller batch must only use its rows.
     let mut rng = rng();
-    let config = ModelConfig { layers: vec![6, 4, 2], activation: Activation::Tanh, loss: LossKind::Nll };
+    let config = ModelConfig::mlp(vec![6, 4, 2], Activation::Tanh, LossKind::Nll);
     let mut model = Mlp::new(&config, &mut rng).unwrap();
     let big = random(10, 6, &mut rng, 1.0);
     model.loss_and_backward(big.view(), &[0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);

@@ -15,7 +15,7 @@ use skywatch::model::Mlp;
 use skywatch::train::training_indices;
 
 fn model(layers: &[usize], loss: LossKind, seed: u64) -> Mlp {
-    let config = ModelConfig { layers: layers.to_vec(), activation: Activation::Tanh, loss };
+    let config = ModelConfig::mlp(layers.to_vec(), Activation::Tanh, loss);
     Mlp::new(&config, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap()
 }
 

@@ -63,8 +63,7 @@ fn fused_sgd_equals_the_optimizer_loop() {
     use skywatch::model::Mlp;
 
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let config =
-        ModelConfig { layers: vec![300, 40, 20, 3], activation: Activation::Tanh, loss: LossKind::CrossEntropy };
+    let config = ModelConfig::mlp(vec![300, 40, 20, 3], Activation::Tanh, LossKind::CrossEntropy);
     let start = Mlp::new(&config, &mut rng).unwrap();
     let batches: Vec<(Array2<f32>, Vec<u8>)> = (0..5)
         .map(|_| {

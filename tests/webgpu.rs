@@ -411,7 +411,7 @@ fn config(
     batch: usize,
 ) -> TrainConfig {
     TrainConfig {
-        model: ModelConfig { layers: layers.to_vec(), activation, loss },
+        model: ModelConfig::mlp(layers.to_vec(), activation, loss),
         optimizer,
         batch_size: batch,
         epochs: 100,

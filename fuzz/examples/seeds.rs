@@ -145,7 +145,7 @@ fn images(put: &mut impl FnMut(&str, &str, &[u8])) {
 // checkpoint: one safetensors file
 
 fn model(layers: &[usize], activation: Activation, loss: LossKind) -> Mlp {
-    let config = ModelConfig { layers: layers.to_vec(), activation, loss };
+    let config = ModelConfig::mlp(layers.to_vec(), activation, loss);
     let mut m = Mlp::zeros(&config).unwrap();
     for (i, p) in m.params.iter_mut().enumerate() {
         *p = ((i * 37 % 101) as f32 - 50.0) * 0.01;
