@@ -14,12 +14,20 @@ use std::str::FromStr;
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// `lecture` (3072-512-2, LogSoftmax + NLLLoss) or `deep` (3072-1024-512-128-2, CrossEntropyLoss).
+    /// `lecture` (3072-512-2, LogSoftmax + NLLLoss), `deep` (3072-1024-512-128-2,
+    /// CrossEntropyLoss) or `conv` (the book's convolutional Net: conv 16, 8 then 512-32-2,
+    /// CrossEntropyLoss).
     #[arg(long, default_value = "lecture")]
     preset: String,
-    /// Custom layer widths, input to output, e.g. 3072,256,2 (replaces the preset's).
+    /// Custom fully connected widths, input to output, e.g. 3072,256,2 (replaces the preset's);
+    /// after convolutions the input is their flattened output (512 for `conv`).
     #[arg(long, value_delimiter = ',')]
     layers: Option<Vec<usize>>,
+    /// Convolution channel widths, e.g. 32,16 (the book's wider Net): each block is a 3x3
+    /// convolution with padding 1, the activation and a 2x2 max pooling. Without --layers, the
+    /// first fully connected width follows the flattened size.
+    #[arg(long, value_delimiter = ',')]
+    conv: Option<Vec<usize>>,
     #[arg(long, value_enum)]
     activation: Option<ActivationArg>,
     #[arg(long, value_enum)]
@@ -142,6 +150,12 @@ pub fn info(a: &ModelArgs) -> Result<()> {
 /// The preset's model with the options that replace parts of it.
 pub fn model_config(a: &ModelArgs) -> Result<ModelConfig> {
     let mut m = TrainConfig::preset(&a.preset)?.model;
+    if let Some(c) = &a.conv {
+        m.conv = c.clone();
+        if let Some(flat) = m.flat_features() {
+            m.layers[0] = flat;
+        }
+    }
     if let Some(l) = &a.layers {
         m.layers = l.clone();
     }

@@ -99,6 +99,17 @@ impl Inspector {
         &self.scan.as_ref().expect("just set").1
     }
 
+    /// Top activations and nearest neighbours rank images by the first fully connected layer's
+    /// response to their pixels; a convolutional model has none (its first layer is filters).
+    pub fn require_pixel_layer(trainer: &Trainer) -> Result<()> {
+        if trainer.model.features.is_some() {
+            return Err(Error::Config(
+                "top activations and nearest neighbours are shown for fully connected models; a convolutional model's first layer is its filters, shown as the units".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether a scan for the current weights is cached (so that queries are instant).
     pub fn has_scan(&self, trainer: &Trainer) -> bool {
         let key = scan_key(trainer, trainer.train_indices());
@@ -117,6 +128,7 @@ impl Inspector {
         if image.len() != PIXELS {
             return Err(Error::Shape { what: "image".into(), expected: vec![PIXELS], actual: vec![image.len()] });
         }
+        Inspector::require_pixel_layer(trainer)?;
         let norm = Normalizer::default();
         let mut x = ndarray::Array2::zeros((1, PIXELS));
         norm.apply(image, x.as_slice_mut().expect("contiguous"));

@@ -88,8 +88,12 @@ pub struct UnitTiles {
 }
 
 impl UnitTiles {
-    /// The tiles of `model`'s first layer (which must see 3x32x32 images).
+    /// The tiles of `model`'s first layer (which must see 3x32x32 images); for a convolutional
+    /// model, its first convolution's filters ([`UnitTiles::filters`]).
     pub fn of(model: &Mlp) -> UnitTiles {
+        if let Some(f) = &model.features {
+            return UnitTiles::filters(&f.blocks[0].conv, &model.params, model.config.classes());
+        }
         let first = &model.linears[0];
         assert_eq!(first.in_features, 3 * TILE_PIXELS, "the first layer must see 3x32x32 images");
         let w = first.weight(&model.params);
@@ -122,6 +126,31 @@ impl UnitTiles {
         let mut order: Vec<u32> = (0..units as u32).collect();
         super::sort_indices(&mut order, &|a, b| strength[b as usize].total_cmp(&strength[a as usize]));
         UnitTiles { units, classes, rgb, scale, votes, votes_exact, order }
+    }
+
+    /// The first convolution's `k x k` filters on the 3 input channels, each enlarged to a 32x32
+    /// tile (pixel `(x, y)` shows weight `(y k / 32, x k / 32)`), on the same diverging scale. A
+    /// filter has no direct vote for a class (pooling and the later layers stand between), so the
+    /// votes are 0, `votes_exact` is false, and the order is the filters' own.
+    pub fn filters(conv: &crate::layers::conv::Conv2d, params: &[f32], classes: usize) -> UnitTiles {
+        assert_eq!(conv.in_channels, 3, "the first convolution sees RGB images");
+        let w = conv.weight(params);
+        let (units, k) = (conv.out_channels, conv.kernel);
+        let mut rgb = vec![0u8; units * TILE_RGB_BYTES];
+        let mut scale = vec![0.0f32; units];
+        for ((row, tile), s) in w.rows().into_iter().zip(rgb.chunks_exact_mut(TILE_RGB_BYTES)).zip(&mut scale) {
+            let row = row.as_slice().expect("weights are row-major");
+            *s = abs_max(row);
+            let f = factor(*s);
+            for (p, px) in tile.chunks_exact_mut(3).enumerate() {
+                let (i, j) = (p / SIDE * k / SIDE, p % SIDE * k / SIDE);
+                for (c, v) in px.iter_mut().enumerate() {
+                    *v = value(row[(c * k + i) * k + j], f);
+                }
+            }
+        }
+        let order = (0..units as u32).collect();
+        UnitTiles { units, classes, rgb, scale, votes: vec![0.0; classes * units], votes_exact: false, order }
     }
 
     /// The tiles as RGBA (alpha 255), `units * 4096` bytes: tile `j` is the 32x32 `ImageData`

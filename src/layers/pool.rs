@@ -38,20 +38,24 @@ impl MaxPool2d {
         assert!(y.len() == planes * oh * ow && arg.len() == y.len(), "pool buffers");
         par_chunks2_mut(y, oh * ow, arg, oh * ow, |q, yq, aq| {
             let xq = &x[q * h * w..][..h * w];
+            if k == 2 {
+                return pool2(xq, w, oh, ow, yq, aq);
+            }
             for a in 0..oh {
                 let rows: [&[f32]; 16] = std::array::from_fn(|i| if i < k { &xq[(a * k + i) * w..][..w] } else { &[] });
                 for b in 0..ow {
-                    let (mut best, mut at) = (f32::NEG_INFINITY, 0);
+                    let (mut best, mut at) = (f32::NEG_INFINITY, 0u8);
                     for (i, row) in rows[..k].iter().enumerate() {
                         for (j, &v) in row[b * k..][..k].iter().enumerate() {
-                            // PyTorch's CPU kernel: `if (val > maxval || isnan(val))`.
-                            if v > best || v.is_nan() {
-                                (best, at) = (v, i * k + j);
-                            }
+                            // PyTorch's CPU kernel: `if (val > maxval || isnan(val))`, as selects
+                            // (no branch: the comparisons are data-dependent coin flips).
+                            let take = v > best || v.is_nan();
+                            best = if take { v } else { best };
+                            at = if take { (i * k + j) as u8 } else { at };
                         }
                     }
                     yq[a * ow + b] = best;
-                    aq[a * ow + b] = at as u8;
+                    aq[a * ow + b] = at;
                 }
             }
         });
@@ -77,5 +81,27 @@ impl MaxPool2d {
                 }
             }
         });
+    }
+}
+
+/// The 2x2 window (every model here) unrolled, as selects in PyTorch's order: the loop has no
+/// branch and vectorises.
+fn pool2(xq: &[f32], w: usize, oh: usize, ow: usize, yq: &mut [f32], aq: &mut [u8]) {
+    for a in 0..oh {
+        let r0 = &xq[2 * a * w..][..2 * ow];
+        let r1 = &xq[(2 * a + 1) * w..][..2 * ow];
+        let (yrow, arow) = (&mut yq[a * ow..][..ow], &mut aq[a * ow..][..ow]);
+        for b in 0..ow {
+            // Starting from the first value equals starting from -inf: it is taken unless it is
+            // -inf, which then stays the maximum at position 0 all the same.
+            let (mut best, mut at) = (r0[2 * b], 0u8);
+            for (v, i) in [(r0[2 * b + 1], 1u8), (r1[2 * b], 2), (r1[2 * b + 1], 3)] {
+                let take = v > best || v.is_nan();
+                best = if take { v } else { best };
+                at = if take { i } else { at };
+            }
+            yrow[b] = best;
+            arow[b] = at;
+        }
     }
 }

@@ -42,9 +42,8 @@ pub(super) unsafe fn pack_b<K: MicroKernel>(kc: usize, nc: usize, b: Strided, ou
             for kk in 0..kc {
                 let src = unsafe { b.at(kk, j0).ptr };
                 let row = &mut dst[kk * K::NR..kk * K::NR + K::NR];
-                for (j, v) in row.iter_mut().enumerate().take(cols) {
-                    *v = unsafe { *src.add(j) };
-                }
+                // SAFETY: row `kk` of the block has `cols` elements from `src` on (unit stride).
+                row[..cols].copy_from_slice(unsafe { std::slice::from_raw_parts(src, cols) });
                 row[cols..].fill(0.0);
             }
         } else {

@@ -24,11 +24,11 @@ use super::{Data, Session, check_image, on_pool, split_of, to_js};
 use crate::data::Normalizer;
 use crate::data::resize::{chw_to_rgba, rgba_to_chw};
 use crate::error::Error;
-use crate::inspect::TOP_IMAGES;
 use crate::inspect::band::{Band, Metric};
 use crate::inspect::saliency::{Saliency, saliency};
 use crate::inspect::scan::Neighbour;
 use crate::inspect::units::UnitTiles;
+use crate::inspect::{Inspector, TOP_IMAGES};
 use crate::train::Trainer;
 use js_sys::{Float32Array, Object, Reflect, Uint8Array, Uint32Array};
 use std::sync::Arc;
@@ -169,6 +169,7 @@ impl Session {
     /// index), with their values and labels.
     #[wasm_bindgen(js_name = topActivations, unchecked_return_type = "TopActivations")]
     pub fn top_activations(&mut self, unit: usize) -> Result<JsValue, JsError> {
+        Inspector::require_pixel_layer(&self.trainer)?;
         let (inspector, trainer) = (&mut self.inspector, &self.trainer);
         let Some(u) = on_pool(|| inspector.scan(trainer).unit(unit)) else {
             let units = trainer.model.linears[0].out_features;
@@ -191,6 +192,7 @@ impl Session {
     /// [`Session::top_activations`] for every unit at once: `[units x k]` arrays.
     #[wasm_bindgen(js_name = topActivationsAll, unchecked_return_type = "TopActivationsAll")]
     pub fn top_activations_all(&mut self) -> Result<JsValue, JsError> {
+        Inspector::require_pixel_layer(&self.trainer)?;
         let (inspector, trainer) = (&mut self.inspector, &self.trainer);
         let s = on_pool(move || inspector.scan(trainer));
         Ok(Js::new()

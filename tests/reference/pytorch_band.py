@@ -1,9 +1,9 @@
 """The lecture's curve as a band: the lecture's recipe in PyTorch over several seeds, for the
-`lecture` and `deep` presets, reduced to the per-epoch minimum, median and maximum of the
+`lecture`, `deep` and `conv` presets, reduced to the per-epoch minimum, median and maximum of the
 validation accuracy, the validation loss and the training loss. The page draws the band behind
 its live charts (www/reference/pytorch-band.json, read by `skywatch::inspect::band`).
 
-usage: pytorch_band.py BUNDLE_DIR [--out FILE] [--runs DIR] [--presets lecture,deep]
+usage: pytorch_band.py BUNDLE_DIR [--out FILE] [--runs DIR] [--presets lecture,deep,conv]
                        [--seeds 0,1,2,3,4] [--epochs 100] [--threads 1]
 
   BUNDLE_DIR  a Skywatch bundle (`skywatch data --from CIFAR10_COPY --out DIR`)
@@ -46,7 +46,28 @@ STD = (0.2470, 0.2435, 0.2616)
 RECIPES = {
     "lecture": {"layers": [3072, 512, 2], "activation": "tanh", "loss": "nll"},
     "deep": {"layers": [3072, 1024, 512, 128, 2], "activation": "tanh", "loss": "cross-entropy"},
+    # The book's Net (chapter 8, p1ch8/1_convolution.ipynb): conv 3->16, 16->8 (3x3, padding 1),
+    # each with tanh and 2x2 max pooling, then 512-32-2 with tanh, CrossEntropyLoss.
+    "conv": {"conv": [16, 8], "layers": [512, 32, 2], "activation": "tanh", "loss": "cross-entropy"},
 }
+
+
+class Net(nn.Module):
+    """The book's Net, on the flattened normalised images this script feeds every model."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(16, 8, kernel_size=3, padding=1)
+        self.fc1 = nn.Linear(8 * 8 * 8, 32)
+        self.fc2 = nn.Linear(32, 2)
+
+    def forward(self, x):
+        out = x.view(-1, 3, 32, 32)
+        out = nn.functional.max_pool2d(torch.tanh(self.conv1(out)), 2)
+        out = nn.functional.max_pool2d(torch.tanh(self.conv2(out)), 2)
+        out = torch.tanh(self.fc1(out.view(-1, 8 * 8 * 8)))
+        return self.fc2(out)
 LR, BATCH = 1e-2, 64
 
 
@@ -67,6 +88,8 @@ def load(bundle, manifest, split):
 
 
 def build(preset):
+    if "conv" in RECIPES[preset]:
+        return Net(), nn.CrossEntropyLoss()
     layers = RECIPES[preset]["layers"]
     mods = []
     for i, (a, b) in enumerate(zip(layers, layers[1:])):

@@ -1,7 +1,7 @@
 // The training form's values: parsing and checking of URL parameters and form fields, presets,
 // and the TrainConfig JSON the worker takes. Pure functions, no DOM.
 //
-// A form is {preset, hidden, activation, loss, optimizer, lr, momentum, batchSize, epochs,
+// A form is {preset, conv, hidden, activation, loss, optimizer, lr, momentum, batchSize, epochs,
 // trainSize, seed}; `seed` is a number or 'random' (a seed drawn by the worker when the run
 // starts). The presets are not written here: they come from the core (wasm `presetConfig`, the
 // worker's `preset` request) at start-up, as `presets`: {name: form} (presetForms). The page
@@ -10,13 +10,18 @@
 /** Width of the input layer: 3 x 32 x 32 pixels. */
 export const INPUTS = 3072;
 
+/** Values per image after convolution blocks of `conv` channels (each block halves the 32-pixel
+ *  side: `config::ModelConfig::flat_features`), or the pixels without convolutions. */
+export const flatFeatures = (conv) => (conv.length ? conv[conv.length - 1] * (32 >> conv.length) ** 2 : INPUTS);
+
 /** Largest weights file the page reads: that of the largest model the core takes (64 M float32
  *  parameters, `config::MAX_PARAMETERS`) plus 1 MiB of header, as `checkpoint::MAX_FILE_BYTES`. */
 export const MAX_WEIGHTS_BYTES = (64 << 20) * 4 + (1 << 20);
 
 /** The fields a preset fixes (its recipe: model, optimizer, batch size); epochs, seed and
  *  training-set size can be changed without leaving the preset. */
-export const RECIPE = ['hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize'];
+export const RECIPE = ['conv', 'hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize'];
+const LISTS = ['conv', 'hidden'];
 
 /** The forms of the core's presets: {name: TrainConfig} -> {name: form}. */
 export function presetForms(configs) {
@@ -30,8 +35,8 @@ export const defaultForm = (presets) => ({ ...Object.values(presets)[0] });
 export function matchPreset(form, presets) {
   const momentum = (f) => (f.optimizer === 'sgd' ? f.momentum : 0);
   for (const [name, p] of Object.entries(presets)) {
-    if (p.hidden.join(',') === form.hidden.join(',')
-      && RECIPE.every((k) => k === 'hidden' || (k === 'momentum' ? momentum(p) === momentum(form) : p[k] === form[k]))) return name;
+    if (LISTS.every((k) => p[k].join(',') === form[k].join(','))
+      && RECIPE.every((k) => LISTS.includes(k) || (k === 'momentum' ? momentum(p) === momentum(form) : p[k] === form[k]))) return name;
   }
   return 'custom';
 }
@@ -40,7 +45,7 @@ export function matchPreset(form, presets) {
 export function applyPreset(form, name, presets) {
   const p = presets[name];
   if (!p) return { ...form, preset: 'custom' };
-  const recipe = Object.fromEntries(RECIPE.map((k) => [k, k === 'hidden' ? [...p.hidden] : p[k]]));
+  const recipe = Object.fromEntries(RECIPE.map((k) => [k, LISTS.includes(k) ? [...p[k]] : p[k]]));
   return { ...form, ...recipe, preset: name };
 }
 
@@ -76,6 +81,19 @@ export const FIELDS = {
       const parts = s.split(/\s*[,x ]\s*/);
       if (parts.length > 30 || !parts.every((p) => /^\d+$/.test(p) && Number(p) >= 1 && Number(p) <= 16384)) {
         throw new Error('expected hidden layer widths from 1 to 16384 separated by commas, like 512 or 1024,512,128');
+      }
+      return parts.map(Number);
+    },
+    format: (v) => v.join(','),
+  },
+  conv: {
+    param: 'conv',
+    parse(text) {
+      const s = String(text).trim().toLowerCase();
+      if (s === '' || s === 'none') return [];
+      const parts = s.split(/\s*[,x ]\s*/);
+      if (parts.length > 5 || !parts.every((p) => /^\d+$/.test(p) && Number(p) >= 1 && Number(p) <= 256)) {
+        throw new Error('expected up to 5 convolution channel widths from 1 to 256 separated by commas, like 16,8, or blank for none');
       }
       return parts.map(Number);
     },
@@ -185,6 +203,7 @@ export function paramsFromForm(form, threads = null, backend = 'auto') {
   if (backend !== 'auto') p.set('backend', backend);
   p.set('preset', form.preset);
   if (form.preset === 'custom') {
+    if (form.conv.length) p.set('conv', format('conv', form.conv));
     p.set('layers', format('hidden', form.hidden));
     p.set('activation', form.activation);
     p.set('loss', form.loss);
@@ -203,7 +222,12 @@ export function paramsFromForm(form, threads = null, backend = 'auto') {
  *  ('random') is 0 here: the worker replaces it (train's drawSeed). */
 export function configFromForm(form, classes = 2) {
   return {
-    model: { layers: [INPUTS, ...form.hidden, classes], activation: form.activation, loss: form.loss },
+    model: {
+      layers: [flatFeatures(form.conv), ...form.hidden, classes],
+      activation: form.activation,
+      loss: form.loss,
+      ...(form.conv.length ? { conv: [...form.conv] } : {}),
+    },
     optimizer: {
       kind: form.optimizer,
       lr: form.lr,
@@ -224,6 +248,7 @@ export function configFromForm(form, classes = 2) {
 /** The form for a TrainConfig (a preset, a restored or an imported model). */
 export function formFromConfig(c, presets) {
   const form = {
+    conv: [...(c.model.conv ?? [])],
     hidden: c.model.layers.slice(1, -1),
     activation: c.model.activation,
     loss: c.model.loss,
@@ -249,5 +274,6 @@ export function describeRecipe(c) {
   const opt = o.kind === 'sgd'
     ? `SGD lr ${lr}${o.momentum ? `, momentum ${Number(o.momentum.toPrecision(6))}` : ''}`
     : `Adam lr ${lr}`;
-  return `${c.model.layers.join('-')} ${c.model.activation}, ${c.model.loss}, ${opt}, batch ${c.batch_size}`;
+  const conv = c.model.conv?.length ? `conv ${c.model.conv.join(',')} then ` : '';
+  return `${conv}${c.model.layers.join('-')} ${c.model.activation}, ${c.model.loss}, ${opt}, batch ${c.batch_size}`;
 }

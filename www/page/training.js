@@ -16,18 +16,26 @@ import { clearEvaluation, requestEvaluation } from './confusion.js';
 import { refreshGallery } from './gallery.js';
 import { refreshPicture } from './picture.js';
 
-const FORM_KEYS = ['hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize', 'epochs', 'trainSize', 'seed'];
+const FORM_KEYS = ['conv', 'hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize', 'epochs', 'trainSize', 'seed'];
 const SPEED_WINDOW_S = 2;       // moving window for samples/s
 
 const presetOf = (config) => formFromConfig(config, state.presets).preset;
 
 /** Floating-point operations of one training sample (forward, weight and bias gradients, input
- *  gradients of every layer but the first), for the GFLOP/s display. */
-export function trainFlopsPerSample(layers) {
+ *  gradients of every layer but the first), for the GFLOP/s display. A convolution of `c_in` to
+ *  `c_out` channels on an `s x s` plane counts `9 c_in c_out s^2` multiply-adds. */
+export function trainFlopsPerSample(model) {
+  const conv = model.conv ?? [];
   let flops = 0;
+  let [channels, side] = [3, 32];
+  conv.forEach((c, i) => {
+    flops += 2 * 9 * channels * c * side * side * (i === 0 ? 2 : 3);
+    [channels, side] = [c, side / 2];
+  });
+  const layers = model.layers;
   for (let l = 0; l + 1 < layers.length; l++) {
     const mac = layers[l] * layers[l + 1];
-    flops += 2 * mac * (l === 0 ? 2 : 3);
+    flops += 2 * mac * (l === 0 && !conv.length ? 2 : 3);
   }
   return flops;
 }
@@ -139,7 +147,7 @@ export function startTraining(continueRun, more = 0) {
   if (more ? !canTrainMore() : continueRun ? !canContinue() : !canStart()) return;
   const config = continueRun ? state.model.config : currentConfig();
   const drawSeed = !continueRun && state.form.seed === 'random';
-  state.run = { continueRun, stopping: false, progress: null, window: [], batchesPerEpoch: 0, trainSize: 0, flops: trainFlopsPerSample(config.model.layers) };
+  state.run = { continueRun, stopping: false, progress: null, window: [], batchesPerEpoch: 0, trainSize: 0, flops: trainFlopsPerSample(config.model) };
   state.phase = 'training';
   // A GPU run first compiles its kernels and uploads the data: seconds on a software adapter.
   const where = state.mode?.backend === 'webgpu' ? ' on the GPU (compiling its kernels, uploading the data)' : '';
@@ -190,7 +198,7 @@ export function onStarted(d) {
     ? { ...prev, config: d.config, summary: d.summary, history }
     : { config: d.config, summary: d.summary, source: 'trained', history, seedDrawn: Boolean(d.seedDrawn) };
   state.historyVersion++;
-  state.run = { ...(state.run ?? { continueRun: false, stopping: false }), progress: null, window: [], batchesPerEpoch: d.batchesPerEpoch, trainSize: d.trainSize, flops: trainFlopsPerSample(d.config.model.layers) };
+  state.run = { ...(state.run ?? { continueRun: false, stopping: false }), progress: null, window: [], batchesPerEpoch: d.batchesPerEpoch, trainSize: d.trainSize, flops: trainFlopsPerSample(d.config.model) };
   state.phase = 'training';
   clearEvaluation();
   if (d.seedDrawn && !keep) recordDrawnSeed(d.config.seed);

@@ -100,7 +100,8 @@ class Trainer {
       const v = Number.parseInt(h.getAttribute(name) ?? '', 10);
       return Number.isFinite(v) && v >= min && v <= max ? v : dflt;
     };
-    const preset = h.getAttribute('preset') === 'deep' ? 'deep' : 'lecture';
+    const asked = h.getAttribute('preset')?.trim().toLowerCase();
+    const preset = ['deep', 'conv'].includes(asked) ? asked : 'lecture';
     const trainSize = h.getAttribute('train-size');
     const randomSeed = h.getAttribute('seed')?.trim().toLowerCase() === 'random';
     const backend = h.getAttribute('backend')?.trim().toLowerCase();
