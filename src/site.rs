@@ -78,6 +78,7 @@ pub const WIDGET_FILES: &[&str] = &[
     "widget.js",
     "widget.css",
     "widget/trainer.js",
+    "widget/attributes.js",
     "client.js",
     "shared/dom.js",
     "shared/format.js",

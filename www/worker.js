@@ -27,6 +27,13 @@ import { train } from './worker/training.js';
 // wasm-bindgen-rayon references its pool workers only once all have started, so one collected
 // before then left `initThreadPool` waiting for ever (the page stuck at "Starting the training
 // worker…", 1 start in 12 to 24 in Firefox ESR 153; none in 24 with the references kept).
+//
+// The pool's start message is also handed over in the form wasm-bindgen asks for: the helper of
+// wasm-bindgen-rayon 1.3 (workerHelpers.no-bundler.js) calls `pkg.default(data.module,
+// data.memory)`, the two-argument form that wasm-bindgen 0.2.130's glue deprecates with a console
+// warning ("using deprecated parameters for the initialization function; pass a single object
+// instead"), once per pool worker on every start. Given `module` as the single object
+// `{module_or_path, memory}` (and no `memory`), the same call takes the current form.
 if (self.Worker) {
   const NativeWorker = self.Worker;
   const started = [];
@@ -34,6 +41,13 @@ if (self.Worker) {
     constructor(url, options) {
       super(sameOriginWorkerUrl(url), options);
       started.push(this);
+    }
+
+    postMessage(msg, transfer) {
+      if (msg?.type === 'wasm_bindgen_worker_init' && msg.module instanceof WebAssembly.Module) {
+        msg = { ...msg, module: { module_or_path: msg.module, memory: msg.memory }, memory: undefined };
+      }
+      super.postMessage(msg, transfer ?? []);
     }
   };
 }
