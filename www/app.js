@@ -179,6 +179,13 @@ async function boot() {
     const now = new URLSearchParams(location.search);
     now.delete('autostart');
     history.replaceState(history.state, '', `${location.pathname}${now.size ? `?${now}` : ''}${location.hash}`);
+    // A link with a value the page did not understand waits for Start: the reader sees which
+    // values were replaced before a run other than the one meant begins.
+    if (state.urlProblems.length > 0) {
+      state.autostartHeld = true;
+      scheduleRender();
+      return;
+    }
     // In a later task, so that `ready` is observable before `training`.
     setTimeout(() => startTraining(false), 0);
   }

@@ -34,6 +34,11 @@ const TEMPLATE = `
       <h2 id="title">Bird or airplane?</h2>
       <p class="lede">Train a small neural network on 32x32 photos, right here in your browser.</p>
     </header>
+    <div class="notice" data-view="attribute-problems" hidden>
+      <p>Some attributes were not understood; the defaults are used instead<span class="waits" hidden>, and
+        autostart waits for Train</span>:</p>
+      <ul></ul>
+    </div>
     <div class="controls">
       <button type="button" id="train" class="primary" disabled>Train</button>
       <button type="button" id="more" class="secondary" hidden>Train more</button>

@@ -13,7 +13,9 @@
 // (`emulation.setMediaFeaturesOverride: unknown command`), hence plain BiDi.
 //
 // An engine: {name, version, goto(url), reload(), evaluate(fn, arg), waitFor(fn, arg, opts),
-// click(selector), setFiles(selector, files), screenshot(name), problems(), close()}. `fn` runs in
+// click(selector), setFiles(selector, files), screenshot(name), problems(), consoleWarnings(),
+// close()}. `consoleWarnings()`: the console's warnings and errors of the page and its workers,
+// or null where the driver cannot read the console (WebKitGTK). `fn` runs in
 // the page (it may be async); `arg` and its result travel as JSON. Page scripts are never eval'd:
 // the page's content security policy forbids it, and none of the three protocols needs it.
 
@@ -239,6 +241,9 @@ class ChromiumEngine extends Engine {
     e.browser = await openBrowser();
     e.page = await e.browser.context.newPage();
     e.watcher = watch(e.page);
+    e.console = [];
+    e.page.on('console', (m) => { if (['warning', 'error'].includes(m.type())) e.console.push(`console.${m.type()}: ${m.text()} (${m.location().url || '?'})`); });
+    e.page.on('pageerror', (err) => e.console.push(`pageerror: ${err.message}`));
     e.version = `Chromium ${e.browser.context.browser()?.version() ?? ''}`.trim();
     return e;
   }
@@ -256,6 +261,7 @@ class ChromiumEngine extends Engine {
   }
   async screenshot(name) { return playwrightScreenshot(this.page, `${name}-${this.name}`); }
   problems() { return this.watcher.problems(); }
+  consoleWarnings() { return [...this.console]; }
   close() { return this.browser.close(); }
 }
 
@@ -290,10 +296,12 @@ class FirefoxEngine extends Engine {
       });
       e.version = `Firefox ${e.client.capabilities.browserVersion}`;
       e.logs = [];
-      // Uncaught errors and console errors of the page and its workers.
+      e.warnings = [];
+      // Uncaught errors and console errors of the page and its workers; warnings apart.
       await e.client.sessionSubscribe({ events: ['log.entryAdded'] });
       e.client.on('log.entryAdded', (entry) => {
         if (entry.level === 'error') e.logs.push(`${entry.type === 'javascript' ? 'pageerror' : 'console.error'}: ${entry.text}`);
+        if (entry.level === 'warn') e.warnings.push(`console.warn: ${entry.text}`);
       });
       const tree = await e.client.browsingContextGetTree({});
       e.context = tree.contexts[0].context;
@@ -353,6 +361,7 @@ class FirefoxEngine extends Engine {
   }
 
   problems() { return [...(this.logs ?? [])]; }
+  consoleWarnings() { return [...(this.logs ?? []), ...(this.warnings ?? [])]; }
 
   async close() {
     try { await this.client?.deleteSession(); } catch { /* already gone */ }
@@ -432,6 +441,7 @@ class WebKitEngine extends Engine {
 
   screenshotBase64() { return this.client.takeScreenshot(); }
   problems() { return []; } // classic WebDriver gives no console: the tests read the page's own error list
+  consoleWarnings() { return null; } // the same: the console cannot be read here
 
   async close() {
     try { await this.client?.deleteSession(); } catch { /* already gone */ }

@@ -1,4 +1,4 @@
-// End-to-end tests of bad input and faults (README, "Bad input and faults"): the content security
+// End-to-end tests of bad input and faults (docs/faults.md): the content security
 // policy (the page, its widget page and its benchmark page run under it without a violation, and a
 // violation would be caught), pictures that are not pictures or are huge, animated, SVG, cut short
 // or empty, weights files that are wrong in every way, a crash of the training worker, malformed

@@ -65,8 +65,9 @@ export function run(args) {
 /** Starts `skywatch serve` on a free port (serving www/ and the test bundles, or `root`);
  *  resolves with {url, isolated, stop(), log()}. `csp: false` (`--no-csp`) is for pages that
  *  are not ours, such as the widget tests' blog host page. `data`: the bundle served at /data/
- *  (default DATA_DIR). */
-export function startServer({ isolation = true, cors = false, csp = true, root, data = DATA_DIR } = {}) {
+ *  (default DATA_DIR). `verbose: true` logs every request (`log()` holds the lines, for tests
+ *  that check that no request failed: `failedRequests`). */
+export function startServer({ isolation = true, cors = false, csp = true, root, data = DATA_DIR, verbose = false } = {}) {
   const args = ['serve', '--port', '0'];
   if (root) args.push('--root', root);
   else args.push('--mount', `/data/=${data}`, '--mount', `/data-quick/=${QUICK_DIR}`);
@@ -74,7 +75,7 @@ export function startServer({ isolation = true, cors = false, csp = true, root, 
   if (cors) args.push('--cors');
   if (!csp) args.push('--no-csp');
   // SKYWATCH_E2E_SERVE_LOG=1: every request is logged, and the log saved in the artifacts.
-  const logRequests = Boolean(process.env.SKYWATCH_E2E_SERVE_LOG);
+  const logRequests = verbose || Boolean(process.env.SKYWATCH_E2E_SERVE_LOG);
   if (logRequests) args.push('--verbose');
   const child = spawn(BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -104,6 +105,12 @@ export function startServer({ isolation = true, cors = false, csp = true, root, 
     });
   });
 }
+
+/** The requests of a `verbose` server's log that were answered with a status of 400 or more. */
+export const failedRequests = (log) => log.split('\n')
+  .map((l) => /^\S+ (GET|HEAD|POST|PUT|DELETE|OPTIONS) (\S+) (\d{3}) /.exec(l))
+  .filter((m) => m && Number(m[3]) >= 400)
+  .map((m) => `${m[1]} ${m[2]}: ${m[3]}`);
 
 /** Records, from the first script on, every change of `<html data-state>`, every long task of
  *  the main thread, every click and every content security policy violation, with

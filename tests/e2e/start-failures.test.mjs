@@ -1,4 +1,4 @@
-// End-to-end tests of failures to start (README, "Bad input and faults"): a module of the page
+// End-to-end tests of failures to start (docs/faults.md): a module of the page
 // that is missing or throws while loading, a missing worker script or wasm file, a worker module
 // that is missing, modules that never arrive, and the same for the blog widget. Each must put the
 // error box (the widget: its error area) in front of the user with the reason, instead of a page

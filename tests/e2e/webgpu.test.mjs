@@ -190,7 +190,7 @@ describe('WebGPU on the software adapter', () => {
 
     // What it learned, for a run on the GPU: the views read a copy of the run on the CPU, brought
     // up to date after every epoch (worker/backend.js Model.inspection). So the hidden units are
-    // the GPU's weights as downloaded, tile for tile (weights.mjs: the formula the README states),
+    // the GPU's weights as downloaded, tile for tile (weights.mjs: the formula docs/learned.md states),
     // and a picture's saliency is the reference's for those weights (this page runs the
     // reference's package: exact). The hard examples come from the GPU's own loss kernel: the
     // highest losses are the reference run's, within the tolerance of the losses.

@@ -23,7 +23,7 @@ export function readSafetensors(bytes) {
 /** Row `j` of a `[rows, cols]` tensor. */
 export const row = (t, j) => t.data.subarray(j * t.shape[1], (j + 1) * t.shape[1]);
 
-/** Unit `j`'s tile as the README states it: with `s = max |w|` over the unit's 3072 input
+/** Unit `j`'s tile as docs/learned.md states it: with `s = max |w|` over the unit's 3072 input
  *  weights (planar R, G, B planes of 32x32), each channel is `round(128 + 127 w / s)` (128 when
  *  `s` is 0), RGBA with alpha 255. Also returns, per byte, how close the exact value is to a half
  *  (`halfway`), where float32 rounding may legitimately pick either neighbour. */

@@ -9,11 +9,11 @@
 // Run from the repository root after scripts/build: `node --test tests/e2e/`.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DATA_DIR, QUICK_DIR, openBrowser, prepare, run, screenshot, startServer, watch } from './harness.mjs';
+import { DATA_DIR, QUICK_DIR, ROOT, openBrowser, prepare, run, screenshot, startServer, watch } from './harness.mjs';
 import { skyPicture } from './images.mjs';
 import { runConfig, shown, train } from './reference.mjs';
 
@@ -42,13 +42,15 @@ before(async () => {
 <html lang="en"><head><meta charset="utf-8"><title>A blog post</title>
 <script type="module" src="${assets.url}widget.js"></script>
 <script src="host.js"></script>
-<style>p { text-transform: uppercase } button { background: red }</style>
+<link rel="stylesheet" href="hostile.css">
 </head><body>
 <p>Some text of the post.</p>
 <skywatch-trainer id="first" epochs="5"></skywatch-trainer>
 <p>More text.</p>
 <skywatch-trainer id="second" epochs="5" seed="7" compact theme="dark"></skywatch-trainer>
 </body></html>`);
+  // The blog's theme: a hostile style (tests/e2e/fixtures/hostile.css) that must not reach inside.
+  copyFileSync(join(ROOT, 'tests/e2e/fixtures/hostile.css'), join(hostDir, 'hostile.css'));
   writeFileSync(join(hostDir, 'host.js'), 'window.ticks = 0; setInterval(() => { window.ticks += 1; }, 20);\n');
 });
 
@@ -171,9 +173,17 @@ for (const isolated of [false, true]) {
       assert.equal(await page.evaluate(() => self.crossOriginIsolated), isolated);
       await page.waitForFunction(() => customElements.get('skywatch-trainer') !== undefined);
 
-      // Host styles do not reach inside: the widget's button keeps its own background.
+      // Host styles do not reach inside: the widget's button keeps its own background, and its
+      // text is neither upper-cased nor letter-spaced, while the host's own paragraphs are.
       const bg = await shadow(page, 'first', '#train').evaluate((b) => getComputedStyle(b).backgroundColor);
       assert.notEqual(bg, 'rgb(255, 0, 0)');
+      const hostP = await page.locator('body > p').first().evaluate((p) => [getComputedStyle(p).textTransform, getComputedStyle(p).letterSpacing]);
+      assert.equal(hostP[0], 'uppercase', 'the hostile style applies to the host page');
+      for (const sel of ['#train', '.lede', 'h2', '#bar-label']) {
+        const [transform, spacing] = await shadow(page, 'first', sel).evaluate((e) => [getComputedStyle(e).textTransform, getComputedStyle(e).letterSpacing]);
+        assert.equal(transform, 'none', `${sel}: text-transform`);
+        assert.equal(spacing, 'normal', `${sel}: letter-spacing`);
+      }
 
       const ticks0 = await page.evaluate(() => window.ticks);
       const t0 = Date.now();

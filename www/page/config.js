@@ -159,7 +159,11 @@ export function runFromParams(params, defaultThreads) {
       problems.push({ param: 'threads', value: params.get('threads'), message: e.message, fallback: String(defaultThreads) });
     }
   }
-  const autostart = ['1', 'true', 'yes'].includes((params.get('autostart') ?? '').toLowerCase());
+  const start = (params.get('autostart') ?? '').trim().toLowerCase();
+  const autostart = ['1', 'true', 'yes'].includes(start);
+  if (!autostart && !['', '0', 'false', 'no'].includes(start)) {
+    problems.push({ param: 'autostart', value: params.get('autostart'), message: 'expected 1, true or yes (or 0, false, no)', fallback: 'no autostart' });
+  }
   return { threads, threadsParam, backend, autostart, problems };
 }
 

@@ -13,6 +13,7 @@ export const state = {
   backend: 'auto',              // the backend asked for: auto, webgpu or wasm (address and form)
   threadsParam: null,           // a valid `threads` from the address, kept there
   autostart: false,
+  autostartHeld: false,         // the address asked for autostart but held a value not understood
   presets: null,                // name -> the form of that preset (from the core, at start-up)
   urlHasConfig: false,          // the address named a preset or a field
   urlProblems: [],              // [{param, value, message, fallback}]

@@ -61,6 +61,7 @@ export function renderData() {
   setText($('restored-text'), rt);
 
   // Once the form is known (the presets are in), the address's problems are too.
+  setProp($('url-problems-wait'), 'hidden', !state.autostartHeld);
   if (!problemsShown && state.form) {
     problemsShown = true;
     const box = $('url-problems');

@@ -18,6 +18,7 @@ import { startWorker } from '../shared/startup.js';
 import { predictFile, renderPrediction, wireDropZone } from '../shared/prediction.js';
 import { acc } from '../shared/format.js';
 import { drawAtlas } from '../shared/tiles.js';
+import { attribute, attributeProblems } from './attributes.js';
 
 /** Units in the strip shown after training: the strongest voters. */
 const STRIP_UNITS = 16;
@@ -25,8 +26,6 @@ const STRIP_UNITS = 16;
 const QUICK = { epochs: 5, dataUrl: 'data-quick/' };
 /** The lecture's recipe: every training image of the full bundle, 100 epochs (on a GPU). */
 const FULL = { epochs: 100, dataUrl: 'data/' };
-const BACKENDS = ['auto', 'webgpu', 'wasm'];
-
 /** Whether to offer the full run for the backend choice `backend`: a real GPU (any adapter when
  *  WebGPU is asked for by name). */
 async function gpuOffered(backend) {
@@ -72,7 +71,7 @@ class Trainer {
     };
     this.#ui.epochs.textContent = String(this.#config().epochs);
     this.#ui.full.href = this.#fullPageUrl();
-    this.#ui.recipe.value = host.getAttribute('recipe') === 'full' ? 'full' : 'quick';
+    this.#ui.recipe.value = attribute(host, 'recipe', 'quick');
     this.#ui.recipe.addEventListener('change', () => { this.#ui.epochs.textContent = String(this.#config().epochs); });
     // The choice appears once the GPU is found (`data-gpu-offered` tells tests the probe is over).
     gpuOffered(this.#config().backend).then((offered) => {
@@ -85,7 +84,27 @@ class Trainer {
     this.#ui.more.textContent = `Train ${this.#config().epochs} more epochs`;
     wireDropZone(this.#ui.drop, this.#ui.file, (f) => this.#classify(f), () => this.#showError('Drop an image file (from your computer, not a link).'));
     this.#setPhase('idle');
-    if (host.hasAttribute('autostart')) this.#onTrain();
+    // An attribute not understood is named, and an autostart then waits for Train: the author
+    // sees the message before a run other than the one meant starts.
+    const problems = attributeProblems(host);
+    this.#showProblems(root, problems, host.hasAttribute('autostart'));
+    if (host.hasAttribute('autostart') && problems.length === 0) this.#onTrain();
+  }
+
+  /** The attributes not understood, listed inside the widget (as text, a long value cut short). */
+  #showProblems(root, problems, autostart) {
+    this.#host.dataset.attributeProblems = String(problems.length);
+    const box = root.querySelector('[data-view="attribute-problems"]');
+    box.hidden = problems.length === 0;
+    box.querySelector('.waits').hidden = !autostart;
+    const clip = (v) => (v.length > 60 ? `${v.slice(0, 60)}…` : v);
+    box.querySelector('ul').replaceChildren(...problems.map((p) => {
+      const li = document.createElement('li');
+      const code = document.createElement('code');
+      code.textContent = p.value === null ? p.name : `${p.name}="${clip(p.value)}"`;
+      li.append(code, `: ${p.message}; ${p.fallback === 'ignored' ? 'ignored' : `using ${p.fallback}`}.`);
+      return li;
+    }));
   }
 
   /** Forgets the worker and its model. */
@@ -96,25 +115,16 @@ class Trainer {
 
   #config() {
     const h = this.#host;
-    const int = (name, dflt, min, max) => {
-      const v = Number.parseInt(h.getAttribute(name) ?? '', 10);
-      return Number.isFinite(v) && v >= min && v <= max ? v : dflt;
-    };
-    const asked = h.getAttribute('preset')?.trim().toLowerCase();
-    const preset = ['deep', 'conv'].includes(asked) ? asked : 'lecture';
-    const trainSize = h.getAttribute('train-size');
-    const randomSeed = h.getAttribute('seed')?.trim().toLowerCase() === 'random';
-    const backend = h.getAttribute('backend')?.trim().toLowerCase();
     // The full run only when it is offered (the select is shown); its attributes still apply.
     const recipe = !this.#ui.recipeLabel.hidden && this.#ui.recipe.value === 'full' ? FULL : QUICK;
     return {
-      preset,
+      preset: attribute(h, 'preset', 'lecture'),
       full: recipe === FULL,
-      epochs: int('epochs', recipe.epochs, 1, 1000),
-      seed: randomSeed ? 'random' : int('seed', 0, 0, Number.MAX_SAFE_INTEGER),
-      trainSize: trainSize === null || trainSize === 'all' ? null : int('train-size', null, 1, 1e6),
+      epochs: attribute(h, 'epochs', recipe.epochs),
+      seed: attribute(h, 'seed', 0),
+      trainSize: attribute(h, 'train-size', null),
       dataUrl: new URL(h.getAttribute('data-url') ?? recipe.dataUrl, h.hasAttribute('data-url') ? document.baseURI : this.#base).href,
-      backend: BACKENDS.includes(backend) ? backend : 'auto',
+      backend: attribute(h, 'backend', 'auto'),
     };
   }
 
