@@ -1,4 +1,4 @@
-// Tiled GEMM with fused epilogues: C[M, N] = epilogue(A[M, K] B[K, N]).
+// Register-blocked GEMM with fused epilogues: C[M, N] = epilogue(A[M, K] B[K, N]).
 //
 // Operands are windows of flat buffers, as BLAS gives them:
 //   A(m, k) = a[a_off + m lda + k]      (A_TRANS: a[a_off + k lda + m])
@@ -12,12 +12,17 @@
 // activation's derivative at the previous layer's output aux[aux_off + m ldc + n] (act.wgsl).
 // MODE 3 is PyTorch's SGD step without momentum (src/update.rs `SgdStep`), so the weight
 // gradient is never stored.
+// BIAS (MODE 2 or 3, no split): the row sums of A over K, s(m) = sum_k A(m, k) in k order (the
+// bias gradient db = sum_rows dy when A = dy^T, as the CPU sums it), go to c[bias_off + m]
+// through the same epilogue, so the weight gradient's dispatch also does the bias's.
 //
-// Tiling: a workgroup of 16x16 threads computes a 64x64 tile of C; each K step of 16 stages a
-// 64x16 tile of A and a 16x64 tile of B in workgroup memory (8 KiB) as vec4s along M and N, and
-// thread (lx, ly) accumulates the 4x4 block of rows 4 ly.. and columns 4 lx..: per K step two
-// vec4 reads of workgroup memory feed 16 multiply-adds. Edges (sizes that are not multiples of
-// the tile) are zero-filled on load and masked on store.
+// Tiling (the tile's constants TM, TN, TK, RM, RN are prepended from the kernel table,
+// src/gpu/table.rs): a workgroup of (TN / RN) x (TM / RM) invocations computes a TM x TN tile of
+// C. Each K step of TK stages A[TM, TK] as As[TK][TM / 4] and B[TK, TN] as Bs[TK][TN / 4] (vec4s
+// along M and N) in workgroup memory; invocation (lx, ly) accumulates the RM x RN block of rows
+// m0 + RM ly + i and vec4 columns n0 + 4 (j NX + lx) (adjacent invocations read adjacent vec4s
+// of Bs): per k, RM / 4 + RN / 4 vec4 reads of workgroup memory feed RM RN multiply-adds.
+// Edges (sizes that are not multiples of the tile) are zero-filled on load and masked on store.
 //
 // Split-K: with few output tiles (the forward of a batch of 64 by 512 outputs is 8 tiles) the K
 // range is cut into `splits` chunks of `k_chunk` (grid z); each chunk writes its partial sums to
@@ -30,6 +35,13 @@
 override A_TRANS: bool = false;
 override B_TRANS: bool = false;
 override MODE: u32 = 2u;
+override BIAS: bool = false;
+
+const NX: u32 = TN / RN;
+const NY: u32 = TM / RM;
+const THREADS: u32 = NX * NY;
+const RN4: u32 = RN / 4u;
+const RM4: u32 = RM / 4u;
 
 struct Gemm {
     m: u32,
@@ -47,7 +59,7 @@ struct Gemm {
     k_chunk: u32,
     lr: f32,
     wd: f32,
-    pad: u32,
+    bias_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> g: Gemm;
@@ -57,12 +69,8 @@ struct Gemm {
 @group(0) @binding(4) var<storage, read> aux: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partial: array<f32>;
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
-
-var<workgroup> As: array<vec4<f32>, 256>; // [TK][TM / 4]
-var<workgroup> Bs: array<vec4<f32>, 256>; // [TK][TN / 4]
+var<workgroup> As: array<vec4<f32>, TK * TM / 4u>; // [TK][TM / 4]
+var<workgroup> Bs: array<vec4<f32>, TK * TN / 4u>; // [TK][TN / 4]
 
 fn dim_m() -> u32 {
     return select(g.m, batch.rows, g.rows_dim == 1u);
@@ -72,13 +80,29 @@ fn dim_k() -> u32 {
     return select(g.k, batch.rows, g.rows_dim == 2u);
 }
 
-fn epilogue(m: u32, n: u32, v: f32) {
-    let ci = g.c_off + m * g.ldc + n;
-    if MODE == 0u {
-        c[ci] = act_forward(v + aux[g.aux_off + n]);
-    } else if MODE == 1u {
-        c[ci] = act_backward(v, aux[g.aux_off + m * g.ldc + n]);
-    } else if MODE == 2u {
+// A(m, k) and B(k, n), 0 past M and N.
+fn load_a(m: u32, k: u32, M: u32) -> f32 {
+    if m >= M {
+        return 0.0;
+    }
+    if A_TRANS {
+        return a[g.a_off + k * g.lda + m];
+    }
+    return a[g.a_off + m * g.lda + k];
+}
+
+fn load_b(k: u32, n: u32, N: u32) -> f32 {
+    if n >= N {
+        return 0.0;
+    }
+    if B_TRANS {
+        return b[g.b_off + n * g.ldb + k];
+    }
+    return b[g.b_off + k * g.ldb + n];
+}
+
+fn update(ci: u32, v: f32) {
+    if MODE == 2u {
         c[ci] = v;
     } else {
         let p = c[ci];
@@ -86,7 +110,18 @@ fn epilogue(m: u32, n: u32, v: f32) {
     }
 }
 
-@compute @workgroup_size(16, 16)
+fn epilogue(m: u32, n: u32, v: f32) {
+    let ci = g.c_off + m * g.ldc + n;
+    if MODE == 0u {
+        c[ci] = act_forward(v + aux[g.aux_off + n]);
+    } else if MODE == 1u {
+        c[ci] = act_backward(v, aux[g.aux_off + m * g.ldc + n]);
+    } else {
+        update(ci, v);
+    }
+}
+
+@compute @workgroup_size(NX, NY)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let M = dim_m();
@@ -102,74 +137,94 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     let kb = wg.z * g.k_chunk;
     let ke = min(K, kb + g.k_chunk);
-    var acc: array<vec4<f32>, 4>;
+    // The invocations that also sum A's rows for the fused bias: the first column of the first
+    // column of tiles.
+    let sums = BIAS && wg.x == 0u && lid.x == 0u;
+    var acc: array<vec4<f32>, RM * RN4>;
+    var rowsum: array<vec4<f32>, RM4>;
     for (var k0 = kb; k0 < ke; k0 += TK) {
-        for (var i = 0u; i < 4u; i++) {
-            let e = li + i * 256u;
-            var mm: u32;
+        // Each invocation fills whole vec4 slots: 4 consecutive rows of A (columns of B) at
+        // one k, one vec4 store to workgroup memory.
+        for (var e = li; e < TM * TK / 4u; e += THREADS) {
+            var m4: u32;
             var kk: u32;
             if A_TRANS {
-                mm = e % TM;
-                kk = e / TM;
+                m4 = e % (TM / 4u);
+                kk = e / (TM / 4u);
             } else {
                 kk = e % TK;
-                mm = e / TK;
+                m4 = e / TK;
             }
-            let gm = m0 + mm;
+            var v = vec4<f32>(0.0);
             let gk = k0 + kk;
-            var v = 0.0;
-            if gm < M && gk < ke {
-                if A_TRANS {
-                    v = a[g.a_off + gk * g.lda + gm];
-                } else {
-                    v = a[g.a_off + gm * g.lda + gk];
-                }
+            if gk < ke {
+                let gm = m0 + 4u * m4;
+                v = vec4<f32>(load_a(gm, gk, M), load_a(gm + 1u, gk, M), load_a(gm + 2u, gk, M),
+                              load_a(gm + 3u, gk, M));
             }
-            As[kk * 16u + mm / 4u][mm % 4u] = v;
+            As[kk * (TM / 4u) + m4] = v;
         }
-        for (var i = 0u; i < 4u; i++) {
-            let e = li + i * 256u;
-            var nn: u32;
+        for (var e = li; e < TN * TK / 4u; e += THREADS) {
+            var n4: u32;
             var kk: u32;
             if B_TRANS {
                 kk = e % TK;
-                nn = e / TK;
+                n4 = e / TK;
             } else {
-                nn = e % TN;
-                kk = e / TN;
+                n4 = e % (TN / 4u);
+                kk = e / (TN / 4u);
             }
-            let gn = n0 + nn;
+            var v = vec4<f32>(0.0);
             let gk = k0 + kk;
-            var v = 0.0;
-            if gn < N && gk < ke {
-                if B_TRANS {
-                    v = b[g.b_off + gn * g.ldb + gk];
-                } else {
-                    v = b[g.b_off + gk * g.ldb + gn];
-                }
+            if gk < ke {
+                let gn = n0 + 4u * n4;
+                v = vec4<f32>(load_b(gk, gn, N), load_b(gk, gn + 1u, N), load_b(gk, gn + 2u, N),
+                              load_b(gk, gn + 3u, N));
             }
-            Bs[kk * 16u + nn / 4u][nn % 4u] = v;
+            Bs[kk * (TN / 4u) + n4] = v;
         }
         workgroupBarrier();
+        if sums {
+            for (var kk = 0u; kk < TK; kk++) {
+                for (var i4 = 0u; i4 < RM4; i4++) {
+                    rowsum[i4] += As[kk * (TM / 4u) + lid.y * RM4 + i4];
+                }
+            }
+        }
         for (var kk = 0u; kk < TK; kk++) {
-            let av = As[kk * 16u + lid.y];
-            let bv = Bs[kk * 16u + lid.x];
-            acc[0] += av.x * bv;
-            acc[1] += av.y * bv;
-            acc[2] += av.z * bv;
-            acc[3] += av.w * bv;
+            var bv: array<vec4<f32>, RN4>;
+            for (var j = 0u; j < RN4; j++) {
+                bv[j] = Bs[kk * (TN / 4u) + j * NX + lid.x];
+            }
+            for (var i4 = 0u; i4 < RM4; i4++) {
+                let av = As[kk * (TM / 4u) + lid.y * RM4 + i4];
+                for (var j = 0u; j < RN4; j++) {
+                    acc[(4u * i4) * RN4 + j] += av.x * bv[j];
+                    acc[(4u * i4 + 1u) * RN4 + j] += av.y * bv[j];
+                    acc[(4u * i4 + 2u) * RN4 + j] += av.z * bv[j];
+                    acc[(4u * i4 + 3u) * RN4 + j] += av.w * bv[j];
+                }
+            }
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + 4u * lid.y + i;
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + 4u * lid.x + j;
-            if m < M && n < N {
-                if g.splits > 1u {
-                    partial[(wg.z * M + m) * N + n] = acc[i][j];
-                } else {
-                    epilogue(m, n, acc[i][j]);
+    for (var i = 0u; i < RM; i++) {
+        let m = m0 + lid.y * RM + i;
+        if m < M {
+            if sums {
+                update(g.bias_off + m, rowsum[i / 4u][i % 4u]);
+            }
+            for (var j = 0u; j < RN4; j++) {
+                let nb = n0 + 4u * (j * NX + lid.x);
+                let v = acc[i * RN4 + j];
+                for (var q = 0u; q < 4u; q++) {
+                    if nb + q < N {
+                        if g.splits > 1u {
+                            partial[(wg.z * M + m) * N + nb + q] = v[q];
+                        } else {
+                            epilogue(m, nb + q, v[q]);
+                        }
+                    }
                 }
             }
         }
