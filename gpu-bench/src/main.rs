@@ -37,15 +37,8 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        adapter: None,
-        sweep: false,
-        images: 10_000,
-        epochs: 2,
-        seconds: 1.0,
-        gemm_source: None,
-        list: false,
-    };
+    let mut a =
+        Args { adapter: None, sweep: false, images: 10_000, epochs: 2, seconds: 1.0, gemm_source: None, list: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));

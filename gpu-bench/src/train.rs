@@ -7,9 +7,7 @@
 
 use crate::gpu::{self, Gpu};
 use skywatch::config::{LossKind, OptimizerKind, TrainConfig};
-use skywatch::gpu::table::{
-    BatchEntry, GemmSpec, LayerGemms, Module, STAT_BYTES, WG, fused_sgd, grid, words,
-};
+use skywatch::gpu::table::{BatchEntry, GemmSpec, LayerGemms, Module, STAT_BYTES, WG, fused_sgd, grid, words};
 use skywatch::train::Trainer;
 use std::sync::Arc;
 

@@ -11,8 +11,8 @@
 //! On a software adapter (SwiftShader) these are correctness runs on the CPU, not GPU speed.
 
 use super::device::Gpu;
-use super::table::bench_spec;
 use super::ops::Ops;
+use super::table::bench_spec;
 use super::trainer::GpuTrainer;
 use crate::config::TrainConfig;
 use crate::error::Result;

@@ -19,9 +19,10 @@
 // Tiling (the tile's constants TM, TN, TK, RM, RN are prepended from the kernel table,
 // src/gpu/table.rs): a workgroup of (TN / RN) x (TM / RM) invocations computes a TM x TN tile of
 // C. Each K step of TK stages A[TM, TK] as As[TK][TM / 4] and B[TK, TN] as Bs[TK][TN / 4] (vec4s
-// along M and N) in workgroup memory; invocation (lx, ly) accumulates the RM x RN block of rows
-// m0 + RM ly + i and vec4 columns n0 + 4 (j NX + lx) (adjacent invocations read adjacent vec4s
-// of Bs): per k, RM / 4 + RN / 4 vec4 reads of workgroup memory feed RM RN multiply-adds.
+// along M and N) in workgroup memory; invocation (lx, ly) accumulates the RM x RN block (RM, RN
+// each 4 or 8) of rows m0 + RM ly + i and vec4 columns n0 + 4 (j NX + lx), j < RN / 4 (adjacent
+// invocations read adjacent vec4s of Bs): per k, RM / 4 + RN / 4 vec4 reads of workgroup memory
+// feed RM RN multiply-adds.
 // Edges (sizes that are not multiples of the tile) are zero-filled on load and masked on store.
 //
 // Split-K: with few output tiles (the forward of a batch of 64 by 512 outputs is 8 tiles) the K
@@ -40,7 +41,6 @@ override BIAS: bool = false;
 const NX: u32 = TN / RN;
 const NY: u32 = TM / RM;
 const THREADS: u32 = NX * NY;
-const RN4: u32 = RN / 4u;
 const RM4: u32 = RM / 4u;
 
 struct Gemm {
@@ -140,8 +140,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     // The invocations that also sum A's rows for the fused bias: the first column of the first
     // column of tiles.
     let sums = BIAS && wg.x == 0u && lid.x == 0u;
-    var acc: array<vec4<f32>, RM * RN4>;
-    var rowsum: array<vec4<f32>, RM4>;
+    // The RM x RN block: row i, vec4 column j in cij (RM, RN in {4, 8}); row sums in s0, s1.
+    var c00 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0);
+    var c01 = vec4<f32>(0.0);
+    var c11 = vec4<f32>(0.0);
+    var c21 = vec4<f32>(0.0);
+    var c31 = vec4<f32>(0.0);
+    var c41 = vec4<f32>(0.0);
+    var c51 = vec4<f32>(0.0);
+    var c61 = vec4<f32>(0.0);
+    var c71 = vec4<f32>(0.0);
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
     for (var k0 = kb; k0 < ke; k0 += TK) {
         // Each invocation fills whole vec4 slots: 4 consecutive rows of A (columns of B) at
         // one k, one vec4 store to workgroup memory.
@@ -186,48 +203,95 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         workgroupBarrier();
         if sums {
             for (var kk = 0u; kk < TK; kk++) {
-                for (var i4 = 0u; i4 < RM4; i4++) {
-                    rowsum[i4] += As[kk * (TM / 4u) + lid.y * RM4 + i4];
+                s0 += As[kk * (TM / 4u) + lid.y * RM4];
+                if RM == 8u {
+                    s1 += As[kk * (TM / 4u) + lid.y * RM4 + 1u];
                 }
             }
         }
+        // The register block written out (no loops, no private arrays): compilers of software
+        // adapters keep indexed arrays in memory, not registers.
         for (var kk = 0u; kk < TK; kk++) {
-            var bv: array<vec4<f32>, RN4>;
-            for (var j = 0u; j < RN4; j++) {
-                bv[j] = Bs[kk * (TN / 4u) + j * NX + lid.x];
-            }
-            for (var i4 = 0u; i4 < RM4; i4++) {
-                let av = As[kk * (TM / 4u) + lid.y * RM4 + i4];
-                for (var j = 0u; j < RN4; j++) {
-                    acc[(4u * i4) * RN4 + j] += av.x * bv[j];
-                    acc[(4u * i4 + 1u) * RN4 + j] += av.y * bv[j];
-                    acc[(4u * i4 + 2u) * RN4 + j] += av.z * bv[j];
-                    acc[(4u * i4 + 3u) * RN4 + j] += av.w * bv[j];
+            let ab = kk * (TM / 4u) + lid.y * RM4;
+            let bb = kk * (TN / 4u) + lid.x;
+            let a0 = As[ab];
+            let b0 = Bs[bb];
+            c00 += a0.x * b0;
+            c10 += a0.y * b0;
+            c20 += a0.z * b0;
+            c30 += a0.w * b0;
+            if RN == 8u {
+                let b1 = Bs[bb + NX];
+                c01 += a0.x * b1;
+                c11 += a0.y * b1;
+                c21 += a0.z * b1;
+                c31 += a0.w * b1;
+                if RM == 8u {
+                    let a1 = As[ab + 1u];
+                    c40 += a1.x * b0;
+                    c50 += a1.y * b0;
+                    c60 += a1.z * b0;
+                    c70 += a1.w * b0;
+                    c41 += a1.x * b1;
+                    c51 += a1.y * b1;
+                    c61 += a1.z * b1;
+                    c71 += a1.w * b1;
                 }
+            } else if RM == 8u {
+                let a1 = As[ab + 1u];
+                c40 += a1.x * b0;
+                c50 += a1.y * b0;
+                c60 += a1.z * b0;
+                c70 += a1.w * b0;
             }
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < RM; i++) {
-        let m = m0 + lid.y * RM + i;
-        if m < M {
-            if sums {
-                update(g.bias_off + m, rowsum[i / 4u][i % 4u]);
-            }
-            for (var j = 0u; j < RN4; j++) {
-                let nb = n0 + 4u * (j * NX + lid.x);
-                let v = acc[i * RN4 + j];
-                for (var q = 0u; q < 4u; q++) {
-                    if nb + q < N {
-                        if g.splits > 1u {
-                            partial[(wg.z * M + m) * N + nb + q] = v[q];
-                        } else {
-                            epilogue(m, nb + q, v[q]);
-                        }
-                    }
-                }
-            }
-        }
+    let r = m0 + lid.y * RM;
+    let o = vec4<u32>(M, N, n0 + 4u * lid.x, wg.z);
+    store_row(r, o, c00, c01, sums, s0.x);
+    store_row(r + 1u, o, c10, c11, sums, s0.y);
+    store_row(r + 2u, o, c20, c21, sums, s0.z);
+    store_row(r + 3u, o, c30, c31, sums, s0.w);
+    if RM == 8u {
+        store_row(r + 4u, o, c40, c41, sums, s1.x);
+        store_row(r + 5u, o, c50, c51, sums, s1.y);
+        store_row(r + 6u, o, c60, c61, sums, s1.z);
+        store_row(r + 7u, o, c70, c71, sums, s1.w);
+    }
+}
+
+// Row m of the invocation's block: v0 at columns o.z.., v1 (RN = 8) at o.z + 4 NX..; with `sums`,
+// also the row sum s to the bias. o = (M, N, first column, K chunk).
+fn store_row(m: u32, o: vec4<u32>, v0: vec4<f32>, v1: vec4<f32>, sums: bool, s: f32) {
+    if m >= o.x {
+        return;
+    }
+    if sums {
+        update(g.bias_off + m, s);
+    }
+    store4(m, o.z, v0, o);
+    if RN == 8u {
+        store4(m, o.z + 4u * NX, v1, o);
+    }
+}
+
+fn store4(m: u32, n: u32, v: vec4<f32>, o: vec4<u32>) {
+    store1(m, n, v.x, o);
+    store1(m, n + 1u, v.y, o);
+    store1(m, n + 2u, v.z, o);
+    store1(m, n + 3u, v.w, o);
+}
+
+// One element of C: a split-K partial, or through the epilogue.
+fn store1(m: u32, n: u32, v: f32, o: vec4<u32>) {
+    if n >= o.y {
+        return;
+    }
+    if g.splits > 1u {
+        partial[(o.w * o.x + m) * o.y + n] = v;
+    } else {
+        epilogue(m, n, v);
     }
 }
 
