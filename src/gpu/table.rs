@@ -473,3 +473,59 @@ pub fn bench_spec(shape: &str, m: usize, k: usize, n: usize) -> GemmSpec {
         _ => GemmSpec::dense(m, n, k, false, false, Epilogue::Store),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainConfig;
+
+    #[test]
+    fn every_tile_is_one_the_kernel_can_run_within_webgpus_minimums() {
+        for (i, t) in TILES.iter().enumerate() {
+            // gemm.wgsl writes the register block out for RM, RN in {4, 8}, and stages vec4s.
+            assert!([4, 8].contains(&t.rm) && [4, 8].contains(&t.rn), "tile {i}: {t:?}");
+            assert!(t.tm % t.rm == 0 && t.tn % t.rn == 0 && t.tm % 4 == 0 && t.tn % 4 == 0, "tile {i}");
+            assert!(
+                t.fits(&Limits::default()),
+                "tile {i} ({} bytes, {} invocations)",
+                t.workgroup_bytes(),
+                t.invocations()
+            );
+            // The vec4 slots of a K step are shared out evenly between the invocations.
+            assert_eq!((t.tm * t.tk / 4) % t.invocations(), 0, "tile {i}: A slots");
+            assert_eq!((t.tn * t.tk / 4) % t.invocations(), 0, "tile {i}: B slots");
+        }
+    }
+
+    #[test]
+    fn the_choice_follows_the_shape_and_the_limits() {
+        let small = GemmSpec::dense(20, 512, 3072, false, true, Epilogue::Store);
+        let batch = GemmSpec::dense(64, 512, 3072, false, true, Epilogue::Store);
+        let limits = Limits::default();
+        assert_eq!(small.tile(&limits), 1);
+        assert_eq!(batch.tile(&limits), 2);
+        // An adapter below WebGPU's minimums still gets tile 0 if it fits, whatever the shape.
+        let tight = Limits { workgroup_bytes: 8192, invocations: 256 };
+        assert_eq!(batch.tile(&tight), 0);
+        assert_eq!(GemmSpec { tile: Some(1), ..batch }.tile(&limits), 1);
+    }
+
+    #[test]
+    fn the_lecture_step_fuses_the_bias_and_splits_only_deep_products() {
+        let c = TrainConfig::preset("lecture").unwrap();
+        let g = LayerGemms::new((3072, 512, 0), true, false, Activation::Tanh, 64, &c.optimizer);
+        assert!(g.input_grad.is_none());
+        let w = g.weight_grad;
+        assert_eq!((w.m, w.n, w.k, w.a_trans, w.b_trans), (512, 3072, 64, true, false));
+        assert_eq!(w.bias_off, Some(3072 * 512));
+        assert_eq!(w.epilogue, Epilogue::Sgd { lr: c.optimizer.lr, weight_decay: c.optimizer.weight_decay });
+        let limits = Limits::default();
+        assert_eq!(w.split(w.tile(&limits)).0, 1);
+        assert_eq!(w.grids(w.tile(&limits)), ((3072 / 128, 512 / 64, 1), None));
+        // The forward of a batch of 64 by 512 outputs is 4 tiles of 64 x 128: K = 3072 is cut
+        // into 12 chunks of 256 (the shortest allowed), reduced by a second dispatch.
+        let f = g.forward;
+        assert_eq!(f.split(f.tile(&limits)), (12, 256));
+        assert!(f.grids(f.tile(&limits)).1.is_some());
+    }
+}
