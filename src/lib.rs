@@ -21,7 +21,9 @@
 //!               matmul   update
 //!
 //!  gpu, the WebGPU backend (wasm only), sits between wasm and train: it runs a train::Trainer's
-//!  run on the GPU; only wasm imports it, and nothing below it imports it.
+//!  run on the GPU; only wasm imports it, and nothing below it imports it. Its kernel table
+//!  (gpu::table: WGSL sources, tiles, the GEMMs of a layer) is plain data on every target, for
+//!  the native benchmark crate gpu-bench/.
 //!
 //!  below them all, usable anywhere: config, data, clock, error
 //! ```
@@ -74,7 +76,6 @@ pub mod serve;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod site;
 
-#[cfg(target_arch = "wasm32")]
 pub mod gpu;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

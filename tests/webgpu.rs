@@ -1,5 +1,6 @@
 //! The WebGPU backend in headless Chromium, in a dedicated Worker as the page trains: each kernel
-//! against the CPU reference on odd sizes (not multiples of the 64x64x16 tile), then whole runs
+//! against the CPU reference on odd sizes (not multiples of any GEMM tile; every tile of the
+//! kernel table on every GEMM case), then whole runs
 //! against the CPU `Trainer` (same seed, data and batch order), divergence, save and resume across
 //! backends, and device loss.
 //!
@@ -16,7 +17,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use skywatch::config::{Activation, LossKind, OptimizerConfig, OptimizerKind, TrainConfig};
 use skywatch::data::{Dataset, Manifest, Normalizer, PIXELS, RECORD_BYTES, SourceInfo, Split};
-use skywatch::gpu::kernels::{BatchEntry, Epilogue, GemmSpec, RowsDim};
+use skywatch::gpu::kernels::{BatchEntry, Epilogue, GemmSpec, RowsDim, TILES};
 use skywatch::gpu::ops::Ops;
 use skywatch::gpu::{Gpu, GpuTrainer};
 use skywatch::layers::{activation, log_softmax_backward, log_softmax_forward, tanh};
@@ -161,6 +162,18 @@ fn gemm_cpu(spec: &GemmSpec, a: &[f32], b: &[f32], c: &[f32], aux: &[f32], rows:
     for ((i, j), v) in tile.indexed_iter() {
         out[c_off + i * ldc + j] = *v;
     }
+    if let Some(off) = spec.bias_off {
+        // The fused bias gradient: each row of A summed over K in order (as the CPU's
+        // Linear::backward sums dy's rows), through the same epilogue.
+        for (i, row) in av.rows().into_iter().enumerate() {
+            let s = row.iter().fold(0.0f32, |s, &v| s + v);
+            let p = &mut out[off as usize + i];
+            match spec.epilogue {
+                Epilogue::Sgd { lr, weight_decay } => SgdStep { lr, weight_decay }.apply(p, s),
+                _ => *p = s,
+            }
+        }
+    }
     out
 }
 
@@ -184,39 +197,51 @@ async fn gemm_matches_the_reference_on_odd_sizes() {
         (70, 95, 64, true, false, Epilogue::Sgd { lr: 0.01, weight_decay: 0.0 }, RowsDim::K, 45),
         (70, 95, 33, true, false, Epilogue::Sgd { lr: 0.05, weight_decay: 0.01 }, RowsDim::K, 33),
         (66, 130, 64, true, false, Epilogue::Store, RowsDim::K, 64),
+        // The weight gradient with its bias gradient fused (row sums of A into c[bias_off..]).
+        (70, 95, 64, true, false, Epilogue::Sgd { lr: 0.01, weight_decay: 0.001 }, RowsDim::K, 45),
+        (131, 67, 37, true, false, Epilogue::Store, RowsDim::K, 37),
     ];
-    for (m, n, k, ta, tb, epilogue, rows_dim, rows) in cases {
-        let mut spec = GemmSpec::dense(m, n, k, ta, tb, epilogue);
-        spec.rows = rows_dim;
-        // Operands as windows of larger buffers, as the parameters are in the flat buffer.
-        spec.a_off = 3;
-        spec.b_off = 5;
-        spec.c_off = 7;
-        spec.aux_off = if matches!(epilogue, Epilogue::BiasAct(_)) { 2 } else { 7 };
-        let (m_, n_, k_) = (m as usize, n as usize, k as usize);
-        let a = random(3 + m_ * k_, &mut rng);
-        let b = random(5 + k_ * n_, &mut rng);
-        let c = random(7 + m_ * n_ + 4, &mut rng);
-        let aux = if matches!(epilogue, Epilogue::ActGrad(_)) {
-            // A previous layer's output: tanh values, or ReLU outputs with exact zeros.
-            let mut y = random(7 + m_ * n_, &mut rng);
-            if epilogue == Epilogue::ActGrad(relu) {
-                y.iter_mut().for_each(|v| *v = v.max(0.0));
+    // Every tile of the kernel table on every case (the last two cases with the fused bias).
+    let fused_from = cases.len() - 2;
+    for (case, (m, n, k, ta, tb, epilogue, rows_dim, rows)) in cases.into_iter().enumerate() {
+        for tile in 0..TILES.len() {
+            let mut spec = GemmSpec::dense(m, n, k, ta, tb, epilogue);
+            spec.rows = rows_dim;
+            spec.tile = Some(tile);
+            // Operands as windows of larger buffers, as the parameters are in the flat buffer.
+            spec.a_off = 3;
+            spec.b_off = 5;
+            spec.c_off = 7;
+            spec.aux_off = if matches!(epilogue, Epilogue::BiasAct(_)) { 2 } else { 7 };
+            let (m_, n_, k_) = (m as usize, n as usize, k as usize);
+            let a = random(3 + m_ * k_, &mut rng);
+            let b = random(5 + k_ * n_, &mut rng);
+            let c = random(7 + m_ * n_ + m_ + 4, &mut rng);
+            if case >= fused_from {
+                spec.bias_off = Some(7 + (m_ * n_) as u32);
             }
-            y
-        } else {
-            random(2 + n_, &mut rng)
-        };
-        let want = gemm_cpu(&spec, &a, &b, &c, &aux, rows as usize);
-        let got = ops.gemm(&spec, &a, &b, &c, Some(&aux), rows).await.unwrap();
-        let what = format!(
-            "{m}x{n}x{k} a_trans={ta} b_trans={tb} {epilogue:?} rows {rows_dim:?}={rows} splits {:?}",
-            spec.split()
-        );
-        assert_close(&got, &want, 1e-4, &what);
-        if spec.rows == RowsDim::M && (rows as usize) < m_ {
-            // Rows past the batch keep their old values.
-            assert_eq!(&got[7 + rows as usize * n_..], &c[7 + rows as usize * n_..], "{what}: rows past the batch");
+            let aux = if matches!(epilogue, Epilogue::ActGrad(_)) {
+                // A previous layer's output: tanh values, or ReLU outputs with exact zeros.
+                let mut y = random(7 + m_ * n_, &mut rng);
+                if epilogue == Epilogue::ActGrad(relu) {
+                    y.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+                y
+            } else {
+                random(2 + n_, &mut rng)
+            };
+            let want = gemm_cpu(&spec, &a, &b, &c, &aux, rows as usize);
+            let got = ops.gemm(&spec, &a, &b, &c, Some(&aux), rows).await.unwrap();
+            let what = format!(
+                "{m}x{n}x{k} a_trans={ta} b_trans={tb} {epilogue:?} rows {rows_dim:?}={rows} tile {tile} bias {:?} splits {:?}",
+                spec.bias_off,
+                spec.split(tile)
+            );
+            assert_close(&got, &want, 1e-4, &what);
+            if spec.rows == RowsDim::M && (rows as usize) < m_ {
+                // Rows past the batch keep their old values.
+                assert_eq!(&got[7 + rows as usize * n_..], &c[7 + rows as usize * n_..], "{what}: rows past the batch");
+            }
         }
     }
 }

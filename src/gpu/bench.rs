@@ -11,8 +11,8 @@
 //! On a software adapter (SwiftShader) these are correctness runs on the CPU, not GPU speed.
 
 use super::device::Gpu;
-use super::kernels::{Epilogue, GemmSpec};
 use super::ops::Ops;
+use super::table::bench_spec;
 use super::trainer::GpuTrainer;
 use crate::config::TrainConfig;
 use crate::error::Result;
@@ -30,16 +30,8 @@ pub struct GemmRow {
     pub gflops: f64,
     /// K chunks of the split-K (1: none).
     pub splits: u32,
-}
-
-/// The product of `bench::GEMM_SHAPES` entry `shape` in the layout training uses.
-pub fn lecture_spec(shape: &str, m: usize, k: usize, n: usize) -> GemmSpec {
-    let (m, k, n) = (m as u32, k as u32, n as u32);
-    match shape {
-        s if s.starts_with("forward") => GemmSpec::dense(m, n, k, false, true, Epilogue::Store),
-        s if s.starts_with("weight") => GemmSpec::dense(m, n, k, true, false, Epilogue::Store),
-        _ => GemmSpec::dense(m, n, k, false, false, Epilogue::Store),
-    }
+    /// The GEMM tile (index into the kernel table `gpu::table::TILES`).
+    pub tile: usize,
 }
 
 /// GFLOP/s of the lecture shapes on `gpu`: each timed over enough products for about
@@ -48,11 +40,12 @@ pub async fn gemm(gpu: &Gpu, seconds: f64) -> Result<Vec<GemmRow>> {
     let ops = Ops::new(gpu).await?;
     let mut rows = Vec::new();
     for &(shape, m, k, n) in &crate::bench::GEMM_SHAPES {
-        let spec = lecture_spec(shape, m, k, n);
+        let spec = bench_spec(shape, m, k, n);
         let one = ops.time_gemm(&spec, 1).await?;
         let reps = ((seconds / one.max(1e-6)) as usize).clamp(2, 2000);
         let per = ops.time_gemm(&spec, reps).await?;
-        rows.push(GemmRow { shape, m, k, n, gflops: spec.flops() / per / 1e9, splits: spec.split().0 });
+        let (tile, splits) = ops.tile_and_splits(&spec);
+        rows.push(GemmRow { shape, m, k, n, gflops: spec.flops() / per / 1e9, splits, tile });
     }
     Ok(rows)
 }

@@ -118,6 +118,8 @@ pub async fn probe() -> AdapterReport {
 pub(crate) struct Limits {
     pub max_storage_binding: u64,
     pub max_buffer: u64,
+    /// What the GEMM's tile must fit (the kernel table chooses by it).
+    pub tiles: super::table::Limits,
 }
 
 struct Inner {
@@ -155,6 +157,7 @@ impl Gpu {
             "maxBufferSize",
             "maxComputeWorkgroupStorageSize",
             "maxStorageBuffersPerShaderStage",
+            "maxComputeInvocationsPerWorkgroup",
         ] {
             if let Some(v) = read(name) {
                 Reflect::set(&required, &name.into(), &v.into()).expect("setting a property of a new object");
@@ -171,6 +174,10 @@ impl Gpu {
         let limits = Limits {
             max_storage_binding: read("maxStorageBufferBindingSize") as u64,
             max_buffer: read("maxBufferSize") as u64,
+            tiles: super::table::Limits {
+                workgroup_bytes: read("maxComputeWorkgroupStorageSize") as u32,
+                invocations: read("maxComputeInvocationsPerWorkgroup") as u32,
+            },
         };
         let lost = Rc::new(RefCell::new(None));
         let listener = Rc::clone(&lost);

@@ -21,31 +21,11 @@ use web_sys::{
     GpuPipelineLayoutDescriptor, GpuProgrammableStage, GpuShaderModule, gpu_buffer_usage, gpu_shader_stage,
 };
 
-const BATCH: (&str, &str) = ("batch.wgsl", include_str!("kernels/batch.wgsl"));
-const ACT: (&str, &str) = ("act.wgsl", include_str!("kernels/act.wgsl"));
-const GEMM: (&str, &str) = ("gemm.wgsl", include_str!("kernels/gemm.wgsl"));
-const ACTIVATION: (&str, &str) = ("activation.wgsl", include_str!("kernels/activation.wgsl"));
-const GATHER: (&str, &str) = ("gather.wgsl", include_str!("kernels/gather.wgsl"));
-const BIAS_GRAD: (&str, &str) = ("bias_grad.wgsl", include_str!("kernels/bias_grad.wgsl"));
-const LOSS: (&str, &str) = ("loss.wgsl", include_str!("kernels/loss.wgsl"));
-const OPTIMIZER: (&str, &str) = ("optimizer.wgsl", include_str!("kernels/optimizer.wgsl"));
-
-/// Bytes between two entries of a batch table: WebGPU's largest permitted
-/// `minUniformBufferOffsetAlignment`, so it is valid on every adapter.
-pub const BATCH_STRIDE: u64 = 256;
-/// Bytes of one entry as the shaders read it (`struct Batch`, 6 x 4 bytes, bound as 32).
-const BATCH_BYTES: u64 = 32;
-/// Output tile of the GEMM (`TM`, `TN` in gemm.wgsl) and its K step (`TK`).
-pub const TILE: u32 = 64;
-const TILE_K: u32 = 16;
-/// Workgroups the GEMM aims for before it splits K: enough to fill a laptop GPU's cores.
-const TARGET_WORKGROUPS: u32 = 128;
-/// Smallest K chunk of a split (shorter chunks spend more on the reduction than they save).
-const MIN_K_CHUNK: u32 = 256;
-/// Threads per workgroup of the element-wise kernels.
-const WG: u32 = 256;
-/// Bytes of one statistics slot (summed loss f32, correct count u32).
-pub const STAT_BYTES: u64 = 8;
+pub use super::calls::{ActivationCall, BiasCall, GatherCall, GemmCall, LossCall, OptimCall};
+use super::table::{BATCH_BYTES, Bind, Module, act_code, words};
+pub use super::table::{
+    BATCH_STRIDE, BatchEntry, Epilogue, GemmSpec, LayerGemms, RowsDim, STAT_BYTES, TILES, WG, grid,
+};
 
 /// Where the loss kernel writes besides the batch's statistics (see [`Kernels::loss`]).
 pub enum LossOut<'a> {
@@ -53,32 +33,6 @@ pub enum LossOut<'a> {
     Train { dz: &'a GpuBuffer, rows: &'a GpuBuffer },
     /// Evaluation: the confusion counts.
     Eval { confusion: &'a GpuBuffer },
-}
-
-/// What one batch-table entry says (`struct Batch` in batch.wgsl).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct BatchEntry {
-    pub start: u32,
-    pub rows: u32,
-    pub slot: u32,
-    /// The optimizer's first step (SGD momentum starts its buffer at the gradient).
-    pub first: bool,
-    /// Adam's `lr / (1 - beta1^t)`.
-    pub step_size: f32,
-    /// Adam's `sqrt(1 - beta2^t)`.
-    pub bc2_sqrt: f32,
-}
-
-impl BatchEntry {
-    fn bytes(&self) -> [u8; 24] {
-        let mut out = [0; 24];
-        let words =
-            [self.start, self.rows, self.slot, self.first as u32, self.step_size.to_bits(), self.bc2_sqrt.to_bits()];
-        for (o, w) in out.chunks_exact_mut(4).zip(words) {
-            o.copy_from_slice(&w.to_le_bytes());
-        }
-        out
-    }
 }
 
 /// A uniform buffer of batch entries, [`BATCH_STRIDE`] apart, and its bind group (group 1).
@@ -92,11 +46,7 @@ impl BatchTable {
     /// Writes `entries` from entry 0 (one `writeBuffer`).
     pub fn write(&self, gpu: &Gpu, entries: &[BatchEntry]) -> Result<()> {
         assert!(entries.len() <= self.capacity, "batch table overflow");
-        let mut bytes = vec![0u8; entries.len() * BATCH_STRIDE as usize];
-        for (chunk, e) in bytes.chunks_exact_mut(BATCH_STRIDE as usize).zip(entries) {
-            chunk[..24].copy_from_slice(&e.bytes());
-        }
-        gpu.write(&self.buffer, 0, &bytes)
+        gpu.write(&self.buffer, 0, &BatchEntry::table_bytes(entries))
     }
 
     /// Selects entry `i` for the dispatches that follow in `pass`.
@@ -107,52 +57,6 @@ impl BatchTable {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Module {
-    Gemm,
-    Activation,
-    Gather,
-    BiasGrad,
-    Loss,
-    Optimizer,
-}
-
-impl Module {
-    const ALL: [Module; 6] =
-        [Module::Gemm, Module::Activation, Module::Gather, Module::BiasGrad, Module::Loss, Module::Optimizer];
-
-    fn sources(self) -> Vec<(&'static str, &'static str)> {
-        match self {
-            Module::Gemm => vec![BATCH, ACT, GEMM],
-            Module::Activation => vec![BATCH, ACT, ACTIVATION],
-            Module::Gather => vec![BATCH, GATHER],
-            Module::BiasGrad => vec![BATCH, BIAS_GRAD],
-            Module::Loss => vec![BATCH, LOSS],
-            Module::Optimizer => vec![BATCH, OPTIMIZER],
-        }
-    }
-
-    /// Group 0's bindings, in order of their binding numbers.
-    fn bindings(self) -> &'static [Bind] {
-        use Bind::*;
-        match self {
-            Module::Gemm => &[Uniform, Read, Read, Write, Read, Write],
-            Module::Activation => &[Uniform, Write, Read],
-            Module::Gather => &[Read, Read, Read, Write, Write],
-            Module::BiasGrad => &[Uniform, Read, Write],
-            Module::Loss => &[Read, Read, Write, Write, Write, Write],
-            Module::Optimizer => &[Uniform, Write, Read, Write, Write],
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Bind {
-    Uniform,
-    Read,
-    Write,
-}
-
 fn layout_entry(binding: u32, kind: GpuBufferBindingType, dynamic: bool) -> GpuBindGroupLayoutEntry {
     let entry = GpuBindGroupLayoutEntry::new(binding, gpu_shader_stage::COMPUTE);
     let buffer = GpuBufferBindingLayout::new();
@@ -160,17 +64,6 @@ fn layout_entry(binding: u32, kind: GpuBufferBindingType, dynamic: bool) -> GpuB
     buffer.set_has_dynamic_offset(dynamic);
     entry.set_buffer(&buffer);
     entry
-}
-
-/// Workgroup counts `(x, y)` covering `groups` workgroups in 1-D (kernels index them as
-/// `y * num_x + x`), within the 65535 per dimension WebGPU guarantees.
-pub fn grid(groups: u32) -> (u32, u32) {
-    let x = groups.clamp(1, 65_535);
-    (x, groups.div_ceil(x).max(1))
-}
-
-fn words(values: &[u32]) -> Vec<u8> {
-    values.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 /// The compiled modules and layouts of one device, and the pipelines made from them (cached by
@@ -190,8 +83,10 @@ impl Kernels {
     /// Compiles every kernel (a compile error names the file, line and column).
     pub async fn new(gpu: &Gpu) -> Result<Kernels> {
         let mut modules = Vec::new();
-        for m in Module::ALL {
-            modules.push((m, gpu.module(&m.sources()).await?));
+        for m in Module::all() {
+            let sources = m.sources();
+            let parts: Vec<(&str, &str)> = sources.iter().map(|(n, s)| (*n, s.as_ref())).collect();
+            modules.push((m, gpu.module(&parts).await?));
         }
         gpu.scoped("creating the kernels' layouts", || {
             let d = gpu.device();
@@ -282,6 +177,16 @@ impl Kernels {
         Ok(buf)
     }
 
+    /// The tile (index into [`TILES`]) `spec` runs with on this device.
+    pub fn tile(&self, spec: &GemmSpec) -> usize {
+        spec.tile(&self.gpu.limits().tiles)
+    }
+
+    /// Floats of split-K scratch `spec` needs on this device.
+    pub fn scratch_floats(&self, spec: &GemmSpec) -> u64 {
+        spec.scratch_floats(self.tile(spec))
+    }
+
     /// A batch table of `capacity` entries.
     pub fn batch_table(&self, capacity: usize) -> Result<BatchTable> {
         let bytes = capacity.max(1) as u64 * BATCH_STRIDE;
@@ -293,9 +198,9 @@ impl Kernels {
         Ok(BatchTable { buffer, group, capacity: capacity.max(1) })
     }
 
-    /// A GEMM with its epilogue (see gemm.wgsl). `aux` is the bias buffer (`BiasAct`) or the
-    /// previous layer's output (`ActGrad`); `scratch` holds split-K partials, at least
-    /// [`GemmSpec::scratch_floats`] floats.
+    /// A GEMM with its epilogue (see gemm.wgsl), on the tile the kernel table chooses for this
+    /// device. `aux` is the bias buffer (`BiasAct`) or the previous layer's output (`ActGrad`);
+    /// `scratch` holds split-K partials, at least [`Kernels::scratch_floats`] floats.
     pub fn gemm(
         &self,
         spec: &GemmSpec,
@@ -303,56 +208,15 @@ impl Kernels {
         aux: Option<&GpuBuffer>,
         scratch: &GpuBuffer,
     ) -> Result<GemmCall> {
-        let (splits, k_chunk) = spec.split();
-        let (mode, act, lr, wd) = match spec.epilogue {
-            Epilogue::BiasAct(act) => (0, act, 0.0, 0.0),
-            Epilogue::ActGrad(act) => (1, act, 0.0, 0.0),
-            Epilogue::Store => (2, None, 0.0, 0.0),
-            Epilogue::Sgd { lr, weight_decay } => (3, None, lr, weight_decay),
-        };
-        let rows_dim = match spec.rows {
-            RowsDim::None => 0,
-            RowsDim::M => 1,
-            RowsDim::K => 2,
-        };
-        let s = spec;
-        let params = words(&[
-            s.m,
-            s.n,
-            s.k,
-            s.lda,
-            s.ldb,
-            s.ldc,
-            s.a_off,
-            s.b_off,
-            s.c_off,
-            s.aux_off,
-            rows_dim,
-            splits,
-            k_chunk,
-            f32::to_bits(lr),
-            f32::to_bits(wd),
-            0,
-        ]);
-        let uniform = self.uniform("GEMM parameters", &params)?;
-        let constants = [
-            ("A_TRANS", s.a_trans as u32 as f64),
-            ("B_TRANS", s.b_trans as u32 as f64),
-            ("MODE", mode as f64),
-            ("ACT", act_code(act) as f64),
-        ];
-        let main = self.pipeline(Module::Gemm, "main", &constants);
-        let reduce = (splits > 1).then(|| self.pipeline(Module::Gemm, "reduce", &constants));
+        let t = spec.tile(&self.gpu.limits().tiles);
+        let uniform = self.uniform("GEMM parameters", &spec.params(t))?;
+        let constants = spec.constants();
+        let (grid, reduce_grid) = spec.grids(t);
+        let main = self.pipeline(Module::Gemm(t), "main", &constants);
+        let reduce = reduce_grid.map(|g| (self.pipeline(Module::Gemm(t), "reduce", &constants), g));
         let aux = aux.unwrap_or(&self.dummy_read);
-        let group = self.bind(Module::Gemm, &[&uniform, a, b, c, aux, scratch]);
-        Ok(GemmCall {
-            main,
-            reduce,
-            group,
-            grid: (s.n.div_ceil(TILE), s.m.div_ceil(TILE), splits),
-            reduce_grid: grid((s.m * s.n).div_ceil(WG)),
-            _uniform: uniform,
-        })
+        let group = self.bind(Module::Gemm(t), &[&uniform, a, b, c, aux, scratch]);
+        Ok(GemmCall { main, reduce, group, grid, _uniform: uniform })
     }
 
     /// Gathers and normalises a batch (gather.wgsl): `records` the split's bytes as words, `lut`
@@ -454,201 +318,5 @@ impl Kernels {
             grid: grid(n.div_ceil(WG)),
             _uniform: uniform,
         })
-    }
-}
-
-fn act_code(act: Option<Activation>) -> u32 {
-    match act {
-        None => 0,
-        Some(Activation::Tanh) => 1,
-        Some(Activation::Relu) => 2,
-    }
-}
-
-/// What a GEMM writes (gemm.wgsl's `MODE`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Epilogue {
-    /// `C = act(AB + bias[n])` (the forward of a Linear layer; `None`: no activation).
-    BiasAct(Option<Activation>),
-    /// `C = AB * act'(aux[m, n])` (the input gradient through the previous layer's activation).
-    ActGrad(Option<Activation>),
-    /// `C = AB`.
-    Store,
-    /// `C = C - lr (AB + weight_decay C)`: a plain SGD step on the weights.
-    Sgd { lr: f32, weight_decay: f32 },
-}
-
-/// Which dimension is the batch's row count, read from the batch entry at run time.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RowsDim {
-    /// Neither: `m`, `n`, `k` as given.
-    None,
-    /// `M` (forward, input gradient): `m` is then the largest row count, for the grid.
-    M,
-    /// `K` (weight gradient).
-    K,
-}
-
-/// A GEMM's shape and operand windows (see gemm.wgsl for the indexing).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GemmSpec {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub a_trans: bool,
-    pub b_trans: bool,
-    pub lda: u32,
-    pub ldb: u32,
-    pub ldc: u32,
-    pub a_off: u32,
-    pub b_off: u32,
-    pub c_off: u32,
-    pub aux_off: u32,
-    pub rows: RowsDim,
-    pub epilogue: Epilogue,
-}
-
-impl GemmSpec {
-    /// A dense product of row-major operands (`lda`, `ldb`, `ldc` from the shape), no offsets.
-    pub fn dense(m: u32, n: u32, k: u32, a_trans: bool, b_trans: bool, epilogue: Epilogue) -> GemmSpec {
-        GemmSpec {
-            m,
-            n,
-            k,
-            a_trans,
-            b_trans,
-            lda: if a_trans { m } else { k },
-            ldb: if b_trans { k } else { n },
-            ldc: n,
-            a_off: 0,
-            b_off: 0,
-            c_off: 0,
-            aux_off: 0,
-            rows: RowsDim::None,
-            epilogue,
-        }
-    }
-
-    /// K chunks and their length: split while the output has fewer than [`TARGET_WORKGROUPS`]
-    /// tiles, each chunk at least [`MIN_K_CHUNK`] deep. Not when K is the batch (it varies).
-    pub fn split(&self) -> (u32, u32) {
-        let tiles = self.m.div_ceil(TILE) * self.n.div_ceil(TILE);
-        let want = TARGET_WORKGROUPS.div_ceil(tiles.max(1));
-        let most = (self.k / MIN_K_CHUNK).max(1);
-        let splits = if self.rows == RowsDim::K { 1 } else { want.clamp(1, most).min(64) };
-        let chunk = self.k.div_ceil(splits).next_multiple_of(TILE_K).max(TILE_K);
-        (self.k.div_ceil(chunk).max(1), chunk)
-    }
-
-    /// Floats of split-K scratch this product needs (0 without a split).
-    pub fn scratch_floats(&self) -> u64 {
-        let (splits, _) = self.split();
-        if splits > 1 { splits as u64 * self.m as u64 * self.n as u64 } else { 0 }
-    }
-
-    /// Floating-point operations: `2 m n k`.
-    pub fn flops(&self) -> f64 {
-        2.0 * self.m as f64 * self.n as f64 * self.k as f64
-    }
-}
-
-/// A GEMM bound to its buffers.
-pub struct GemmCall {
-    main: GpuComputePipeline,
-    reduce: Option<GpuComputePipeline>,
-    group: GpuBindGroup,
-    grid: (u32, u32, u32),
-    reduce_grid: (u32, u32),
-    _uniform: GpuBuffer,
-}
-
-impl GemmCall {
-    pub fn encode(&self, pass: &GpuComputePassEncoder) {
-        pass.set_pipeline(&self.main);
-        pass.set_bind_group(0, Some(&self.group));
-        let (x, y, z) = self.grid;
-        pass.dispatch_workgroups_with_workgroup_count_y_and_workgroup_count_z(x, y, z);
-        if let Some(reduce) = &self.reduce {
-            pass.set_pipeline(reduce);
-            let (x, y) = self.reduce_grid;
-            pass.dispatch_workgroups_with_workgroup_count_y(x, y);
-        }
-    }
-
-    /// Dispatches per encode (1, or 2 with a split-K reduction).
-    pub fn dispatches(&self) -> usize {
-        1 + self.reduce.is_some() as usize
-    }
-}
-
-pub struct GatherCall {
-    pipeline: GpuComputePipeline,
-    group: GpuBindGroup,
-    rows: u32,
-}
-
-impl GatherCall {
-    pub fn encode(&self, pass: &GpuComputePassEncoder) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, Some(&self.group));
-        pass.dispatch_workgroups_with_workgroup_count_y(crate::data::PIXELS as u32 / WG, self.rows);
-    }
-}
-
-pub struct LossCall {
-    pipeline: GpuComputePipeline,
-    group: GpuBindGroup,
-}
-
-impl LossCall {
-    pub fn encode(&self, pass: &GpuComputePassEncoder) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, Some(&self.group));
-        pass.dispatch_workgroups(1);
-    }
-}
-
-pub struct BiasCall {
-    pipeline: GpuComputePipeline,
-    group: GpuBindGroup,
-    groups: u32,
-    _uniform: GpuBuffer,
-}
-
-impl BiasCall {
-    pub fn encode(&self, pass: &GpuComputePassEncoder) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, Some(&self.group));
-        pass.dispatch_workgroups(self.groups);
-    }
-}
-
-pub struct OptimCall {
-    pipeline: GpuComputePipeline,
-    group: GpuBindGroup,
-    grid: (u32, u32),
-    _uniform: GpuBuffer,
-}
-
-impl OptimCall {
-    pub fn encode(&self, pass: &GpuComputePassEncoder) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, Some(&self.group));
-        pass.dispatch_workgroups_with_workgroup_count_y(self.grid.0, self.grid.1);
-    }
-}
-
-pub struct ActivationCall {
-    pipeline: GpuComputePipeline,
-    group: GpuBindGroup,
-    grid: (u32, u32),
-    _uniform: GpuBuffer,
-}
-
-impl ActivationCall {
-    pub fn encode(&self, pass: &GpuComputePassEncoder) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, Some(&self.group));
-        pass.dispatch_workgroups_with_workgroup_count_y(self.grid.0, self.grid.1);
     }
 }

@@ -4,7 +4,7 @@
 
 use super::device::Gpu;
 use super::kernels::{BatchEntry, Epilogue, GemmSpec, Kernels, LossOut, RowsDim, STAT_BYTES};
-use super::trainer::{bytes_f32, f32_bytes, parse_rows};
+use super::model::{bytes_f32, f32_bytes, parse_rows};
 use crate::config::{Activation, LossKind, OptimizerConfig};
 use crate::error::Result;
 use crate::loss::RowLoss;
@@ -35,6 +35,12 @@ fn u32_bytes(v: &[u32]) -> Vec<u8> {
 impl Ops {
     pub async fn new(gpu: &Gpu) -> Result<Ops> {
         Ok(Ops { kernels: Kernels::new(gpu).await? })
+    }
+
+    /// The tile (index into the kernel table's `TILES`) and K chunks `spec` runs with here.
+    pub fn tile_and_splits(&self, spec: &GemmSpec) -> (usize, u32) {
+        let t = self.kernels.tile(spec);
+        (t, spec.split(t).0)
     }
 
     fn gpu(&self) -> &Gpu {
@@ -100,7 +106,7 @@ impl Ops {
             Some(x) => Some(self.upload("aux", &f32_bytes(x))?),
             None => None,
         };
-        let scratch = self.upload("scratch", &vec![0; (spec.scratch_floats() * 4) as usize])?;
+        let scratch = self.upload("scratch", &vec![0; (self.kernels.scratch_floats(spec) * 4) as usize])?;
         let call = self.kernels.gemm(spec, [&ab, &bb, &cb], auxb.as_ref(), &scratch)?;
         let entry = BatchEntry { rows, ..BatchEntry::default() };
         let out = self.run(entry, |p| call.encode(p), &[(&cb, c.len() as u64 * 4)]).await?;
@@ -238,7 +244,7 @@ impl Ops {
         let ab = self.upload("A", &f32_bytes(&a))?;
         let bb = self.upload("B", &f32_bytes(&b))?;
         let cb = self.upload("C", &vec![0; (spec.m * spec.n * 4) as usize])?;
-        let scratch = self.upload("scratch", &vec![0; (spec.scratch_floats() * 4) as usize])?;
+        let scratch = self.upload("scratch", &vec![0; (self.kernels.scratch_floats(spec) * 4) as usize])?;
         let spec = GemmSpec { rows: RowsDim::None, epilogue: Epilogue::Store, ..*spec };
         let call = self.kernels.gemm(&spec, [&ab, &bb, &cb], None, &scratch)?;
         let entry = BatchEntry { rows: spec.m, ..BatchEntry::default() };

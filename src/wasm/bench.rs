@@ -53,7 +53,7 @@ pub fn bench_epochs(preset: &str, epochs: usize) -> Result<Vec<f64>, JsError> {
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_GPU_BENCH_TYPES: &str = r#"
-export interface GpuGemmRow { shape: string; m: number; k: number; n: number; gflops: number; splits: number; }
+export interface GpuGemmRow { shape: string; m: number; k: number; n: number; gflops: number; splits: number; tile: number; }
 export interface GpuGemmBench { adapter: AdapterReport; rows: GpuGemmRow[]; }
 export interface GpuEpochBench { adapter: AdapterReport; seconds: number[]; }
 "#;
