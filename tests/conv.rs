@@ -172,7 +172,7 @@ fn convolutional_model_gradients_match_finite_differences() {
         let targets = [2u8, 0];
         model.loss_and_backward(x.view(), &targets);
         let grads = model.grads.clone();
-        let loss = |m: &mut Mlp, x: &Array2<f32>| m.loss_and_backward(x.view(), &targets).loss_sum as f64 / 2.0;
+        let loss = |m: &mut Mlp, x: &Array2<f32>| m.loss_and_backward(x.view(), &targets).loss_sum / 2.0;
         // Small enough that ReLU's kinks and the pooling's choices rarely fall inside [p - h, p + h].
         let h = 1e-3f32;
         for e in checkpoint::entries(&model) {
