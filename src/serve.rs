@@ -310,7 +310,12 @@ fn router(opts: &ServeOptions) -> Result<Router> {
     roots.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
 
     let not_found = (|| async { error(StatusCode::NOT_FOUND) }).into_service();
-    let files = ServeDir::with_backend("", Files { roots: roots.into() }).fallback(not_found);
+    // A precompressed sibling (`NAME.br`, `NAME.gz`: `skywatch build` writes them) is sent with
+    // `Content-Encoding` and `Vary: Accept-Encoding` when the request accepts it.
+    let files = ServeDir::with_backend("", Files { roots: roots.into() })
+        .precompressed_br()
+        .precompressed_gzip()
+        .fallback(not_found);
     let mut app = Router::new().fallback_service(files).layer(middleware::from_fn(guard));
     let mut headers = vec![("cross-origin-resource-policy", "cross-origin"), ("x-content-type-options", "nosniff")];
     if opts.isolation {
@@ -596,7 +601,7 @@ fn segments(path: &str) -> Option<Vec<&str>> {
 fn is_hashed_record(name: &str) -> bool {
     ["train-", "test-"].iter().any(|p| {
         name.strip_prefix(p)
-            .and_then(|n| n.strip_suffix(".bin"))
+            .and_then(|n| n.strip_suffix(".bin").or_else(|| n.strip_suffix(".deflate")))
             .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
     })
 }
@@ -714,6 +719,7 @@ mod tests {
     fn hashed_records() {
         assert!(is_hashed_record("train-a1b9d9592b3a5dab.bin"));
         assert!(is_hashed_record("test-d300fbfe1437fa8b.bin"));
+        assert!(is_hashed_record("train-a1b9d9592b3a5dab.deflate"));
         assert!(!is_hashed_record("train-a1b9d9592b3a5da.bin"));
         assert!(!is_hashed_record("train-a1b9d9592b3a5dag.bin"));
         assert!(!is_hashed_record("manifest.json"));

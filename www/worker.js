@@ -12,6 +12,8 @@ import { createStore, del, get, set, update } from './vendor/idb-keyval/index.js
 import { sameOriginWorkerUrl } from './client.js';
 import { inspectHandlers, trainMore } from './worker/inspect.js';
 import { Model, modeLine, resolveBackend } from './worker/backend.js';
+import { inflateSplit } from './worker/decode.js';
+import { PACKAGES, benchPackage } from './worker/packages.js';
 
 // The blog widget may load this worker from another origin than the page's: it then runs from a
 // blob: URL (page origin) that imports this module. The pool workers wasm-bindgen-rayon starts
@@ -155,16 +157,16 @@ const modelContext = () => ({ wasm: state.wasm, data: state.data, onFallback });
  *  (scripts/build --bench): only it has the benchmark exports. */
 async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true, noRelaxedSimd = false, bench = false }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
-  const pkgBase = new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
   let threadsWhy = null;
-  let pkg = 'pkg/skywatch.js';
+  let pkg = 'pkg';
   if (threads <= 1) threadsWhy = 'asked for one';
   else if (!isolated) threadsWhy = 'page not cross-origin isolated';
   else if (!(await threadsSupported())) threadsWhy = 'no WebAssembly threads in this browser';
-  else pkg = !noRelaxedSimd && (await relaxedSimd()) ? 'pkg-threads/skywatch.js' : 'pkg-threads-simd/skywatch.js';
-  const useThreads = pkg !== 'pkg/skywatch.js';
-  const wasm = await import(new URL(bench ? pkg.replace('/', '-bench/') : pkg, pkgBase).href);
+  else pkg = !noRelaxedSimd && (await relaxedSimd()) ? 'pkg-threads' : 'pkg-threads-simd';
+  const useThreads = pkg !== 'pkg';
+  // Each package a literal import (worker/packages.js), so that bundlers carry all three.
+  const wasm = await (bench ? benchPackage(pkg) : PACKAGES[pkg]());
   await wasm.default();
   let n = 1;
   if (useThreads) {
@@ -239,12 +241,15 @@ async function sha256(bytes) {
   return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-async function loadData({ url = 'data/' }) {
-  // Relative to this module, not to self.location, which is a blob: URL for the widget.
+/** `url`: a bundle folder (default the page's data/), relative to this module, not to
+ *  self.location (a blob: URL for the widget); or, with `files` (a bundle's files.js: its file
+ *  names mapped to URLs that a bundler may have rewritten), the manifest's own URL. Every error
+ *  names the URL it is about. */
+async function loadData({ url = 'data/', files = null }) {
   const base = new URL(url, import.meta.url);
-  const manifestUrl = new URL('manifest.json', base).href;
+  const manifestUrl = files ? base.href : new URL('manifest.json', base).href;
   const res = await fetch(manifestUrl, { cache: 'no-cache' }).catch((e) => {
-    throw new Error(`manifest.json: the download failed (${e.message}); check the connection and try again`);
+    throw new Error(`manifest.json: the download failed (${e.message}) for ${manifestUrl}; check the connection and try again`);
   });
   if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status} for ${manifestUrl} (build the data with \`skywatch data\`)`);
   const manifestText = await res.text();
@@ -252,36 +257,41 @@ async function loadData({ url = 'data/' }) {
   try {
     manifest = JSON.parse(manifestText);
   } catch (e) {
-    throw new Error(`manifest.json: not valid JSON (${e.message}); rebuild the bundle with \`skywatch data\``);
+    throw new Error(`manifest.json: not valid JSON (${e.message}) at ${manifestUrl}; rebuild the bundle with \`skywatch data\``);
   }
   // The wasm side checks the whole manifest; before fetching, only this: the files must be plain
   // names inside the bundle folder (a manifest cannot send the page elsewhere).
   for (const split of ['train', 'test']) {
     const file = manifest?.[split]?.file;
-    if (typeof file !== 'string' || !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(file)) {
-      throw new Error(`manifest.json: ${split}.file ${JSON.stringify(file)} is not a plain file name in the bundle folder`);
+    if (typeof file !== 'string' || !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(file) || (files && typeof files[file] !== 'string')) {
+      throw new Error(`manifest.json: ${split}.file ${JSON.stringify(file)} is not a plain file name in the bundle folder (${manifestUrl})`);
     }
   }
   const cache = self.caches ? await self.caches.open(DATA_CACHE).catch(() => null) : null;
-  const files = [manifest.train.file, manifest.test.file].map((f) => new URL(f, base).href);
-  const [train, test] = await Promise.all([
-    fetchCached(files[0], manifest.train.file, cache),
-    fetchCached(files[1], manifest.test.file, cache),
-  ]);
+  const splits = [manifest.train, manifest.test];
+  const urls = splits.map((s) => new URL(files ? files[s.file] : s.file, base).href);
+  const [train, test] = await Promise.all(splits.map((s, i) => fetchCached(urls[i], s.file, cache)));
   try {
-    // Checks sizes, sha256 and labels against the manifest; copies the bytes into wasm memory.
+    // The sha256 of each file as downloaded; a version-2 file is then inflated (worker/decode.js).
+    // Data checks sizes, sha256 and labels against the manifest (and undoes version 2's pixel
+    // predictor); it copies the bytes into wasm memory.
     const [trainSha, testSha] = await Promise.all([sha256(train.bytes), sha256(test.bytes)]);
+    const [trainBytes, testBytes] = await Promise.all([train, test].map((got, i) => inflateSplit(splits[i], got.bytes, urls[i])));
     await wasmReady;
-    state.data = new state.wasm.Data(manifestText, train.bytes, test.bytes, trainSha, testSha);
+    try {
+      state.data = new state.wasm.Data(manifestText, trainBytes, testBytes, trainSha, testSha);
+    } catch (e) {
+      throw new Error(`${e.message} (the bundle at ${manifestUrl})`);
+    }
   } catch (e) {
     // A corrupt cached copy must not be served again.
-    if (cache) await Promise.all(files.map((f) => cache.delete(f)));
+    if (cache) await Promise.all(urls.map((f) => cache.delete(f)));
     throw e;
   }
   if (cache) {
     // Record files carry their hash in their name, so a cached copy never goes stale.
     for (const [i, got] of [train, test].entries()) {
-      if (!got.fromCache) await cache.put(files[i], new Response(got.bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(got.bytes.length) } }));
+      if (!got.fromCache) await cache.put(urls[i], new Response(got.bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(got.bytes.length) } }));
     }
   }
   post({
