@@ -26,9 +26,11 @@ const STRIP_UNITS = 16;
  *  manifest and files as static `new URL('./name', import.meta.url)`, which bundlers follow; so
  *  does this literal `import()`. */
 const QUICK = { epochs: 5, files: () => import('../data-quick/files.js') };
-/** The lecture's recipe: every training image of the full bundle, 100 epochs (on a GPU). The
- *  full bundle is not in the npm package: there, `data-url` names it. */
-const FULL = { epochs: 100, folder: () => new URL('../data/', import.meta.url).href };
+/** The lecture's recipe: every training image of the full bundle, 100 epochs (on a GPU). Its
+ *  default is the folder beside an unbundled widget (`skywatch build` writes data/ there): the one
+ *  folder URL, which bundlers leave alone. The npm package does not carry the full bundle (37 MB);
+ *  there `data-url` names it. */
+const FULL = { epochs: 100, folder: () => new URL(/* @vite-ignore */ '../data/', import.meta.url).href };
 const BACKENDS = ['auto', 'webgpu', 'wasm'];
 
 /** Whether to offer the full run for the backend choice `backend`: a real GPU (any adapter when
