@@ -4,7 +4,7 @@
 //! ```text
 //! DIR/widget.js widget.css embed.html embed-example.html index.html boot.js app.js worker.js ...
 //! DIR/page/ shared/ widget/          the page's panels, the modules page and widget share, the widget's
-//! DIR/worker/                        the worker's modules (the backend: WebGPU or wasm; the inspection requests)
+//! DIR/worker/                        the worker's modules (the backend: WebGPU or wasm; data, training, saving, inspection, bench)
 //! DIR/reference/                     the committed PyTorch reference band
 //! DIR/pkg/ pkg-threads/ pkg-threads-simd/ vendor/   the wasm packages and browser libraries
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
@@ -87,8 +87,12 @@ pub const WIDGET_FILES: &[&str] = &[
     "shared/startup.js",
     "shared/tiles.js",
     "worker.js",
-    "worker/inspect.js",
     "worker/backend.js",
+    "worker/bench.js",
+    "worker/data.js",
+    "worker/inspect.js",
+    "worker/saving.js",
+    "worker/training.js",
     "vendor/wasm-feature-detect/index.js",
     "vendor/idb-keyval/index.js",
     "pkg/skywatch.js",

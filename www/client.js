@@ -1,8 +1,9 @@
 // The worker protocol, in one place, and its page-side client (the training page, the blog widget
 // and the benchmark page all talk to www/worker.js through WorkerClient).
 //
-// Every message is `{type, ...}`. Requests (page -> worker) are handled in worker.js by
-// `handlers[type]`, one function each. Replies and events (worker -> page) are handled on the page
+// Every message is `{type, ...}`. Requests (page -> worker) are routed by worker.js's
+// `handlers[type]` to one function each, there or in worker/ (load-data: data.js; train:
+// training.js; restore, forget: saving.js; bench: bench.js; the views: inspect.js). Replies and events (worker -> page) are handled on the page
 // by the `ON` table of app.js (events) or where the request is sent (`client.request`, replies),
 // and in the widget by widget/trainer.js.
 //

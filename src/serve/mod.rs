@@ -45,31 +45,33 @@
 //!
 //! The layers, outermost first: the `--verbose` log, CORS, the header layers, `guard`, then
 //! `ServeDir`; all on a small multi-threaded tokio runtime of the server's own thread.
+//!
+//! This file holds the options, the router and the server's thread; `guard.rs` the request's
+//! checks, content types and cache policy; `files.rs` the file lookup inside the roots and the
+//! body held to its length.
+
+mod files;
+mod guard;
+
+pub use guard::content_type;
 
 use crate::error::{Error, Result};
 use axum::Router;
-use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, Request};
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::serve::ListenerExt;
-use http_body::{Frame, SizeHint};
-use std::fs::{self, Metadata};
+use files::{Files, Root};
+use guard::{error, guard, log, segments};
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::path::{Component, Path, PathBuf};
-use std::pin::Pin;
+use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 use tower_http::cors::CorsLayer;
 use tower_http::services::ServeDir;
-use tower_http::services::fs::{Backend, TokioBackend, TokioFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The uPlot build the command line mounts at [`UPLOT_PREFIX`] (relative to the working
@@ -338,319 +340,18 @@ fn router(opts: &ServeOptions) -> Result<Router> {
     Ok(app)
 }
 
-/// What comes before `ServeDir`: only `GET` and `HEAD`; the path decoded once, strictly, and
-/// refused if a segment is `.`, `..`, hidden, or holds a backslash or NUL. Then, on the answer,
-/// our content types (with `charset`, which `ServeDir` leaves out), the cache policy, a `301`
-/// for the redirect to a directory's `/` (`ServeDir` answers `307`; the move is permanent), and
-/// a body held to its length.
-async fn guard(req: Request, next: Next) -> Response {
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        let mut r = error(StatusCode::METHOD_NOT_ALLOWED);
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
-    let path = req.uri().path();
-    // Origin form `/a/b` (an absolute-form target `http://host/a/b` has its path too); not `*`.
-    let Some(decoded) = path.starts_with('/').then(|| percent_decode(path)).flatten() else {
-        return error(StatusCode::BAD_REQUEST);
-    };
-    let Ok(decoded) = String::from_utf8(decoded) else {
-        return error(StatusCode::BAD_REQUEST);
-    };
-    let Some(segments) = segments(&decoded) else {
-        return error(StatusCode::NOT_FOUND);
-    };
-    let name = match segments.last() {
-        Some(last) if !decoded.ends_with('/') => last.to_string(),
-        _ => "index.html".to_string(),
-    };
-    let head = req.method() == Method::HEAD;
-
-    let mut res = next.run(req).await;
-    let status = res.status();
-    if status == StatusCode::TEMPORARY_REDIRECT {
-        *res.status_mut() = StatusCode::MOVED_PERMANENTLY;
-    }
-    let h = res.headers_mut();
-    if status.is_success() || status == StatusCode::NOT_MODIFIED {
-        let cache = if is_hashed_record(&name) { "public, max-age=31536000, immutable" } else { "no-cache" };
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-        if h.contains_key(header::CONTENT_TYPE) {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&name)));
-        }
-    } else {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    let len = h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-    match len {
-        Some(len) if !head && matches!(status, StatusCode::OK | StatusCode::PARTIAL_CONTENT) => {
-            res.map(|body| Body::new(ExactLength { inner: body, remaining: len }))
-        }
-        _ => res,
-    }
-}
-
-/// `--verbose`: one line per response on stderr, when its head is ready.
-async fn log(ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request, next: Next) -> Response {
-    let (method, target, started) = (req.method().clone(), req.uri().to_string(), Instant::now());
-    let res = next.run(req).await;
-    let len = res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    let ms = started.elapsed().as_secs_f64() * 1e3;
-    eprintln!("{peer} {method} {} {} {len} {ms:.1}ms", target.escape_debug(), res.status().as_u16());
-    res
-}
-
-/// An error page: `404 Not Found` and the like, as plain text.
-fn error(status: StatusCode) -> Response {
-    let text = format!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
-}
-
-/// A mount with its folder canonicalized.
-struct Root {
-    prefix: Vec<String>,
-    dir: PathBuf,
-}
-
-impl Root {
-    fn open(m: &Mount) -> Result<Root> {
-        let problem = |e: io::Error| {
-            let why = match (m.prefix.as_str(), e.kind()) {
-                ("/", io::ErrorKind::NotFound) => "the --root folder does not exist (run from the \
-                    repository root, or pass --root DIR)"
-                    .to_string(),
-                ("/", _) => format!("cannot serve this --root folder: {e}"),
-                (p, io::ErrorKind::NotFound) => format!("the folder of mount {p} does not exist"),
-                (p, _) => format!("cannot serve this folder at {p}: {e}"),
-            };
-            Error::io(&m.dir, io::Error::new(e.kind(), why))
-        };
-        let dir = fs::canonicalize(&m.dir).map_err(problem)?;
-        if !dir.is_dir() {
-            return Err(problem(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
-        }
-        let prefix = segments(&m.prefix)
-            .expect("mount prefixes are validated by Mount::new")
-            .into_iter()
-            .map(String::from)
-            .collect();
-        Ok(Root { prefix, dir })
-    }
-
-    /// The segments after this root's prefix, if they start with it.
-    fn strip<'a, 'b>(&self, segments: &'a [&'b str]) -> Option<&'a [&'b str]> {
-        let n = self.prefix.len();
-        let same = segments.len() >= n && self.prefix.iter().zip(segments).all(|(p, s)| p == s);
-        same.then(|| &segments[n..])
-    }
-
-    /// What this root holds at the path `rest`: a file, or a directory with an `index.html` (a
-    /// directory without one is not served, not even as a redirect).
-    fn find(&self, rest: &[&str]) -> Option<(PathBuf, Metadata)> {
-        let mut path = self.dir.clone();
-        path.extend(rest);
-        let (real, meta) = self.inside(&path)?;
-        let servable = meta.is_file() || meta.is_dir() && self.inside(&real.join("index.html"))?.1.is_file();
-        servable.then_some((real, meta))
-    }
-
-    /// `path` with links resolved, if that lies inside the root and is not hidden.
-    fn inside(&self, path: &Path) -> Option<(PathBuf, Metadata)> {
-        let real = fs::canonicalize(path).ok()?;
-        let rel = real.strip_prefix(&self.dir).ok()?;
-        let hidden =
-            rel.components().any(|c| !matches!(c, Component::Normal(n) if !n.as_encoded_bytes().starts_with(b".")));
-        if hidden {
-            return None;
-        }
-        let meta = fs::metadata(&real).ok()?;
-        Some((real, meta))
-    }
-}
-
-/// The file system as `ServeDir` sees it: the paths it builds from URLs, looked up in the first
-/// root whose prefix they start with and that has them (see [`Root::find`]); anything else, a
-/// link out of its root included, does not exist.
-#[derive(Clone)]
-struct Files {
-    /// Longest prefix first.
-    roots: Arc<[Root]>,
-}
-
-impl Files {
-    async fn find(&self, path: PathBuf) -> io::Result<(PathBuf, Metadata)> {
-        let roots = Arc::clone(&self.roots);
-        // Canonicalizing touches the disk: on the blocking pool, like tokio's own file calls.
-        let found = tokio::task::spawn_blocking(move || {
-            let segments: Vec<&str> = path
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(s) => Some(s.to_str()),
-                    _ => None, // the `.` that ServeDir starts its paths with
-                })
-                .collect::<Option<_>>()?;
-            roots.iter().find_map(|r| r.find(r.strip(&segments)?))
-        });
-        found.await.ok().flatten().ok_or_else(|| io::ErrorKind::NotFound.into())
-    }
-}
-
-impl Backend for Files {
-    type File = TokioFile;
-    type Metadata = Metadata;
-    type OpenFuture = <TokioBackend as Backend>::OpenFuture;
-    type MetadataFuture = <TokioBackend as Backend>::MetadataFuture;
-
-    fn open(&self, path: PathBuf) -> Self::OpenFuture {
-        let files = self.clone();
-        Box::pin(async move {
-            match files.find(path).await? {
-                (real, meta) if meta.is_file() => TokioBackend.open(real).await,
-                _ => Err(io::ErrorKind::NotFound.into()),
-            }
-        })
-    }
-
-    fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
-        let files = self.clone();
-        Box::pin(async move { files.find(path).await.map(|(_, meta)| meta) })
-    }
-}
-
-/// A response body held to its `Content-Length`: never more bytes (a file that grew since its
-/// length was taken), and an error rather than a normal end when its source gives fewer (a file
-/// that shrank), so that the connection is closed instead of leaving the client waiting.
-struct ExactLength {
-    inner: Body,
-    /// Bytes still to send.
-    remaining: u64,
-}
-
-impl HttpBody for ExactLength {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        let this = &mut *self;
-        if this.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        Poll::Ready(Some(match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(mut data) => {
-                    data.truncate(usize::try_from(this.remaining).unwrap_or(usize::MAX));
-                    this.remaining -= data.len() as u64;
-                    Ok(Frame::data(data))
-                }
-                Err(frame) => Ok(frame),
-            },
-            Some(Err(e)) => Err(io::Error::other(e)),
-            None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
-        }))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.remaining == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
-    }
-}
-
-/// Decodes `%XX` escapes once; `None` when an escape is malformed.
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-/// The segments of a decoded path, empty ones skipped; `None` when one is `.`, `..`, hidden,
-/// holds a backslash or NUL, or is anything but a plain file name on this system.
-fn segments(path: &str) -> Option<Vec<&str>> {
-    let mut out = Vec::new();
-    for s in path.split('/').filter(|s| !s.is_empty()) {
-        if s.starts_with('.') || s.contains(['\\', '\0']) {
-            return None;
-        }
-        let mut c = Path::new(s).components();
-        match (c.next(), c.next()) {
-            (Some(Component::Normal(n)), None) if n == s => out.push(s),
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
-/// `train-<16 hex>.bin` or `test-<16 hex>.bin`: a data record file named by its content hash.
-fn is_hashed_record(name: &str) -> bool {
-    ["train-", "test-"].iter().any(|p| {
-        name.strip_prefix(p)
-            .and_then(|n| n.strip_suffix(".bin").or_else(|| n.strip_suffix(".deflate")))
-            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-    })
-}
-
-/// The `Content-Type` of a file name.
-pub fn content_type(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-    match ext.as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "wasm" => "application/wasm",
-        "json" | "map" => "application/json",
-        "css" => "text/css; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "ico" => "image/x-icon",
-        "woff2" => "font/woff2",
-        "ts" => "text/plain", // .d.ts type declarations, for reading
-        "txt" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream", // .bin, .safetensors, anything else
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::File;
+    use axum::body::{Body, HttpBody};
+    use axum::extract::Request;
+    use axum::http::header;
+    use axum::response::Response;
+    use std::fs::{self, File};
     use std::io::{Read, Write};
+    use std::pin::Pin;
+    use std::time::Instant;
     use tower::ServiceExt;
-
-    #[test]
-    fn decoding_is_strict_and_single() {
-        assert_eq!(percent_decode("/a%2e%2E/b").unwrap(), b"/a../b");
-        assert_eq!(percent_decode("/%252e").unwrap(), b"/%2e");
-        assert!(percent_decode("/%2").is_none());
-        assert!(percent_decode("/%zz").is_none());
-    }
-
-    #[test]
-    fn segments_refuse_parents_and_hidden_names() {
-        assert_eq!(segments("//a/b/").unwrap(), ["a", "b"]);
-        for bad in ["/../x", "/a/./b", "/.git/config", "/a\\..\\b", "/a\0b"] {
-            assert!(segments(bad).is_none(), "{bad:?}");
-        }
-        assert_eq!(segments("/%2e%2e").unwrap(), ["%2e%2e"]);
-    }
 
     /// A folder with `a/b` (text "ab") and a large `big.bin`, and a runtime to ask the router
     /// for them without a socket.
@@ -713,16 +414,6 @@ mod tests {
         }
         assert_eq!(f.get("http://h:1", &[]).status(), StatusCode::OK);
         assert_eq!(f.get("*", &[]).status(), StatusCode::BAD_REQUEST);
-    }
-
-    #[test]
-    fn hashed_records() {
-        assert!(is_hashed_record("train-a1b9d9592b3a5dab.bin"));
-        assert!(is_hashed_record("test-d300fbfe1437fa8b.bin"));
-        assert!(is_hashed_record("train-a1b9d9592b3a5dab.deflate"));
-        assert!(!is_hashed_record("train-a1b9d9592b3a5da.bin"));
-        assert!(!is_hashed_record("train-a1b9d9592b3a5dag.bin"));
-        assert!(!is_hashed_record("manifest.json"));
     }
 
     #[test]
