@@ -44,7 +44,14 @@ async function visit(page) {
     const res = await r.response();
     const path = new URL(r.url()).pathname.replace(/^\//, '') || '(page)';
     const enc = res?.headers()['content-encoding'] ?? '';
-    files.set(path, { bytes: sizes.responseBodySize + sizes.responseHeadersSize, body: sizes.responseBodySize, enc });
+    // Summed per path: a module the page and the worker both import is fetched, then revalidated.
+    const prev = files.get(path) ?? { bytes: 0, body: 0, enc, statuses: [] };
+    files.set(path, {
+      bytes: prev.bytes + sizes.responseBodySize + sizes.responseHeadersSize,
+      body: prev.body + sizes.responseBodySize,
+      enc: prev.enc || enc,
+      statuses: [...prev.statuses, res?.status() ?? 0],
+    });
   };
   browser.context.on('requestfinished', onFinished);
   const t0 = Date.now();
@@ -70,8 +77,8 @@ try {
   const warm = await visit(page); // the same profile: HTTP cache, and the data in the Cache API
   const rows = [...cold.files].sort((a, b) => b[1].bytes - a[1].bytes);
   console.log(`\n${before ? 'BEFORE (raw data, no precompressed siblings)' : 'AFTER (skywatch build defaults)'}: bytes before the first epoch, cold cache`);
-  console.log('| file | bytes (body + headers) | content-encoding |\n|------|------:|------|');
-  for (const [p, f] of rows) console.log(`| ${p} | ${f.bytes} | ${f.enc || '-'} |`);
+  console.log('| file | bytes (body + headers) | content-encoding | responses |\n|------|------:|------|------|');
+  for (const [p, f] of rows) console.log(`| ${p} | ${f.bytes} | ${f.enc || '-'} | ${f.statuses.join(', ')} |`);
   const sums = {};
   for (const [p, f] of rows) sums[group(p)] = (sums[group(p)] ?? 0) + f.bytes;
   const total = rows.reduce((a, [, f]) => a + f.bytes, 0);
