@@ -10,13 +10,16 @@
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
 //! DIR/_headers                       COOP/COEP/CORP/CORS/CSP for hosts that read this file
+//! DIR/**/NAME.br, NAME.gz            precompressed siblings of every text and wasm asset
 //! ```
+//!
+//! Both bundles are written as version 2 (pixel predictor, then deflate: `crate::data::codec`).
 //!
 //! The folder is assembled beside `DIR` and renamed into place, so a failed build leaves the
 //! previous one intact. Since `DIR` is replaced as a whole, a folder that is neither empty nor an
 //! earlier build (recognised by its [`MARKER`] file) is refused unless `force` is set: pointed at
 //! the wrong folder, the build would otherwise delete what is there. The command ends with the
-//! bytes a reader's browser transfers for the widget (gzip, as static hosts serve it).
+//! bytes a reader's browser transfers for the widget (gzip and brotli, as hosts serve them).
 
 use crate::data::build::subset;
 use crate::error::{Error, Result};
