@@ -72,6 +72,8 @@ pub mod update;
 #[cfg(feature = "bench")]
 pub mod bench;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod pack;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod serve;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod site;

@@ -10,13 +10,16 @@
 //! DIR/data-quick/                    the widget's quick subset (first N images of each split)
 //! DIR/data/                          the full bundle, for the full page (unless --no-full-data)
 //! DIR/_headers                       COOP/COEP/CORP/CORS/CSP for hosts that read this file
+//! DIR/**/NAME.br, NAME.gz            precompressed siblings of every text and wasm asset
 //! ```
+//!
+//! Both bundles are written as version 2 (pixel predictor, then deflate: `crate::data::codec`).
 //!
 //! The folder is assembled beside `DIR` and renamed into place, so a failed build leaves the
 //! previous one intact. Since `DIR` is replaced as a whole, a folder that is neither empty nor an
 //! earlier build (recognised by its [`MARKER`] file) is refused unless `force` is set: pointed at
 //! the wrong folder, the build would otherwise delete what is there. The command ends with the
-//! bytes a reader's browser transfers for the widget (gzip, as static hosts serve it).
+//! bytes a reader's browser transfers for the widget (gzip and brotli, as hosts serve them).
 
 use crate::data::build::subset;
 use crate::error::{Error, Result};
@@ -139,14 +142,13 @@ pub fn build(opts: &SiteOptions) -> Result<String> {
     for d in PAGE_DIRS.iter().chain(BUILT_DIRS) {
         copy_tree(&opts.www.join(d), &dir.join(d))?;
     }
-    let quick = subset(&opts.data, &dir.join("data-quick"), opts.quick_train, opts.quick_test)?;
+    // Both bundles as version 2 (pixel predictor, then deflate): what the reader downloads.
+    let quick = subset(&opts.data, &dir.join("data-quick"), opts.quick_train, opts.quick_test, true)?;
     if opts.full_data {
         let m = crate::data::Manifest::parse(&read(&opts.data.join("manifest.json"))?)?;
-        fs::create_dir_all(dir.join("data")).map_err(|e| Error::io(dir.join("data"), e))?;
-        for f in [m.train.file.as_str(), m.test.file.as_str(), "manifest.json"] {
-            copy(&opts.data.join(f), &dir.join("data").join(f))?;
-        }
+        subset(&opts.data, &dir.join("data"), m.train.count, m.test.count, true)?;
     }
+    precompress(dir)?;
     fs::write(dir.join("_headers"), headers_file()).map_err(|e| Error::io(dir.join("_headers"), e))?;
     let marker = "Written by `skywatch build`, which replaces this folder as a whole.\n";
     fs::write(dir.join(MARKER), marker).map_err(|e| Error::io(dir.join(MARKER), e))?;
@@ -222,32 +224,82 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn gzip_len(bytes: &[u8]) -> usize {
-    let mut e = GzEncoder::new(Vec::new(), Compression::best());
-    e.write_all(bytes).expect("writing to memory");
-    e.finish().expect("writing to memory").len()
+/// Extensions of the assets that get precompressed siblings: text and wasm. The bundles are not
+/// among them: version 2 is deflated already, and gzip gains little on raw pixels.
+pub const PRECOMPRESSED: &[&str] = &["html", "js", "mjs", "css", "json", "wasm", "svg"];
+
+/// Writes `NAME.br` (brotli, quality 11) and `NAME.gz` (gzip, level 9) beside every asset of
+/// [`PRECOMPRESSED`] under `dir`, for servers that send a precompressed file when the browser
+/// accepts it (`skywatch serve`, nginx's `gzip_static`/`brotli_static`, Caddy's
+/// `file_server { precompressed }`). A sibling that would not be smaller is not written.
+fn precompress(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            precompress(&path)?;
+            continue;
+        }
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !PRECOMPRESSED.contains(&ext) {
+            continue;
+        }
+        let bytes = read(&path)?;
+        let sibling = |suffix: &str| {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let gz = gzip(&bytes);
+        if gz.len() < bytes.len() {
+            fs::write(sibling(".gz"), gz).map_err(|e| Error::io(sibling(".gz"), e))?;
+        }
+        let br = brotli_bytes(&bytes);
+        if br.len() < bytes.len() {
+            fs::write(sibling(".br"), br).map_err(|e| Error::io(sibling(".br"), e))?;
+        }
+    }
+    Ok(())
 }
 
-/// What a reader's browser downloads for the widget in each mode, raw and gzipped.
+fn brotli_bytes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
+    brotli::BrotliCompress(&mut &bytes[..], &mut out, &params).expect("writing to memory");
+    out
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::best());
+    e.write_all(bytes).expect("writing to memory");
+    e.finish().expect("writing to memory")
+}
+
+/// What a reader's browser downloads for the widget: scripts and styles and the wasm, raw and
+/// as the precompressed siblings; the quick data as stored (version 2 is deflated already).
 fn size_report(dir: &Path, m: &crate::data::Manifest) -> Result<String> {
-    let size = |rel: &str| -> Result<(usize, usize)> {
+    let size = |rel: &str| -> Result<[usize; 3]> {
         let b = read(&dir.join(rel))?;
-        Ok((b.len(), gzip_len(&b)))
+        Ok([b.len(), gzip(&b).len(), brotli_bytes(&b).len()])
     };
-    let sum = |files: &[&str]| -> Result<(usize, usize)> {
-        files.iter().map(|f| size(f)).try_fold((0, 0), |(a, b), r| r.map(|(x, y)| (a + x, b + y)))
+    let sum = |files: &[&str]| -> Result<[usize; 3]> {
+        files.iter().map(|f| size(f)).try_fold([0; 3], |a, r| r.map(|x| [a[0] + x[0], a[1] + x[1], a[2] + x[2]]))
     };
-    let kb = |(raw, gz): (usize, usize)| format!("{:.0} kB ({:.0} kB gzipped)", raw as f64 / 1e3, gz as f64 / 1e3);
+    let kb = |[raw, gz, br]: [usize; 3]| {
+        format!("{:.0} kB ({:.0} kB gzip, {:.0} kB brotli)", raw as f64 / 1e3, gz as f64 / 1e3, br as f64 / 1e3)
+    };
     let js = sum(WIDGET_FILES)?;
     let wasm = size("pkg/skywatch_bg.wasm")?;
     let wasm_threads = size("pkg-threads/skywatch_bg.wasm")?;
-    let data = sum(&[&format!("data-quick/{}", m.train.file), &format!("data-quick/{}", m.test.file)])?;
+    let stored: u64 = [&m.train, &m.test].iter().map(|s| s.stored_bytes.unwrap_or(s.bytes)).sum();
+    let raw = m.train.bytes + m.test.bytes;
     Ok(format!(
-        "widget transfer: scripts and styles {}, wasm {} (threaded build {}), quick data {} ({} + {} images)",
+        "widget transfer: scripts and styles {}, wasm {} (threaded build {}), quick data {:.0} kB ({:.0}% of the raw {:.0} kB; {} + {} images)",
         kb(js),
         kb(wasm),
         kb(wasm_threads),
-        kb(data),
+        stored as f64 / 1e3,
+        100.0 * stored as f64 / raw as f64,
+        raw as f64 / 1e3,
         m.train.count,
         m.test.count
     ))

@@ -134,7 +134,9 @@ pub struct Data {
 impl Data {
     /// Checks both files against the manifest (byte length, sha256, labels). The sha256 of each
     /// file may be passed in (hex) when JS computed it with `crypto.subtle`, several times faster
-    /// than hashing in wasm; it is computed here when omitted.
+    /// than hashing in wasm; it is computed here when omitted. For a version-2 bundle each file
+    /// comes inflated (`DecompressionStream('deflate')` in the worker), its sha256 is required
+    /// and is that of the file as downloaded, and the pixel predictor is undone here.
     #[wasm_bindgen(constructor)]
     pub fn new(
         manifest_json: &str,

@@ -54,7 +54,8 @@ fn malformed_manifests_and_other_versions_are_refused() {
     let json = m.to_json();
     for (broken, needle) in [
         ("{".to_string(), "not a valid manifest"),
-        (json.replace("\"version\": 1", "\"version\": 2"), "bundle format version 2 is not supported"),
+        (json.replace("\"version\": 1", "\"version\": 3"), "bundle format version 3 is not supported"),
+        (json.replace("\"version\": 1", "\"version\": 2"), "a version-2 split needs `encoding` and `stored_bytes`"),
         (json.replace("skywatch-cifar-bundle", "something-else"), "format is 'something-else'"),
         (json.replace("\"count\": 10", "\"count\": 11"), "do not add up"),
         (json.replace("train-x.bin", "../train-x.bin"), "must be a plain name"),

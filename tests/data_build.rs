@@ -7,7 +7,7 @@ mod archive;
 mod common;
 
 use md5::{Digest, Md5};
-use skywatch::data::build::{BATCH_FILES, BuildOptions, BuildOutcome, SourceSpec, build};
+use skywatch::data::build::{BATCH_FILES, BuildOptions, BuildOutcome, FILES_JS, SourceSpec, build, files_js};
 use skywatch::data::{CIFAR10_CLASSES, Dataset, Manifest, RECORD_BYTES};
 use skywatch::error::Error;
 use std::collections::BTreeMap;
@@ -140,14 +140,20 @@ fn check_bundle(out: &Path, manifest: &Manifest, train: &[u8], test: &[u8]) -> D
     assert_eq!(fs::read(out.join(&manifest.test.file)).unwrap(), test);
     assert!(manifest.train.file.starts_with("train-") && manifest.train.file.ends_with(".bin"));
     assert!(manifest.test.file.starts_with("test-") && manifest.test.file.ends_with(".bin"));
+    assert_eq!(fs::read_to_string(out.join(FILES_JS)).unwrap(), files_js(manifest));
     assert_eq!(
         names(out),
         {
-            let mut v = vec!["manifest.json".to_string(), manifest.train.file.clone(), manifest.test.file.clone()];
+            let mut v = vec![
+                "files.js".to_string(),
+                "manifest.json".to_string(),
+                manifest.train.file.clone(),
+                manifest.test.file.clone(),
+            ];
             v.sort();
             v
         },
-        "the bundle folder holds exactly the manifest and its two files"
+        "the bundle folder holds exactly the manifest, its two files and the module naming them"
     );
     let ds = Dataset::load(out).unwrap();
     assert_eq!(ds.train.records(), train);

@@ -505,3 +505,23 @@ fn stop_closes_the_port() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn precompressed_siblings_are_sent_with_content_encoding_when_accepted() {
+    let site = Site::new();
+    // Stand-ins: the server picks a sibling by name and Accept-Encoding, not by content.
+    write(&site.www().join("app.js.br"), b"BROTLI-BYTES");
+    write(&site.www().join("app.js.gz"), b"GZIP-BYTES");
+    let server = site.start();
+    let r = raw(&server, "GET", b"/app.js", "Accept-Encoding: gzip, deflate, br\r\n");
+    assert_eq!((r.status, r.header("content-encoding"), &r.body[..]), (200, Some("br"), &b"BROTLI-BYTES"[..]));
+    assert_eq!(r.header("content-type"), Some("text/javascript; charset=utf-8"), "the type of the asset, not of .br");
+    assert!(r.header("vary").is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")), "{:?}", r.headers);
+    let r = raw(&server, "GET", b"/app.js", "Accept-Encoding: gzip\r\n");
+    assert_eq!((r.header("content-encoding"), &r.body[..]), (Some("gzip"), &b"GZIP-BYTES"[..]));
+    let r = raw(&server, "GET", b"/app.js", "");
+    assert_eq!((r.header("content-encoding"), &r.body[..]), (None, &b"export const app = 1;"[..]));
+    // A file without siblings is sent as it is, whatever the request accepts.
+    let r = raw(&server, "GET", b"/style.css", "Accept-Encoding: br\r\n");
+    assert_eq!((r.header("content-encoding"), &r.body[..]), (None, &b"body {}"[..]));
+}

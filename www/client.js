@@ -132,13 +132,18 @@ export function sameOriginWorkerUrl(url) {
 }
 
 export class WorkerClient extends EventTarget {
-  /** @param {URL | string} workerUrl URL of worker.js (any origin) */
-  constructor(workerUrl) {
+  /** @param {URL | string} workerUrl URL of worker.js (any origin)
+   *  @param {() => Worker} [create] starts the worker (the widget's literal
+   *  `new Worker(new URL('./worker.js', import.meta.url), ...)`, which bundlers follow); by default
+   *  a module worker from `workerUrl`, through a same-origin blob when it is on another origin */
+  constructor(workerUrl, create) {
     super();
     this.scriptUrl = new URL(workerUrl, location.href).href;
-    this.workerUrl = sameOriginWorkerUrl(workerUrl);
+    this.#create = create ?? (() => new Worker(sameOriginWorkerUrl(this.scriptUrl), { type: 'module' }));
     this.#start();
   }
+
+  #create;
 
   /** Set by a crash: the worker is gone (or in an unknown state) until `restart`. */
   dead = null;
@@ -159,7 +164,7 @@ export class WorkerClient extends EventTarget {
     this.#lanes.clear();
     this.heardAt = performance.now();
     this.pulseAt = this.heardAt;
-    const worker = new Worker(this.workerUrl, { type: 'module' });
+    const worker = this.#create();
     this.worker = worker;
     worker.onmessage = ({ data }) => {
       this.#heard = true;

@@ -23,8 +23,13 @@
 // does is in widget/trainer.js, imported when the first element connects; if that fails (a
 // missing file, a module that throws), the error area says why, instead of a widget that never
 // answers.
+//
+// Every file is named by a static `new URL('./literal', import.meta.url)` or `import('./literal')`
+// expression, never a folder URL or a computed name: the forms bundlers (Vite, webpack, Rollup)
+// follow and copy into their output with no configuration, and that also work unbundled, from
+// any origin. Defined once per page: a second copy of this module (the package imported twice,
+// two versions on one page) leaves the first definition and says so with `console.info`.
 
-const BASE = new URL('./', import.meta.url);
 const WATCHDOG_MS = 10_000;
 
 // Static markup of ours, no data in it (the stylesheet link is added through the DOM).
@@ -85,10 +90,11 @@ const TEMPLATE = `
       <span class="small">runs entirely on your device</span></footer>
   </section>`;
 
-const TRAINER_URL = new URL('widget/trainer.js', BASE).href;
+/** For the error message only: the trainer is loaded with the literal `import()` below. */
+const TRAINER_URL = new URL('./widget/trainer.js', import.meta.url).href;
 let trainerModule = null;
 
-class SkywatchTrainer extends HTMLElement {
+export class SkywatchTrainer extends HTMLElement {
   #trainer = null;
 
   connectedCallback() {
@@ -96,7 +102,7 @@ class SkywatchTrainer extends HTMLElement {
     const root = this.attachShadow({ mode: 'open' });
     const css = document.createElement('link');
     css.rel = 'stylesheet';
-    css.href = new URL('widget.css', BASE).href;
+    css.href = new URL('./widget.css', import.meta.url).href;
     const tpl = document.createElement('template');
     tpl.innerHTML = TEMPLATE; // static markup of ours, no data inserted
     root.append(css, tpl.content.cloneNode(true));
@@ -108,15 +114,15 @@ class SkywatchTrainer extends HTMLElement {
       this.dataset.state = 'error';
     };
     const watchdog = setTimeout(() => fail(`The trainer's scripts have not loaded after ${WATCHDOG_MS / 1000} s (a slow connection?).`), WATCHDOG_MS);
-    trainerModule ??= import(TRAINER_URL);
+    trainerModule ??= import('./widget/trainer.js');
     trainerModule.then((m) => {
       clearTimeout(watchdog);
       root.querySelector('.error').hidden = true;
-      this.#trainer = m.attach(this, root, BASE);
+      this.#trainer = m.attach(this, root);
     }, async (e) => {
       clearTimeout(watchdog);
       // The browser's message names trainer.js, not the module that is missing: find it.
-      const missing = await import(new URL('shared/probe.js', BASE).href).then((p) => p.missingModule(TRAINER_URL), () => null);
+      const missing = await import('./shared/probe.js').then((p) => p.missingModule(TRAINER_URL), () => null);
       fail(`The trainer could not load: ${missing ?? `${e.name}: ${e.message}`}`);
     });
   }
@@ -126,4 +132,8 @@ class SkywatchTrainer extends HTMLElement {
   }
 }
 
-if (!customElements.get('skywatch-trainer')) customElements.define('skywatch-trainer', SkywatchTrainer);
+if (customElements.get('skywatch-trainer')) {
+  console.info(`<skywatch-trainer> is already defined on this page; the copy at ${import.meta.url} is not used.`);
+} else {
+  customElements.define('skywatch-trainer', SkywatchTrainer);
+}

@@ -18,6 +18,7 @@ import { bench } from './worker/bench.js';
 import { loadData } from './worker/data.js';
 import { forget, restore, saveModel } from './worker/saving.js';
 import { train } from './worker/training.js';
+import { PACKAGES, benchPackage } from './worker/packages.js';
 
 // The blog widget may load this worker from another origin than the page's: it then runs from a
 // blob: URL (page origin) that imports this module. The pool workers wasm-bindgen-rayon starts
@@ -160,16 +161,16 @@ const ctx = { state, post, fail, modelContext, wasmReady };
  *  (scripts/build --bench): only it has the benchmark exports. */
 async function loadPackage({ threads = navigator.hardwareConcurrency || 1, store = 'skywatch', persist = true, noRelaxedSimd = false, bench = false }) {
   if (!(await simd())) throw new Error('this browser does not support WebAssembly SIMD, which Skywatch needs');
-  const pkgBase = new URL('./', import.meta.url).href;
   const isolated = self.crossOriginIsolated === true;
   let threadsWhy = null;
-  let pkg = 'pkg/skywatch.js';
+  let pkg = 'pkg';
   if (threads <= 1) threadsWhy = 'asked for one';
   else if (!isolated) threadsWhy = 'page not cross-origin isolated';
   else if (!(await threadsSupported())) threadsWhy = 'no WebAssembly threads in this browser';
-  else pkg = !noRelaxedSimd && (await relaxedSimd()) ? 'pkg-threads/skywatch.js' : 'pkg-threads-simd/skywatch.js';
-  const useThreads = pkg !== 'pkg/skywatch.js';
-  const wasm = await import(new URL(bench ? pkg.replace('/', '-bench/') : pkg, pkgBase).href);
+  else pkg = !noRelaxedSimd && (await relaxedSimd()) ? 'pkg-threads' : 'pkg-threads-simd';
+  const useThreads = pkg !== 'pkg';
+  // Each package a literal import (worker/packages.js), so that bundlers carry all three.
+  const wasm = await (bench ? benchPackage(pkg) : PACKAGES[pkg]());
   await wasm.default();
   let n = 1;
   if (useThreads) {
@@ -264,8 +265,8 @@ const handlers = {
   bench: (msg) => bench(ctx, msg),
   init,
   // The bundle's folder is relative to this module, not to self.location, which is a blob: URL
-  // for the widget.
-  'load-data': ({ url = 'data/' }) => loadData(ctx, new URL(url, import.meta.url)),
+  // for the widget. With `files` (a bundle's files.js), `url` is the manifest's own URL.
+  'load-data': ({ url = 'data/', files = null }) => loadData(ctx, new URL(url, import.meta.url), files),
   restore: () => restore(ctx),
   train: (msg) => train(ctx, msg),
   evaluate, predict, gallery,

@@ -3,6 +3,7 @@
 
 mod bench;
 mod data;
+mod pack;
 mod serve;
 mod site;
 mod train;
@@ -35,6 +36,8 @@ enum Command {
     Subset(data::SubsetArgs),
     /// A static folder with the page, the widget, the wasm packages and the data, for any host.
     Build(site::SiteArgs),
+    /// The blog widget as an npm package: a folder and the tarball `npm pack` makes of it.
+    Pack(pack::PackArgs),
 }
 
 impl Cli {
@@ -48,6 +51,7 @@ impl Cli {
             Command::Bench(a) => bench::bench(&a),
             Command::Subset(a) => data::subset(&a),
             Command::Build(a) => site::build(&a),
+            Command::Pack(a) => pack::pack(&a),
             Command::Serve(a) => serve::serve(&a),
         }
     }

@@ -8,11 +8,17 @@
 //! `x = (v / 255 - mean[c]) / std[c]`, which is torchvision's `ToTensor()` then
 //! `Normalize(mean, std)`, flattened in `C, H, W` order as `img.view(-1)` does in the lecture.
 //!
+//! Version 1 stores the records as they are. Version 2 stores each split as the records passed
+//! through a per-channel pixel predictor, then deflated ([`codec`]): the manifest's `bytes` and
+//! counts describe the decoded records, `stored_bytes` and `sha256` the file as downloaded (so
+//! integrity is checked before anything is decoded). Readers accept both.
+//!
 //! [`Manifest`] describes and checks a bundle (format version, counts, byte lengths, sha256);
 //! building one from the official archive or an image folder is in [`build`] (native only).
 
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod build;
+pub mod codec;
 mod loader;
 pub mod resize;
 
@@ -38,8 +44,11 @@ pub const CIFAR10_CLASSES: [&str; 10] =
     ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 /// `format` field of every manifest.
 pub const FORMAT_NAME: &str = "skywatch-cifar-bundle";
-/// Current bundle format version; readers refuse any other.
+/// The raw bundle format version (records stored as they are).
 pub const FORMAT_VERSION: u32 = 1;
+/// The encoded bundle format version: each split stored as [`codec::SUB_UP_DEFLATE`]. Readers
+/// accept this and [`FORMAT_VERSION`], and refuse any other.
+pub const ENCODED_VERSION: u32 = 2;
 
 /// `manifest.json` of a bundle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,9 +74,16 @@ pub struct SplitInfo {
     pub count: usize,
     /// Images per class, in the order of `classes`.
     pub per_class: Vec<usize>,
+    /// Bytes of the decoded records (`count * 3073`).
     pub bytes: u64,
-    /// Lower-case hex sha256 of the file.
+    /// Lower-case hex sha256 of the file as stored and downloaded.
     pub sha256: String,
+    /// Version 2 only: how the file encodes the records ([`codec::SUB_UP_DEFLATE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// Version 2 only: bytes of the file as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,6 +116,8 @@ impl Manifest {
                 per_class,
                 bytes: records.len() as u64,
                 sha256,
+                encoding: None,
+                stored_bytes: None,
             }
         };
         let (train, test) = (info("train", train), info("test", test));
@@ -115,6 +133,23 @@ impl Manifest {
         }
     }
 
+    /// [`Manifest::for_records`] for a version-2 bundle: also returns each split's file, the
+    /// records filtered and deflated ([`codec`]), named `{split}-{16 hex of its sha256}.deflate`.
+    #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+    pub fn encoded(classes: Vec<String>, train: &[u8], test: &[u8], source: SourceInfo) -> (Manifest, [Vec<u8>; 2]) {
+        let mut m = Manifest::for_records(classes, train, test, source);
+        m.version = ENCODED_VERSION;
+        let files = [(&mut m.train, train, "train"), (&mut m.test, test, "test")].map(|(info, records, split)| {
+            let stored = codec::encode(records);
+            info.sha256 = sha256_hex(&stored);
+            info.file = format!("{split}-{}.deflate", &info.sha256[..16]);
+            info.encoding = Some(codec::SUB_UP_DEFLATE.into());
+            info.stored_bytes = Some(stored.len() as u64);
+            stored
+        });
+        (m, files)
+    }
+
     /// Parses and checks `manifest.json`: format name and version, shapes, counts that add up.
     pub fn parse(json: &[u8]) -> Result<Manifest> {
         let m: Manifest = serde_json::from_slice(json)
@@ -123,9 +158,9 @@ impl Manifest {
         if m.format != FORMAT_NAME {
             return bad(format!("format is '{}', expected '{FORMAT_NAME}'", m.format));
         }
-        if m.version != FORMAT_VERSION {
+        if m.version != FORMAT_VERSION && m.version != ENCODED_VERSION {
             return bad(format!(
-                "bundle format version {} is not supported (this build reads version {FORMAT_VERSION}); rebuild it with `skywatch data`",
+                "bundle format version {} is not supported (this build reads versions {FORMAT_VERSION} and {ENCODED_VERSION}); rebuild it with `skywatch data`",
                 m.version
             ));
         }
@@ -147,6 +182,19 @@ impl Manifest {
             if (s.count as u64).checked_mul(RECORD_BYTES as u64) != Some(s.bytes) {
                 return bad(format!("{name}: {} bytes for {} records of {RECORD_BYTES}", s.bytes, s.count));
             }
+            match (m.version, s.encoding.as_deref(), s.stored_bytes) {
+                (FORMAT_VERSION, None, None) | (ENCODED_VERSION, Some(codec::SUB_UP_DEFLATE), Some(_)) => {}
+                (FORMAT_VERSION, ..) => {
+                    return bad(format!("{name}: a version-1 split has no `encoding` or `stored_bytes`"));
+                }
+                (_, Some(e), Some(_)) if e != codec::SUB_UP_DEFLATE => {
+                    return bad(format!(
+                        "{name}: encoding '{e}' is not supported (expected '{}')",
+                        codec::SUB_UP_DEFLATE
+                    ));
+                }
+                _ => return bad(format!("{name}: a version-2 split needs `encoding` and `stored_bytes`")),
+            }
             if s.file.contains(['/', '\\']) || s.file.starts_with('.') {
                 return bad(format!("{name}: file name '{}' must be a plain name in the bundle folder", s.file));
             }
@@ -157,6 +205,18 @@ impl Manifest {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("manifest serialises")
     }
+}
+
+fn check_sha(info: &SplitInfo, actual: String) -> Result<()> {
+    if actual != info.sha256 {
+        return Err(Error::Checksum {
+            file: info.file.clone(),
+            algorithm: "sha256",
+            expected: info.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 /// Lower-case hex sha256.
@@ -186,24 +246,31 @@ impl Split {
     /// label against `classes`, then keeps them. Errors name the file and, for a bad label, its
     /// byte offset.
     ///
-    /// `digest` is the file's sha256 when the caller already computed it (the browser hashes at
-    /// native speed with `crypto.subtle`); it is computed here otherwise.
-    pub fn from_bytes(info: &SplitInfo, classes: usize, bytes: Vec<u8>, digest: Option<&str>) -> Result<Split> {
+    /// For a raw (version-1) split `bytes` is the file, and `digest` its sha256 when the caller
+    /// already computed it (the browser hashes at native speed with `crypto.subtle`); it is
+    /// computed here otherwise. For an encoded (version-2) split `bytes` is the file already
+    /// inflated (by the browser's `DecompressionStream`, or natively by [`Split::from_file`]) and
+    /// `digest`, the sha256 of the file as downloaded, is required: the filter is undone here.
+    pub fn from_bytes(info: &SplitInfo, classes: usize, mut bytes: Vec<u8>, digest: Option<&str>) -> Result<Split> {
+        let encoded = info.encoding.is_some();
+        if encoded {
+            let Some(digest) = digest else {
+                return Err(Error::format(&info.file, None, "an encoded split needs the sha256 of the file as stored"));
+            };
+            check_sha(info, digest.to_ascii_lowercase())?;
+        }
         if bytes.len() as u64 != info.bytes {
+            let what = if encoded { "decoded to " } else { "" };
             return Err(Error::format(
                 &info.file,
                 None,
-                format!("{} bytes, the manifest says {} (truncated or wrong file)", bytes.len(), info.bytes),
+                format!("{what}{} bytes, the manifest says {} (truncated or wrong file)", bytes.len(), info.bytes),
             ));
         }
-        let actual = digest.map_or_else(|| sha256_hex(&bytes), str::to_ascii_lowercase);
-        if actual != info.sha256 {
-            return Err(Error::Checksum {
-                file: info.file.clone(),
-                algorithm: "sha256",
-                expected: info.sha256.clone(),
-                actual,
-            });
+        if encoded {
+            codec::unfilter(&mut bytes);
+        } else {
+            check_sha(info, digest.map_or_else(|| sha256_hex(&bytes), str::to_ascii_lowercase))?;
         }
         let split = Split::from_records(&info.file, classes, bytes)?;
         // The manifest's counts are what the page and the CLI report; they must be the file's.
@@ -216,6 +283,19 @@ impl Split {
             ));
         }
         Ok(split)
+    }
+
+    /// Checks and decodes a split's file as stored (native): hashes it, inflates an encoded one
+    /// (at most the manifest's byte count), then [`Split::from_bytes`].
+    #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+    pub fn from_file(info: &SplitInfo, classes: usize, stored: Vec<u8>) -> Result<Split> {
+        if info.encoding.is_none() {
+            return Split::from_bytes(info, classes, stored, None);
+        }
+        let digest = sha256_hex(&stored);
+        check_sha(info, digest.clone())?;
+        let records = codec::inflate(&info.file, &stored, info.bytes)?;
+        Split::from_bytes(info, classes, records, Some(&digest))
     }
 
     /// Records without a manifest (used when building bundles and in tests).
@@ -314,7 +394,12 @@ impl Dataset {
     pub fn load(dir: &std::path::Path) -> Result<Dataset> {
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
         let manifest = Manifest::parse(&read("manifest.json")?)?;
-        Dataset::from_bundle(&manifest, read(&manifest.train.file)?, read(&manifest.test.file)?)
+        let k = manifest.classes.len();
+        #[cfg(feature = "cli")]
+        let split = |info: &SplitInfo| Split::from_file(info, k, read(&info.file)?);
+        #[cfg(not(feature = "cli"))]
+        let split = |info: &SplitInfo| Split::from_bytes(info, k, read(&info.file)?, None);
+        Ok(Dataset { classes: manifest.classes.clone(), train: split(&manifest.train)?, test: split(&manifest.test)? })
     }
 }
 

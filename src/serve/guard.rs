@@ -126,7 +126,7 @@ pub(super) fn segments(path: &str) -> Option<Vec<&str>> {
 fn is_hashed_record(name: &str) -> bool {
     ["train-", "test-"].iter().any(|p| {
         name.strip_prefix(p)
-            .and_then(|n| n.strip_suffix(".bin"))
+            .and_then(|n| n.strip_suffix(".bin").or_else(|| n.strip_suffix(".deflate")))
             .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
     })
 }
@@ -178,6 +178,7 @@ mod tests {
     fn hashed_records() {
         assert!(is_hashed_record("train-a1b9d9592b3a5dab.bin"));
         assert!(is_hashed_record("test-d300fbfe1437fa8b.bin"));
+        assert!(is_hashed_record("train-a1b9d9592b3a5dab.deflate"));
         assert!(!is_hashed_record("train-a1b9d9592b3a5da.bin"));
         assert!(!is_hashed_record("train-a1b9d9592b3a5dag.bin"));
         assert!(!is_hashed_record("manifest.json"));

@@ -312,7 +312,12 @@ fn router(opts: &ServeOptions) -> Result<Router> {
     roots.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
 
     let not_found = (|| async { error(StatusCode::NOT_FOUND) }).into_service();
-    let files = ServeDir::with_backend("", Files { roots: roots.into() }).fallback(not_found);
+    // A precompressed sibling (`NAME.br`, `NAME.gz`: `skywatch build` writes them) is sent with
+    // `Content-Encoding` and `Vary: Accept-Encoding` when the request accepts it.
+    let files = ServeDir::with_backend("", Files { roots: roots.into() })
+        .precompressed_br()
+        .precompressed_gzip()
+        .fallback(not_found);
     let mut app = Router::new().fallback_service(files).layer(middleware::from_fn(guard));
     let mut headers = vec![("cross-origin-resource-policy", "cross-origin"), ("x-content-type-options", "nosniff")];
     if opts.isolation {

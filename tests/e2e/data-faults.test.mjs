@@ -92,8 +92,8 @@ test('a malformed manifest and another format version are explained', { timeout:
   await expectError(page, 'malformed', 'manifest.json: not valid JSON');
   await cleanup(page);
 
-  page = await open('version', manifest((t) => t.replace('"version": 1', '"version": 2')));
-  await expectError(page, 'version', 'bundle format version 2 is not supported');
+  page = await open('version', manifest((t) => t.replace('"version": 1', '"version": 3')));
+  await expectError(page, 'version', 'bundle format version 3 is not supported');
   await cleanup(page);
 
   page = await open('escape', manifest((t) => t.replace(/"file": "train-/, '"file": "../train-')));

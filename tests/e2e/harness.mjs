@@ -47,12 +47,14 @@ export function prepare() {
       + 'set it to a CIFAR-10 copy (scripts/test does), e.g. SKYWATCH_DATA_SOURCE=../shared/data/cifar10-jpg');
   }
   run(['data', '--from', source, '--out', DATA_DIR, '--quiet']);
-  run(['subset', '--data', DATA_DIR, '--out', QUICK_DIR]);
+  // Raw (version 1): the tests read these files directly, and the page's path for version 1 stays
+  // tested; `skywatch build` (the widget tests) writes version 2.
+  run(['subset', '--raw', '--data', DATA_DIR, '--out', QUICK_DIR]);
 }
 
 /** Builds (or refreshes) GPU_DIR from DATA_DIR; returns its path. */
 export function gpuData() {
-  run(['subset', '--data', DATA_DIR, '--out', GPU_DIR, '--train', '600', '--test', '300']);
+  run(['subset', '--raw', '--data', DATA_DIR, '--out', GPU_DIR, '--train', '600', '--test', '300']);
   return GPU_DIR;
 }
 

@@ -277,7 +277,7 @@ describe('the confusion tables and the gallery', () => {
   const RUN = { preset: 'lecture', epochs: 2, seed: 0 };
 
   before(async () => {
-    run(['subset', '--data', DATA_DIR, '--out', SMALL_DIR, '--train', '2000', '--test', '400']);
+    run(['subset', '--raw', '--data', DATA_DIR, '--out', SMALL_DIR, '--train', '2000', '--test', '400']);
     // Without isolation, so that the page runs the reference's package (exact comparisons).
     server = await startServer({ isolation: false, data: SMALL_DIR });
     browser = await openBrowser();

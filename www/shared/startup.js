@@ -35,15 +35,17 @@ export class StartError extends Error {
  * `restored` is the `restored` reply when `restore` is set. Rejects with a StartError.
  * `onReady(ready, presets)` runs as soon as the worker is up (before the data is in);
  * `onSilent(seconds | null)` when the worker has said nothing for SILENT_MS (null: it spoke again).
+ * `dataUrl` is the bundle's folder or its manifest.json; `dataFiles`, optional, maps the bundle's
+ * file names to their URLs (a bundle's `files.js`, whose URLs a bundler may have rewritten).
  */
-export async function startWorker(client, { init = {}, dataUrl, presets = [], restore = false, onReady, onSilent }) {
+export async function startWorker(client, { init = {}, dataUrl, dataFiles, presets = [], restore = false, onReady, onSilent }) {
   const watchdog = silenceWatchdog(client, onSilent);
   try {
     let ready;
     let dataP;
     const configs = {};
     try {
-      ({ ready, dataP } = await initUnstuck(client, init, dataUrl));
+      ({ ready, dataP } = await initUnstuck(client, init, dataUrl, dataFiles));
       for (const name of presets) configs[name] = (await client.request({ type: 'preset', name }, 'preset')).config;
     } catch (e) {
       throw new StartError('init', e);
@@ -88,10 +90,10 @@ function silenceWatchdog(client, onSilent) {
 /** Sends `init` and `load-data`; resolves with init's reply and the pending `load-data` once the
  *  worker is ready. A worker whose pulse stops before then (see the header) is replaced by a
  *  fresh one, up to STALL_RETRIES times. */
-async function initUnstuck(client, init, dataUrl) {
+async function initUnstuck(client, init, dataUrl, dataFiles) {
   for (let attempt = 0; ; attempt++) {
     const readyP = client.request({ type: 'init', ...init }, 'ready');
-    const dataP = client.request({ type: 'load-data', url: dataUrl }, 'data-ready');
+    const dataP = client.request({ type: 'load-data', url: dataUrl, files: dataFiles }, 'data-ready');
     dataP.catch(() => {}); // reported by startWorker, after init's own error if both fail
     const stall = stalled(client);
     try {

@@ -13,7 +13,7 @@
 // downloaded before Train; the worker then decides again with the core's probe and says which
 // backend runs in the mode line.
 
-import { WorkerClient } from '../client.js';
+import { WorkerClient, sameOriginWorkerUrl } from '../client.js';
 import { startWorker } from '../shared/startup.js';
 import { predictFile, renderPrediction, wireDropZone } from '../shared/prediction.js';
 import { acc } from '../shared/format.js';
@@ -23,9 +23,15 @@ import { attribute, attributeProblems } from './attributes.js';
 /** Units in the strip shown after training: the strongest voters. */
 const STRIP_UNITS = 16;
 
-const QUICK = { epochs: 5, dataUrl: 'data-quick/' };
-/** The lecture's recipe: every training image of the full bundle, 100 epochs (on a GPU). */
-const FULL = { epochs: 100, dataUrl: 'data/' };
+/** The quick run's data: the bundle's `files.js` (written with it by `skywatch subset`) names its
+ *  manifest and files as static `new URL('./name', import.meta.url)`, which bundlers follow; so
+ *  does this literal `import()`. */
+const QUICK = { epochs: 5, files: () => import('../data-quick/files.js') };
+/** The lecture's recipe: every training image of the full bundle, 100 epochs (on a GPU). Its
+ *  default is the folder beside an unbundled widget (`skywatch build` writes data/ there): the one
+ *  folder URL, which bundlers leave alone. The npm package does not carry the full bundle (37 MB);
+ *  there `data-url` names it. */
+const FULL = { epochs: 100, folder: () => new URL(/* @vite-ignore */ '../data/', import.meta.url).href };
 /** Whether to offer the full run for the backend choice `backend`: a real GPU (any adapter when
  *  WebGPU is asked for by name). */
 async function gpuOffered(backend) {
@@ -41,24 +47,31 @@ async function gpuOffered(backend) {
   }
 }
 
-/** Brings the widget `host` (its shadow root `root`, its files at `base`) to life; returns the
- *  controller, whose `drop()` ends its worker. */
-export function attach(host, root, base) {
-  return new Trainer(host, root, base);
+/** Brings the widget `host` (its shadow root `root`) to life; returns the controller, whose
+ *  `drop()` ends its worker. */
+export function attach(host, root) {
+  return new Trainer(host, root);
+}
+
+/** The training worker. The literal form is the one bundlers recognise (they bundle worker.js and
+ *  rewrite the URL); from another origin (the widget on a CDN) a Worker cannot start directly, so
+ *  a same-origin blob module imports it (client.js). */
+function startTrainingWorker() {
+  const url = new URL('../worker.js', import.meta.url);
+  if (url.origin === location.origin) return new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+  return new Worker(sameOriginWorkerUrl(url), { type: 'module' });
 }
 
 class Trainer {
   #host;
-  #base;
   #ui;
   // `ready`: the started worker with its data (a promise), cleared with `client` when the worker
   // crashes or fails to start, so that the next Train starts a fresh one.
   // `dataUrl`: the bundle the worker has loaded.
   #state = { client: null, ready: null, history: [], hasModel: false, crashed: false, config: null, budget: 0, dataUrl: null };
 
-  constructor(host, root, base) {
+  constructor(host, root) {
     this.#host = host;
-    this.#base = base;
     const $ = (sel) => root.querySelector(sel);
     this.#ui = {
       train: $('#train'), mode: $('[data-metric="mode"]'), progress: $('.progress'), bar: $('#bar'),
@@ -123,13 +136,15 @@ class Trainer {
       epochs: attribute(h, 'epochs', recipe.epochs),
       seed: attribute(h, 'seed', 0),
       trainSize: attribute(h, 'train-size', null),
-      dataUrl: new URL(h.getAttribute('data-url') ?? recipe.dataUrl, h.hasAttribute('data-url') ? document.baseURI : this.#base).href,
+      // A given data-url is relative to the page; else the recipe's own bundle (#dataSource).
+      dataUrl: h.hasAttribute('data-url') ? new URL(h.getAttribute('data-url'), document.baseURI).href : recipe === FULL ? FULL.folder() : 'quick',
       backend: attribute(h, 'backend', 'auto'),
     };
   }
 
   #fullPageUrl() {
-    const page = new URL(this.#host.getAttribute('full-page') ?? 'index.html', this.#base);
+    // A link, never fetched: relative to the widget's folder, as the attribute is documented.
+    const page = new URL(this.#host.getAttribute('full-page') ?? 'index.html', new URL('../widget.js', import.meta.url));
     const c = this.#config();
     page.searchParams.set('preset', c.preset);
     page.searchParams.set('seed', String(c.seed));
@@ -163,7 +178,7 @@ class Trainer {
   }
 
   async #connect() {
-    const client = new WorkerClient(new URL('worker.js', this.#base));
+    const client = new WorkerClient(new URL('../worker.js', import.meta.url), startTrainingWorker);
     this.#state.client = client;
     client.on('crash', ({ message, starting }) => {
       if (starting) return; // the start-up sequence fails with the reason
@@ -195,9 +210,11 @@ class Trainer {
     });
     // The model stays in memory (persist: false): a reader's visit leaves nothing in IndexedDB.
     const c = this.#config();
+    const source = await this.#dataSource(c.dataUrl);
     await startWorker(client, {
       init: { persist: false, backend: c.backend },
-      dataUrl: c.dataUrl,
+      dataUrl: source.url,
+      dataFiles: source.files,
       onReady: ({ mode }) => {
         this.#showMode(mode);
         if (mode.notice) this.#showError(mode.notice);
@@ -205,6 +222,13 @@ class Trainer {
       onSilent: (seconds) => this.#showError(seconds == null ? '' : `The trainer has not answered for ${seconds} s; it may still be loading on a slow connection.`),
     });
     this.#state.dataUrl = c.dataUrl;
+  }
+
+  /** `{url, files}` for `load-data`: the quick bundle's static URLs (its files.js), or a folder. */
+  async #dataSource(dataUrl) {
+    if (dataUrl !== 'quick') return { url: dataUrl };
+    const { manifest, files } = await QUICK.files();
+    return { url: manifest, files };
   }
 
   #showMode(mode) {
@@ -224,7 +248,8 @@ class Trainer {
       // The other run's bundle (the reader switched between quick and full).
       if (c.dataUrl !== this.#state.dataUrl) {
         this.#ui.barLabel.textContent = 'Loading the pictures…';
-        await this.#state.client.request({ type: 'load-data', url: c.dataUrl }, 'data-ready');
+        const source = await this.#dataSource(c.dataUrl);
+        await this.#state.client.request({ type: 'load-data', url: source.url, files: source.files }, 'data-ready');
         this.#state.dataUrl = c.dataUrl;
       }
       // The preset's configuration comes from the core (wasm presetConfig).

@@ -2,7 +2,12 @@
 // progress reports (`data-progress`), retried when a connection drops, kept in the Cache API
 // (record files carry their hash in their name, so a cached copy never goes stale), hashed with
 // `crypto.subtle` where it exists, and handed to wasm's `Data`, which checks sizes, sha256 and
-// labels against the manifest. worker.js routes `load-data` here; the reply is `data-ready`.
+// labels against the manifest. A version-2 file (pixel predictor, then deflate) is inflated by
+// worker/decode.js between the hash, which covers the file as downloaded, and `Data`, which undoes
+// the predictor. worker.js routes `load-data` here; the reply is `data-ready`. Every error names
+// the URL it is about.
+
+import { inflateSplit } from './decode.js';
 
 const DATA_CACHE = 'skywatch-data-v1';
 /** Tries per data file before the download is reported as failed. */
@@ -66,11 +71,13 @@ async function sha256(bytes) {
 
 /** `load-data`: fetches the manifest and both splits of the bundle in the folder `base` (a URL),
  *  checks them in wasm and keeps them in `ctx.state.data`; waits for `ctx.wasmReady` only to hand
- *  the bytes over, so that the download overlaps the package's compilation. */
-export async function loadData({ state, post, wasmReady }, base) {
-  const manifestUrl = new URL('manifest.json', base).href;
+ *  the bytes over, so that the download overlaps the package's compilation. With `files` (a
+ *  bundle's files.js: its file names mapped to URLs, which a bundler may have rewritten), `base`
+ *  is the manifest's own URL and each split is fetched from its entry. */
+export async function loadData({ state, post, wasmReady }, base, files = null) {
+  const manifestUrl = files ? base.href : new URL('manifest.json', base).href;
   const res = await fetch(manifestUrl, { cache: 'no-cache' }).catch((e) => {
-    throw new Error(`manifest.json: the download failed (${e.message}); check the connection and try again`);
+    throw new Error(`manifest.json: the download failed (${e.message}) for ${manifestUrl}; check the connection and try again`);
   });
   if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status} for ${manifestUrl} (build the data with \`skywatch data\`)`);
   const manifestText = await res.text();
@@ -78,36 +85,41 @@ export async function loadData({ state, post, wasmReady }, base) {
   try {
     manifest = JSON.parse(manifestText);
   } catch (e) {
-    throw new Error(`manifest.json: not valid JSON (${e.message}); rebuild the bundle with \`skywatch data\``);
+    throw new Error(`manifest.json: not valid JSON (${e.message}) at ${manifestUrl}; rebuild the bundle with \`skywatch data\``);
   }
   // The wasm side checks the whole manifest; before fetching, only this: the files must be plain
   // names inside the bundle folder (a manifest cannot send the page elsewhere).
   for (const split of ['train', 'test']) {
     const file = manifest?.[split]?.file;
-    if (typeof file !== 'string' || !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(file)) {
-      throw new Error(`manifest.json: ${split}.file ${JSON.stringify(file)} is not a plain file name in the bundle folder`);
+    if (typeof file !== 'string' || !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(file) || (files && typeof files[file] !== 'string')) {
+      throw new Error(`manifest.json: ${split}.file ${JSON.stringify(file)} is not a plain file name in the bundle folder (${manifestUrl})`);
     }
   }
   const cache = self.caches ? await self.caches.open(DATA_CACHE).catch(() => null) : null;
-  const files = [manifest.train.file, manifest.test.file].map((f) => new URL(f, base).href);
-  const [train, test] = await Promise.all([
-    fetchCached(post, files[0], manifest.train.file, cache),
-    fetchCached(post, files[1], manifest.test.file, cache),
-  ]);
+  const splits = [manifest.train, manifest.test];
+  const urls = splits.map((s) => new URL(files ? files[s.file] : s.file, base).href);
+  const [train, test] = await Promise.all(splits.map((s, i) => fetchCached(post, urls[i], s.file, cache)));
   try {
-    // Checks sizes, sha256 and labels against the manifest; copies the bytes into wasm memory.
+    // The sha256 of each file as downloaded; a version-2 file is then inflated. `Data` checks
+    // sizes, sha256 and labels against the manifest (and undoes version 2's pixel predictor); it
+    // copies the bytes into wasm memory.
     const [trainSha, testSha] = await Promise.all([sha256(train.bytes), sha256(test.bytes)]);
+    const [trainBytes, testBytes] = await Promise.all([train, test].map((got, i) => inflateSplit(splits[i], got.bytes, urls[i])));
     await wasmReady;
-    state.data = new state.wasm.Data(manifestText, train.bytes, test.bytes, trainSha, testSha);
+    try {
+      state.data = new state.wasm.Data(manifestText, trainBytes, testBytes, trainSha, testSha);
+    } catch (e) {
+      throw new Error(`${e.message} (the bundle at ${manifestUrl})`);
+    }
   } catch (e) {
     // A corrupt cached copy must not be served again.
-    if (cache) await Promise.all(files.map((f) => cache.delete(f)));
+    if (cache) await Promise.all(urls.map((f) => cache.delete(f)));
     throw e;
   }
   if (cache) {
     // Record files carry their hash in their name, so a cached copy never goes stale.
     for (const [i, got] of [train, test].entries()) {
-      if (!got.fromCache) await cache.put(files[i], new Response(got.bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(got.bytes.length) } }));
+      if (!got.fromCache) await cache.put(urls[i], new Response(got.bytes, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(got.bytes.length) } }));
     }
   }
   post({

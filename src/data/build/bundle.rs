@@ -16,6 +16,26 @@ use std::path::{Path, PathBuf};
 /// Prefix of every temporary file this module creates, so they are recognisable as ours.
 const TMP_PREFIX: &str = ".skywatch-";
 
+/// The module beside the manifest that names the bundle's files as static URLs.
+pub const FILES_JS: &str = "files.js";
+
+/// `files.js`: the manifest and each split's file as `new URL('./literal', import.meta.url)`, the
+/// form that bundlers (Vite, webpack, Rollup) follow and copy into their output, so that the
+/// widget finds its quick data once bundled (`www/widget/trainer.js` imports this module).
+pub fn files_js(m: &Manifest) -> String {
+    let url = |f: &str| format!("new URL('./{f}', import.meta.url).href");
+    format!(
+        "// Written by skywatch with this bundle: its files as static URLs, for bundlers.\n\
+         export const manifest = {};\n\
+         export const files = {{\n  '{}': {},\n  '{}': {},\n}};\n",
+        url("manifest.json"),
+        m.train.file,
+        url(&m.train.file),
+        m.test.file,
+        url(&m.test.file)
+    )
+}
+
 /// The manifest in `out` if it describes exactly this input and these classes and its files are
 /// intact. Any doubt (missing, unreadable, other version, changed files) means "rebuild".
 pub(super) fn up_to_date(out: &Path, source: &SourceInfo, classes: &[String]) -> Option<Manifest> {
@@ -25,9 +45,12 @@ pub(super) fn up_to_date(out: &Path, source: &SourceInfo, classes: &[String]) ->
     if !same {
         return None;
     }
+    if fs::read_to_string(out.join(FILES_JS)).ok()? != files_js(&m) {
+        return None;
+    }
     for split in [&m.train, &m.test] {
         let bytes = fs::read(out.join(&split.file)).ok()?;
-        if bytes.len() as u64 != split.bytes || sha256_hex(&bytes) != split.sha256 {
+        if bytes.len() as u64 != split.stored_bytes.unwrap_or(split.bytes) || sha256_hex(&bytes) != split.sha256 {
             return None;
         }
     }
@@ -74,8 +97,14 @@ pub(super) fn write_bundle(
     train: &Records,
     test: &Records,
     source: SourceInfo,
+    encoded: bool,
 ) -> Result<Manifest> {
-    let manifest = Manifest::for_records(classes.to_vec(), &train.bytes, &test.bytes, source);
+    let (manifest, files) = if encoded {
+        Manifest::encoded(classes.to_vec(), &train.bytes, &test.bytes, source)
+    } else {
+        let m = Manifest::for_records(classes.to_vec(), &train.bytes, &test.bytes, source);
+        (m, [train.bytes.clone(), test.bytes.clone()])
+    };
     let json = manifest.to_json();
     // Self-check before touching the disk: what we are about to commit must read back.
     if Manifest::parse(json.as_bytes())? != manifest {
@@ -96,13 +125,14 @@ pub(super) fn write_bundle(
 
     let mut added: Vec<PathBuf> = Vec::new();
     let result = (|| -> Result<()> {
-        for (info, records) in [(&manifest.train, train), (&manifest.test, test)] {
+        for (info, stored) in [(&manifest.train, &files[0]), (&manifest.test, &files[1])] {
             let target = out.join(&info.file);
             if !target.exists() {
                 added.push(target);
             }
-            write_atomic(out, &info.file, &records.bytes)?;
+            write_atomic(out, &info.file, stored)?;
         }
+        write_atomic(out, FILES_JS, files_js(&manifest).as_bytes())?;
         write_atomic(out, "manifest.json", json.as_bytes())
     })();
     if let Err(e) = result {

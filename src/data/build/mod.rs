@@ -44,6 +44,7 @@ pub use images::decode_image_bytes;
 
 use crate::data::{CIFAR10_CLASSES, Dataset, Manifest, SourceInfo, Split, sha256_hex};
 use crate::error::{Error, Result};
+pub use bundle::{FILES_JS, files_js};
 use bundle::{up_to_date, write_bundle};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plan::{Plan, location};
@@ -117,20 +118,23 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
     }
 
     let (train, test) = plan.input.read(&plan.info, &opts.classes, &labels, opts.progress)?;
-    let manifest = write_bundle(&opts.out, &opts.classes, &train, &test, plan.info)?;
+    let manifest = write_bundle(&opts.out, &opts.classes, &train, &test, plan.info, false)?;
     Ok(BuildOutcome::Built(manifest))
 }
 
 /// Writes (or confirms) in `out` a smaller bundle made of the first `train` and `test` records of
 /// the bundle in `src` (the blog widget's quick mode downloads only this). Bundles built from an
-/// image folder interleave the classes, so the prefixes are balanced.
-pub fn subset(src: &Path, out: &Path, train: usize, test: usize) -> Result<BuildOutcome> {
+/// image folder interleave the classes, so the prefixes are balanced. With `encoded` it is written
+/// as a version-2 bundle (pixel predictor, then deflate: [`crate::data::codec`]).
+pub fn subset(src: &Path, out: &Path, train: usize, test: usize, encoded: bool) -> Result<BuildOutcome> {
     let json = fs::read(src.join("manifest.json")).map_err(|e| Error::io(src.join("manifest.json"), e))?;
     let m = Manifest::parse(&json)?;
     if train == 0 || test == 0 {
         return Err(Error::Config(format!("a subset needs at least one image per split (asked {train} and {test})")));
     }
-    let fingerprint = sha256_hex(format!("{}:{}:{train}:{test}", m.train.sha256, m.test.sha256).as_bytes());
+    // The encoding is part of the fingerprint: a raw subset is not up to date for an encoded one.
+    let key = if encoded { format!(":{}", crate::data::codec::SUB_UP_DEFLATE) } else { String::new() };
+    let fingerprint = sha256_hex(format!("{}:{}:{train}:{test}{key}", m.train.sha256, m.test.sha256).as_bytes());
     let info = SourceInfo { kind: "subset".into(), location: location(src), fingerprint };
     if let Some(m) = up_to_date(out, &info, &m.classes) {
         return Ok(BuildOutcome::UpToDate(m));
@@ -143,7 +147,8 @@ pub fn subset(src: &Path, out: &Path, train: usize, test: usize) -> Result<Build
         }
         r
     };
-    let manifest = write_bundle(out, &m.classes, &prefix(&data.train, train), &prefix(&data.test, test), info)?;
+    let manifest =
+        write_bundle(out, &m.classes, &prefix(&data.train, train), &prefix(&data.test, test), info, encoded)?;
     Ok(BuildOutcome::Built(manifest))
 }
 
