@@ -125,6 +125,10 @@ export function dropErrors(where) {
 }
 
 export const formValid = () => Boolean(state.form) && Object.keys(state.fieldErrors).length === 0;
+/** Whether the model has convolutions (the book's Net): its first layer is filters, not units
+ *  over the pixels, so the views built on pixel-wise first-layer units say they do not apply. */
+export const isConv = () => (state.model?.config?.model?.conv?.length ?? 0) > 0;
+
 export const classes = () => state.data.ready?.classes ?? ['airplane', 'bird'];
 export const currentConfig = () => configFromForm(state.form, classes().length);
 /** Nothing running, the worker alive and the data in: a new run, an upload may start. */

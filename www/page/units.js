@@ -9,7 +9,7 @@
 // atlas layout (`data-columns`, `data-pitch-x`, `data-pitch-y`: tile `p` in display order starts
 // at pixel `((p % columns) * pitchX, floor(p / columns) * pitchY)` of its canvas).
 
-import { $, classes, client, oneAtATime, pushError, scheduleRender, state } from './state.js';
+import { $, classes, client, isConv, oneAtATime, pushError, scheduleRender, state } from './state.js';
 import { el, setProp, setStyle, setText } from '../shared/dom.js';
 import { int } from '../shared/format.js';
 import { PITCH_X, PITCH_Y, TILE, classColor, drawAtlas, putRgba, rgbaImage, voteLeans } from '../shared/tiles.js';
@@ -82,6 +82,9 @@ export function renderUnits() {
   }
   const r = view.result;
   setProp(box, 'hidden', !r);
+  // A convolutional model's first layer is its filters: the tiles show them, and say so.
+  setProp($('units-help'), 'hidden', isConv());
+  setProp($('units-conv-help'), 'hidden', !isConv());
   if (r && (drawn.version !== view.version || drawn.order !== view.order)) {
     drawn = { version: view.version, order: view.order };
     const order = displayOrder(r);
@@ -129,7 +132,7 @@ function renderDetail(open, r) {
   setProp(box, 'hidden', !r || u == null || u >= r.units);
   if (box.hidden) return;
   // The top images need the scan: asked for when training is paused or over, once per model.
-  if (open && !training() && !view.detailBusy && view.detailKey !== `${u}|${state.historyVersion}` && !state.crashed) requestDetail();
+  if (open && !isConv() && !training() && !view.detailBusy && view.detailKey !== `${u}|${state.historyVersion}` && !state.crashed) requestDetail();
   const d = view.detail?.unit === u ? view.detail : null;
   const names = classes();
   if (detailDrawn.tile !== `${view.version}|${u}`) {
@@ -153,12 +156,15 @@ function renderDetail(open, r) {
         el('div', { class: 'bar signed', 'aria-hidden': 'true' }, fill),
         el('span', { class: 'value' }, `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`));
     }));
-    setText($('unit-lean'), `It pushes towards ${names[cls[u]]}${r.votesExact ? '' : ' (through the later layers as if they were linear: the product of their weights)'}.`);
+    setText($('unit-lean'), isConv()
+      ? 'A filter has no vote of its own: pooling and the later layers stand between it and the classes.'
+      : `It pushes towards ${names[cls[u]]}${r.votesExact ? '' : ' (through the later layers as if they were linear: the product of their weights)'}.`);
   }
 
   const now = state.model?.history.length ?? 0;
   let note = '';
-  if (view.detailError) note = `The top images could not be found: ${view.detailError}`;
+  if (isConv()) note = `Filter ${u} of the first convolution: its 3x3 weights on the red, green and blue planes, enlarged. The same filter slides over every position of the picture, so it has no single most exciting training image; the ranking of training images is shown for fully connected models.`;
+  else if (view.detailError) note = `The top images could not be found: ${view.detailError}`;
   else if (view.detailBusy) note = 'Finding the training images that excite this unit most (one pass over the training set, a few seconds the first time after the weights change)…';
   else if (!d && training()) note = 'Its most activating training images are found when training is paused or over.';
   else if (d && training() && d.epoch !== now) note = `Training images for the weights after epoch ${d.epoch}; updated when training is paused or over.`;
@@ -169,8 +175,8 @@ function renderDetail(open, r) {
   const list = (idx, values, labels, offset) => Array.from(idx, (index, k) => el('li', { class: 'thumb', 'data-index': String(index), 'data-value': String(values[k]) },
     rgbaImage(d.images, (offset + k) * 4096, `train:${index}`),
     el('span', { class: 'caption' }, `${names[labels[k]]}`, el('span', { class: 'p' }, `z ${values[k] >= 0 ? '+' : '−'}${Math.abs(values[k]).toFixed(2)}`))));
-  $('unit-top').replaceChildren(...(d ? list(d.top, d.topValues, d.topLabels, 0) : []));
-  $('unit-bottom').replaceChildren(...(d ? list(d.bottom, d.bottomValues, d.bottomLabels, d.top.length) : []));
+  $('unit-top').replaceChildren(...(d && !isConv() ? list(d.top, d.topValues, d.topLabels, 0) : []));
+  $('unit-bottom').replaceChildren(...(d && !isConv() ? list(d.bottom, d.bottomValues, d.bottomLabels, d.top.length) : []));
 }
 
 /** Selects the unit at display position `p`. */

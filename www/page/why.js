@@ -10,7 +10,7 @@
 // as alpha = round(255 * magnitude / magnitude_max); `[data-view="neighbours"]` holds the
 // neighbours (`li[data-index][data-label][data-distance]`).
 
-import { $, classes, client, pushError, refreshDue, scheduleRender, state } from './state.js';
+import { $, classes, client, isConv, pushError, refreshDue, scheduleRender, state } from './state.js';
 import { el, setProp, setText } from '../shared/dom.js';
 import { pct1 } from '../shared/format.js';
 import { putRgba, rgbaImage } from '../shared/tiles.js';
@@ -112,7 +112,7 @@ export function renderWhy() {
     // A new subject or class at once; a newer model at most every REFRESH_MS while training.
     if (view.key !== key && (subjectChanged || refreshDue(view))) requestWhy();
   }
-  if (s && open && state.model && !state.crashed && !training() && !view.neighboursBusy
+  if (s && open && state.model && !isConv() && !state.crashed && !training() && !view.neighboursBusy
     && view.neighboursKey !== `${subjectKey(s)}|${state.historyVersion}`) requestNeighbours();
   renderSaliency();
   renderNeighbours();
@@ -166,6 +166,7 @@ function renderNeighbours() {
   const s = view.subject;
   let note = '';
   if (!s) note = '';
+  else if (isConv()) note = 'Nearest training images are ranked in the first hidden layer of a fully connected model; this view does not apply to the convolutional model.';
   else if (view.neighboursBusy) note = 'Finding the nearest training images (one pass over the training set, a few seconds the first time after the weights change)…';
   else if (!n && training()) note = 'The nearest training images are found when training is paused or over.';
   else if (n) note = `Nearest in the first hidden layer's space (its activations, Euclidean distance d), with the weights after epoch ${n.epoch}.`;

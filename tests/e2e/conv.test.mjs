@@ -1,0 +1,100 @@
+// End-to-end tests of the convolutional model (preset `conv`, the book's Net of chapter 8) in
+// Chromium: the page trains it from a link and shows it (the form's convolution channels, the
+// first-layer filters as the unit tiles, the views that do not apply saying so), the GPU backend
+// hands it to wasm by name, and the widget trains it with `preset="conv"`. Kept small (one epoch
+// on a few hundred images): the layers themselves are checked natively against PyTorch
+// (tests/conv.rs).
+//
+// Run from the repository root after scripts/build: `node --test tests/e2e/`.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  DATA_DIR, WEBGPU_ARGS, guarded, metric, openBrowser, prepare, run, screenshot, startServer, waitForState, watch,
+} from './harness.mjs';
+
+let server;
+
+before(async () => {
+  prepare();
+  server = await startServer();
+});
+after(async () => { await server?.stop(); });
+
+test('the page trains preset=conv on wasm and shows its filters', { timeout: 240_000 }, async (t) => {
+  // With a WebGPU adapter (SwiftShader) and backend=webgpu asked for: the GPU backend has no
+  // convolution kernels, so the run must go to wasm and say why, not fail.
+  const browser = await openBrowser({ extraArgs: WEBGPU_ARGS });
+  try {
+    const page = await browser.context.newPage();
+    const watcher = watch(page);
+    await guarded(page, 'conv-page', async () => {
+      await page.goto(`${server.url}?preset=conv&epochs=1&train_size=320&seed=0&backend=webgpu&autostart=1`);
+      await waitForState(page, 'done', { timeout: 200_000 });
+      assert.equal(await page.locator('#f-preset').inputValue(), 'conv');
+      assert.equal(await page.locator('#f-conv').inputValue(), '16,8', 'the form shows the convolution channels');
+      assert.equal(await page.locator('#f-hidden').inputValue(), '32');
+      const mode = await metric(page, 'mode');
+      t.diagnostic(`mode: ${mode}`);
+      assert.match(mode, /^wasm.*no convolution kernels/, 'the convolutional run goes to wasm and says why');
+      assert.match(await page.locator('#param-summary').textContent(), /18090/, "the book's parameter count");
+      const val = Number(await metric(page, 'val-accuracy'));
+      t.diagnostic(`validation accuracy after 1 epoch on 320 images: ${val}`);
+      // Two classes: a model that learned nothing stays near 0.5; PyTorch's Net passes 0.6 here.
+      assert.ok(val > 0.55 && val <= 1, `validation accuracy ${val}`);
+
+      // The first layer's 16 filters as the unit tiles, with the help that says what they are.
+      const units = page.locator('[data-view="hidden-units"]');
+      await page.waitForFunction(() => document.querySelector('[data-view="hidden-units"]')?.dataset.epoch === '1', null, { timeout: 30_000 });
+      assert.equal(await units.getAttribute('data-units'), '16');
+      assert.equal(await page.locator('#units-conv-help').isVisible(), true);
+      assert.equal(await page.locator('#units-help').isVisible(), false);
+      // A clicked filter says what it is instead of asking for top images it does not have.
+      await page.locator('#units-atlas').click({ position: { x: 5, y: 5 } });
+      await page.waitForFunction(() => /Filter 0 of the first convolution/.test(document.getElementById('unit-note')?.textContent ?? ''), null, { timeout: 10_000 });
+      await screenshot(page, 'conv-page');
+      assert.deepEqual(watcher.problems(), []);
+      assert.deepEqual(await page.locator('#error-list li').allTextContents(), []);
+    });
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the widget trains preset="conv" on one thread', { timeout: 240_000 }, async () => {
+  const siteDir = join(mkdtempSync(join(tmpdir(), 'skywatch-site-')), 'site');
+  const hostDir = mkdtempSync(join(tmpdir(), 'skywatch-host-'));
+  run(['build', '--out', siteDir, '--data', DATA_DIR, '--no-full-data']);
+  const assets = await startServer({ cors: true, root: siteDir });
+  writeFileSync(join(hostDir, 'index.html'), `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A post about convolutions</title>
+<link rel="icon" href="data:,">
+<script type="module" src="${assets.url}widget.js"></script>
+</head><body><skywatch-trainer id="c" preset="conv" epochs="1" train-size="320"></skywatch-trainer></body></html>`);
+  const host = await startServer({ isolation: false, root: hostDir });
+  const browser = await openBrowser();
+  try {
+    const page = await browser.context.newPage();
+    const watcher = watch(page);
+    await guarded(page, 'conv-widget', async () => {
+      await page.goto(host.url);
+      await page.waitForFunction(() => document.getElementById('c')?.dataset.state === 'ready', null, { timeout: 60_000 });
+      await page.locator('#c').locator('#train').click();
+      await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('c').dataset.state), null, { timeout: 200_000, polling: 200 });
+      const error = await page.locator('#c').locator('.error').textContent();
+      assert.equal(await page.evaluate(() => document.getElementById('c').dataset.state), 'done', error);
+      const strip = page.locator('#c').locator('[data-view="hidden-units"]');
+      assert.equal(await strip.getAttribute('data-total'), '16', "the strip shows the first convolution's 16 filters");
+      assert.deepEqual(watcher.problems(), []);
+    });
+  } finally {
+    await browser.close();
+    await host.stop();
+    await assets.stop();
+    rmSync(hostDir, { recursive: true, force: true });
+    rmSync(dirname(siteDir), { recursive: true, force: true });
+  }
+});
