@@ -63,3 +63,37 @@ fn python_safetensors_reads_and_writes_our_checkpoints() {
     let halved: Vec<f32> = model.params.iter().map(|v| v * 0.5).collect();
     assert_eq!(loaded.params, halved);
 }
+
+/// The same for the book's convolutional `Net` (preset `conv`): exactly its tensors, its output in
+/// NumPy (`tests/reference/conv_interop.py`), and a file written as PyTorch would loads back.
+#[test]
+#[ignore = "needs SKYWATCH_PYTHON with numpy and safetensors; run by scripts/test"]
+fn python_reads_and_writes_the_books_convolutional_net() {
+    let python =
+        std::env::var("SKYWATCH_PYTHON").expect("SKYWATCH_PYTHON must name a Python with numpy and safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let train = TrainConfig { seed: 7, ..TrainConfig::preset("conv").unwrap() };
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut model = Mlp::new(&train.model, &mut rng).unwrap();
+    let x = Array2::from_shape_fn((3, 3072), |_| rng.random_range(-2.0f32..2.0));
+    let out = model.forward(x.view()).to_owned();
+    let [ckpt, xin, xout, back] =
+        ["net.safetensors", "x.npy", "out.npy", "torch.safetensors"].map(|n| dir.path().join(n));
+    std::fs::write(&ckpt, checkpoint::save_trained(&model, &train)).unwrap();
+    write_npy(&xin, &x);
+    write_npy(&xout, &out);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/conv_interop.py");
+    let res = Command::new(&python).arg(script).args([&ckpt, &xin, &xout, &back]).output().unwrap();
+    assert!(
+        res.status.success(),
+        "conv_interop.py failed:\n{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&res.stdout));
+    let loaded = checkpoint::load(&std::fs::read(&back).unwrap(), Some(&train.model)).unwrap();
+    assert_eq!(loaded.config, train.model, "a plain state_dict of Net is read as the conv preset");
+    let halved: Vec<f32> = model.params.iter().map(|v| v * 0.5).collect();
+    assert_eq!(loaded.params, halved);
+}
+

@@ -78,6 +78,11 @@ pub struct SplitDigest {
 /// One preset's band.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PresetBand {
+    /// Convolution channel widths (`conv`: the book's `Net`); empty for an MLP.
+    pub conv: Vec<usize>,
+    /// The day this preset's runs were made, when it is not the provenance's (a preset added to
+    /// the file later, with the same versions, seeds, threads and data).
+    pub date: Option<String>,
     pub layers: Vec<usize>,
     pub activation: Activation,
     pub loss: LossKind,
@@ -343,7 +348,11 @@ fn read_band(v: &Value) -> Result<Band> {
 }
 
 fn read_preset(v: &Value, path: &str) -> Result<PresetBand> {
-    let m = object(v, path, &["layers", "activation", "loss", "epochs", "val_accuracy", "val_loss", "train_loss"])?;
+    let m = object(
+        v,
+        path,
+        &["conv", "date", "layers", "activation", "loss", "epochs", "val_accuracy", "val_loss", "train_loss"],
+    )?;
     let activation = match string(m, path, "activation")?.as_str() {
         "tanh" => Activation::Tanh,
         "relu" => Activation::Relu,
@@ -360,7 +369,17 @@ fn read_preset(v: &Value, path: &str) -> Result<PresetBand> {
         let get = |k: &str| floats(field(s, &sp, k)?, &format!("{sp}.{k}"));
         Ok(Stat { min: get("min")?, median: get("median")?, max: get("max")? })
     };
+    let conv = match m.get("conv") {
+        Some(c) => uints(c, &format!("{path}.conv"))?.into_iter().map(|w| w as usize).collect(),
+        None => Vec::new(),
+    };
+    let date = match m.get("date") {
+        Some(_) => Some(string(m, path, "date")?),
+        None => None,
+    };
     Ok(PresetBand {
+        conv,
+        date,
         layers: uints(field(m, path, "layers")?, &format!("{path}.layers"))?.into_iter().map(|w| w as usize).collect(),
         activation,
         loss,

@@ -74,7 +74,7 @@ test('the widget trains preset="conv" on one thread', { timeout: 240_000 }, asyn
 <link rel="icon" href="data:,">
 <script type="module" src="${assets.url}widget.js"></script>
 </head><body><skywatch-trainer id="c" preset="conv" epochs="1" train-size="320"></skywatch-trainer></body></html>`);
-  const host = await startServer({ isolation: false, root: hostDir });
+  const host = await startServer({ isolation: false, root: hostDir, csp: false });
   const browser = await openBrowser();
   try {
     const page = await browser.context.newPage();

@@ -4,7 +4,7 @@ validation accuracy, the validation loss and the training loss. The page draws t
 its live charts (www/reference/pytorch-band.json, read by `skywatch::inspect::band`).
 
 usage: pytorch_band.py BUNDLE_DIR [--out FILE] [--runs DIR] [--presets lecture,deep,conv]
-                       [--seeds 0,1,2,3,4] [--epochs 100] [--threads 1]
+                       [--seeds 0,1,2,3,4] [--epochs 100] [--threads 1] [--merge]
 
   BUNDLE_DIR  a Skywatch bundle (`skywatch data --from CIFAR10_COPY --out DIR`)
   --out       the band file (default www/reference/pytorch-band.json)
@@ -12,6 +12,9 @@ usage: pytorch_band.py BUNDLE_DIR [--out FILE] [--runs DIR] [--presets lecture,d
               where it stopped (default target/band-runs); a run is reused only if it was made
               from the same bundle, recipe and versions
   --threads   torch.set_num_threads
+  --merge     keep the presets of the existing --out file that are not computed now; refused
+              unless it was made with the same versions, seeds, threads and data. A preset made
+              on another day than the file's provenance records its own `date`.
 
 The recipe, as in chapter 7 of Stevens, Antiga & Viehmann, "Deep Learning with PyTorch" (and
 tests/reference/lecture_pytorch.py): images normalised per channel with mean (0.4915, 0.4823,
@@ -143,6 +146,7 @@ def main():
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--merge", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     presets, seeds = a.presets.split(","), [int(s) for s in a.seeds.split(",")]
@@ -206,6 +210,17 @@ def main():
             for preset in presets
         },
     }
+    if a.merge and os.path.exists(a.out):
+        old = json.load(open(a.out))
+        same = {k: old["provenance"].get(k) == v for k, v in out["provenance"].items() if k not in ("date", "recipe")}
+        if not all(same.values()):
+            sys.exit(f"--merge: {a.out} was made otherwise ({[k for k, ok in same.items() if not ok]} differ)")
+        for name, band_of in old["presets"].items():
+            if name not in out["presets"]:
+                out["presets"][name] = band_of
+        for name in presets:
+            out["presets"][name]["date"] = out["provenance"]["date"]
+        out["provenance"]["date"] = old["provenance"]["date"]
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:

@@ -26,6 +26,9 @@
 // its state is kept, so nothing that was shown is lost. After a fault this worker stays on wasm
 // (a reload tries the GPU again).
 
+/** Why a convolutional run trains on wasm although the GPU was chosen. */
+export const NO_CONV_KERNELS = 'the WebGPU backend has no convolution kernels yet: the convolutional model trains on wasm';
+
 /** `Error.name` of the GPU's own faults (src/wasm/gpu.rs). */
 const GPU_ERROR = 'GpuError';
 
@@ -145,6 +148,8 @@ export class Model {
   #ctx;
   /** WasmEngine or GpuEngine. */
   engine = null;
+  /** Why the run is on wasm although the GPU was chosen (not a fault), or null. */
+  why = null;
   /** On WebGPU: the run's state after its last finished epoch (or as created, resumed or
    *  imported), the point a move to wasm continues from; null: a new run, recreated from
    *  `configJson` (same seed, same initial weights). */
@@ -171,6 +176,12 @@ export class Model {
   static async create(ctx, config, kind) {
     const json = JSON.stringify(config);
     const model = new Model(ctx, json);
+    if (kind === 'webgpu' && config.model?.conv?.length) {
+      // Not a fault of the GPU: the WebGPU backend has no convolution kernels yet. This run goes
+      // to wasm (`why` says so in the mode line); the next one, an MLP, may use the GPU again.
+      model.why = NO_CONV_KERNELS;
+      kind = 'wasm';
+    }
     if (kind === 'webgpu') {
       try {
         model.engine = new GpuEngine(await ctx.wasm.GpuSession.create(json, ctx.data));
