@@ -96,4 +96,3 @@ fn python_reads_and_writes_the_books_convolutional_net() {
     let halved: Vec<f32> = model.params.iter().map(|v| v * 0.5).collect();
     assert_eq!(loaded.params, halved);
 }
-
