@@ -33,10 +33,11 @@ fn the_committed_band_is_well_formed_and_says_how_it_was_made() {
     assert!(PYTORCH_BAND_JSON.len() < 64 << 10, "{} bytes", PYTORCH_BAND_JSON.len());
 
     let band = Band::parse(PYTORCH_BAND_JSON).unwrap();
-    assert_eq!(band.presets.keys().collect::<Vec<_>>(), ["deep", "lecture"]);
+    assert_eq!(band.presets.keys().collect::<Vec<_>>(), ["conv", "deep", "lecture"]);
     for (name, pb) in &band.presets {
         assert_eq!(pb.epochs, 100, "{name}");
-        assert_eq!(pb.layers, TrainConfig::preset(name).unwrap().model.layers);
+        let preset = TrainConfig::preset(name).unwrap().model;
+        assert_eq!((&pb.layers, &pb.conv), (&preset.layers, &preset.conv), "{name}");
         for metric in Metric::ALL {
             let s = pb.stat(metric);
             assert_eq!((s.min.len(), s.median.len(), s.max.len()), (100, 100, 100));
@@ -44,9 +45,11 @@ fn the_committed_band_is_well_formed_and_says_how_it_was_made() {
                 assert!(s.min[e] <= s.median[e] && s.median[e] <= s.max[e], "{name} {metric:?} epoch {e}");
             }
         }
-        // The lecture's picture: about 0.8 validation accuracy late in the run, loss falling.
+        // The lecture's picture: about 0.8 validation accuracy late in the run for the MLPs, about
+        // 0.89 for the book's convolutional Net (chapter 8 prints 0.89), loss falling.
         let acc = &pb.val_accuracy.median;
-        assert!((0.75..0.86).contains(&acc[99]), "{name}: median val accuracy {}", acc[99]);
+        let expected = if preset.is_conv() { 0.85..0.93 } else { 0.75..0.86 };
+        assert!(expected.contains(&acc[99]), "{name}: median val accuracy {}", acc[99]);
         assert!(pb.train_loss.median[99] < pb.train_loss.median[0] / 2.0, "{name}: training loss must fall");
     }
 }
@@ -111,6 +114,7 @@ fn where_a_run_stands_in_the_band() {
     (c.seed, c.epochs) = (7, 300);
     assert_eq!(band.preset_for(&c, 10_000), Some("deep"));
     assert_eq!(band.preset_for(&TrainConfig::preset("lecture").unwrap(), 10_000), Some("lecture"));
+    assert_eq!(band.preset_for(&TrainConfig::preset("conv").unwrap(), 10_000), Some("conv"));
     assert_eq!(band.preset_for(&c, 1_000), None, "the widget's quick subset learns on other data");
     c.optimizer.lr = 0.1;
     assert_eq!(band.preset_for(&c, 10_000), None);
