@@ -50,14 +50,9 @@ fn cnhw_to_nchw(v: &[f32], c: usize, n: usize, plane: usize) -> Vec<f32> {
     out
 }
 
+/// `[N, C, H, W]` to `[C, N, H, W]`: the same swap of the two outer axes.
 fn nchw_to_cnhw(v: &[f32], c: usize, n: usize, plane: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    for ch in 0..c {
-        for b in 0..n {
-            out[(ch * n + b) * plane..][..plane].copy_from_slice(&v[(b * c + ch) * plane..][..plane]);
-        }
-    }
-    out
+    cnhw_to_nchw(v, n, c, plane)
 }
 
 #[test]
