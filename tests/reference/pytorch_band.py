@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.optim as optim
+from conv_pytorch import Net
 
 SCRIPT = "tests/reference/pytorch_band.py"
 MEAN = (0.4915, 0.4823, 0.4468)
@@ -55,24 +56,6 @@ RECIPES = {
     "conv": {"conv": [16, 8], "layers": [512, 32, 2], "activation": "tanh", "loss": "cross-entropy"},
 }
 
-
-class Net(nn.Module):
-    """The book's Net, on the flattened normalised images this script feeds every model."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(16, 8, kernel_size=3, padding=1)
-        self.fc1 = nn.Linear(8 * 8 * 8, 32)
-        self.fc2 = nn.Linear(32, 2)
-
-    def forward(self, x):
-        out = x.view(-1, 3, 32, 32)
-        out = nn.functional.max_pool2d(torch.tanh(self.conv1(out)), 2)
-        out = nn.functional.max_pool2d(torch.tanh(self.conv2(out)), 2)
-        out = torch.tanh(self.fc1(out.view(-1, 8 * 8 * 8)))
-        return self.fc2(out)
-LR, BATCH = 1e-2, 64
 
 
 def sha256_file(path):
@@ -93,7 +76,9 @@ def load(bundle, manifest, split):
 
 def build(preset):
     if "conv" in RECIPES[preset]:
-        return Net(), nn.CrossEntropyLoss()
+        # The one definition of the book's Net (conv_pytorch.py, beside this script), on the
+        # flattened rows this script feeds every model.
+        return nn.Sequential(nn.Unflatten(1, (3, 32, 32)), Net()), nn.CrossEntropyLoss()
     layers = RECIPES[preset]["layers"]
     mods = []
     for i, (a, b) in enumerate(zip(layers, layers[1:])):
