@@ -1,7 +1,10 @@
 """The lecture's training in PyTorch on a Skywatch bundle, for side-by-side comparison.
 
-usage: lecture_pytorch.py BUNDLE_DIR [EPOCHS] [THREADS] [--deep] [--stacked]
-Prints one JSON line per epoch: epoch, loss (mean over the epoch), val_accuracy, seconds.
+usage: lecture_pytorch.py BUNDLE_DIR [EPOCHS] [THREADS] [--deep | --conv] [--stacked]
+Prints one JSON line per epoch: epoch, loss (mean over the epoch), val_accuracy, seconds (training
+only), eval_seconds (the validation pass after it).
+--deep: the lecture's deeper 3072-1024-512-128-2 model; --conv: the book's Net of chapter 8
+(conv_pytorch.py's one definition), with CrossEntropyLoss as in the book.
 With --stacked, batches are sliced from pre-stacked tensors instead of the lecture's DataLoader.
 """
 import json
@@ -13,9 +16,11 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 
+from conv_pytorch import Net
+
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 bundle, epochs, threads = args[0], int(args[1]) if len(args) > 1 else 100, int(args[2]) if len(args) > 2 else 1
-deep, stacked = "--deep" in sys.argv, "--stacked" in sys.argv
+deep, conv, stacked = "--deep" in sys.argv, "--conv" in sys.argv, "--stacked" in sys.argv
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 m = json.load(open(f"{bundle}/manifest.json"))
@@ -31,7 +36,11 @@ def load(split):
 
 xtr, ytr = load("train")
 xva, yva = load("test")
-if deep:
+if conv:
+    # Images arrive flat, as Skywatch's bundle rows: unflattened in front of the book's Net.
+    model = nn.Sequential(nn.Unflatten(1, (3, 32, 32)), Net())
+    loss_fn = nn.CrossEntropyLoss()
+elif deep:
     model = nn.Sequential(nn.Linear(3072, 1024), nn.Tanh(), nn.Linear(1024, 512), nn.Tanh(),
                           nn.Linear(512, 128), nn.Tanh(), nn.Linear(128, 2))
     loss_fn = nn.CrossEntropyLoss()
@@ -57,4 +66,6 @@ for epoch in range(epochs):
     secs = time.perf_counter() - t0
     with torch.no_grad():
         acc = (model(xva).argmax(1) == yva).float().mean().item()
-    print(json.dumps({"epoch": epoch, "loss": total / n, "val_accuracy": acc, "seconds": secs}), flush=True)
+    eval_secs = time.perf_counter() - t0 - secs
+    print(json.dumps({"epoch": epoch, "loss": total / n, "val_accuracy": acc, "seconds": secs, "eval_seconds": eval_secs}),
+          flush=True)
