@@ -84,6 +84,27 @@ fn conv2d_forward_and_backward_match_pytorch() {
         assert_close(&grads[..conv.num_weights()], &floats(&case["dw"]), 1e-4, &format!("{what}: dW"));
         assert_close(&grads[conv.num_weights()..], &floats(&case["db"]), 1e-4, &format!("{what}: db"));
         assert_close(&dx, &floats(&case["dx"]), 1e-5, &format!("{what}: dx"));
+
+        // Training never stores `col`: the GEMM's panels are made from the images. The same
+        // values in the same order, so the same results bit for bit, in either layout (the
+        // data's NCHW, the blocks' CNHW).
+        for (planes, input) in
+            [(Planes::nchw(cin, h * w), x.clone()), (Planes::cnhw(n, h * w), nchw_to_cnhw(&x, cin, n, h * w))]
+        {
+            let mut col = vec![0.0; col.len()];
+            conv.im2col(&input, planes, n, &mut col);
+            let mut want = vec![0.0; y.len()];
+            conv.forward_unbiased(&params, &col, &mut want);
+            let mut got = vec![f32::NAN; y.len()];
+            conv.forward_from(&params, &input, planes, n, &mut got);
+            assert_eq!(got, want, "{what}: y from the images' panels ({planes:?})");
+            let (mut gw, mut dw) = (vec![0.0; params.len()], vec![0.0; params.len()]);
+            let (mut gcol, mut dcol) = (vec![f32::NAN; col.len()], vec![0.0; col.len()]);
+            conv.backward(&params, &mut dw, &col, &dy, Some(&mut dcol));
+            conv.backward_from(&params, &mut gw, &input, planes, n, &dy, Some(&mut gcol));
+            assert_eq!(gw, dw, "{what}: dW and db from the images' panels ({planes:?})");
+            assert_eq!(gcol, dcol, "{what}: dcol ({planes:?})");
+        }
     }
 }
 
@@ -243,4 +264,40 @@ fn invalid_convolutional_configurations_are_refused_with_the_reason() {
     assert!(c.validate().unwrap_err().to_string().contains("at most 5 convolution blocks"));
     c.conv = vec![0, 8];
     assert!(c.validate().unwrap_err().to_string().contains("channels 0"));
+}
+
+/// The panels made from the images against the stored `col`, bit for bit, at the `conv` preset's
+/// training sizes (a batch of 64: many `NC`-wide and `KC`-deep blocks, edge panels, strides 1 and
+/// 2), on one thread and split between 2.
+#[test]
+fn implicit_im2col_equals_the_stored_matrix_at_training_sizes() {
+    for (cin, side, cout, stride) in [(3, 32, 16, 1), (16, 16, 8, 1), (5, 13, 7, 2)] {
+        let (n, conv) = (64, Conv2d::new(cin, cout, 3, stride, 1, (side, side), 0));
+        let plane = side * side;
+        let x = wave(n * cin * plane, 0.37, 0.2, 1.0);
+        let params = wave(conv.num_params(), 1.1, 0.4, 0.3);
+        let (oh, ow) = conv.output();
+        let dy = wave(cout * n * oh * ow, 0.61, 0.8, 1.0);
+        for planes in [Planes::nchw(cin, plane), Planes::cnhw(n, plane)] {
+            let mut col = vec![0.0; conv.patch() * n * oh * ow];
+            conv.im2col(&x, planes, n, &mut col);
+            let mut want = vec![0.0; dy.len()];
+            conv.forward_unbiased(&params, &col, &mut want);
+            let mut want_grads = vec![0.0; params.len()];
+            conv.backward(&params, &mut want_grads, &col, &dy, None);
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (got, got_grads) = pool.install(|| {
+                    let mut got = vec![f32::NAN; dy.len()];
+                    conv.forward_from(&params, &x, planes, n, &mut got);
+                    let mut grads = vec![f32::NAN; params.len()];
+                    conv.backward_from(&params, &mut grads, &x, planes, n, &dy, None);
+                    (got, grads)
+                });
+                let what = format!("{cin}->{cout} on {side}x{side}, stride {stride}, {planes:?}, {threads} thread(s)");
+                assert_eq!(got, want, "{what}: y");
+                assert_eq!(got_grads, want_grads, "{what}: dW, db");
+            }
+        }
+    }
 }

@@ -16,6 +16,11 @@
 //!
 //! The three products are the crate's GEMM ([`crate::matmul::gemm`]), so they use the SIMD
 //! micro-kernels and the rayon pool; im2col and col2im split by rows and channels on the pool too.
+//! In training, `col` is never stored: [`Im2col`] hands the GEMM its packed panels straight from
+//! the images ([`crate::matmul::PackedB`]), for the forward product and, transposed, for `dW`.
+//! The stored matrix is 9 times the images (3x3 kernels): writing it and reading it back twice
+//! was most of a convolutional epoch's memory traffic. The panels hold the same values, so the
+//! products are the same, bit for bit.
 //! Every sum runs in a fixed order (the GEMM's, or `i, j` ascending in col2im), so the result does
 //! not depend on the number of threads.
 //!
@@ -23,7 +28,7 @@
 //! uniform in `+-1/sqrt(K)`, and the same bound for the bias (`K` is the fan-in `C_in k k`).
 
 use super::par::{par_chunks_mut, par_zip_chunks};
-use crate::matmul::gemm;
+use crate::matmul::{PackedB, gemm, gemm_packed_b};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand::{Rng, RngExt};
 
@@ -203,6 +208,44 @@ impl Conv2d {
         gemm(1.0, &dy2, &col.t(), 0.0, &mut self.weight_mut(grads));
     }
 
+    /// `y = W col`, the bias left out, with `col` made panel by panel from the `batch` images of
+    /// `x` (laid out as `planes`) instead of stored: [`Conv2d::forward_unbiased`] on
+    /// [`Conv2d::im2col`], bit for bit.
+    pub fn forward_from(&self, params: &[f32], x: &[f32], planes: Planes, batch: usize, y: &mut [f32]) {
+        let col = Im2col::new(self, x, planes, batch);
+        let n = col.positions();
+        assert_eq!(y.len(), self.out_channels * n, "conv output buffer");
+        let mut y = ArrayViewMut2::from_shape((self.out_channels, n), y).expect("output shape");
+        gemm_packed_b(1.0, &self.weight(params), &col, 0.0, &mut y);
+    }
+
+    /// [`Conv2d::backward`] with `col` made from the images `x` (as [`Conv2d::forward_from`]):
+    /// `dW = dy col^T`, `db = sum_n dy`, and when asked for `dcol = W^T dy`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_from(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        x: &[f32],
+        planes: Planes,
+        batch: usize,
+        dy: &[f32],
+        dcol: Option<&mut [f32]>,
+    ) {
+        let col = Im2col::new(self, x, planes, batch);
+        let n = col.positions();
+        assert_eq!(dy.len(), self.out_channels * n, "conv output gradient");
+        let dy2 = ArrayView2::from_shape((self.out_channels, n), dy).expect("dy shape");
+        if let Some(dcol) = dcol {
+            let mut dcol = ArrayViewMut2::from_shape((self.patch(), n), dcol).expect("dcol shape");
+            gemm(1.0, &self.weight(params).t(), &dy2, 0.0, &mut dcol);
+        }
+        for (g, row) in self.bias_mut(grads).iter_mut().zip(dy.chunks_exact(n)) {
+            *g = row.iter().sum();
+        }
+        gemm_packed_b(1.0, &dy2, &Transposed(col), 0.0, &mut self.weight_mut(grads));
+    }
+
     /// col2im: `dx` (the input's gradient, `batch` images laid out as `planes`) gets, at each
     /// input pixel, the sum of the `dcol` entries that im2col copied from it. `dx` is overwritten.
     pub fn col2im(&self, dcol: &[f32], planes: Planes, batch: usize, dx: &mut [f32]) {
@@ -247,6 +290,15 @@ impl Conv2d {
                         }
                         let dst = &mut plane[iy as usize * w..][..w];
                         let src = &row[(b * oh + y) * ow..][..ow];
+                        if s == 1 {
+                            // The output columns whose input column `x + j - p` is inside the
+                            // image, as one slice: no test per element.
+                            let lo = p.saturating_sub(j).min(ow);
+                            let hi = (w + p).saturating_sub(j).clamp(lo, ow);
+                            let to = &mut dst[lo + j - p..hi + j - p];
+                            to.iter_mut().zip(&src[lo..hi]).for_each(|(d, &v)| *d += v);
+                            continue;
+                        }
                         for (x, &v) in src.iter().enumerate() {
                             let ix = (x * s + j) as isize - p as isize;
                             if ix >= 0 && ix < w as isize {
@@ -255,6 +307,177 @@ impl Conv2d {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The im2col matrix `col: [K, N]` of a batch, never stored: a [`PackedB`] source whose panels
+/// are copied from the images (a few hundred kilobytes, in cache) as the GEMM asks for them.
+pub struct Im2col<'a> {
+    conv: &'a Conv2d,
+    x: &'a [f32],
+    planes: Planes,
+    batch: usize,
+}
+
+/// Row `(c, i, j)` of `col`: where its values come from.
+#[derive(Clone, Copy)]
+struct PatchRow {
+    /// Offset of input channel `c`'s first plane.
+    channel: usize,
+    /// `i - p` and `j - p`: the input pixel of output `(y, x)` is `(y s + di, x s + dj)`.
+    di: isize,
+    dj: isize,
+}
+
+/// A run of positions in one output row: image `b`, row `y`, columns `x0..x0 + len`, the `t`-th
+/// of the block's positions first.
+#[derive(Clone, Copy)]
+struct Run {
+    b: usize,
+    y: usize,
+    x0: usize,
+    len: usize,
+    t: usize,
+}
+
+impl<'a> Im2col<'a> {
+    pub fn new(conv: &'a Conv2d, x: &'a [f32], planes: Planes, batch: usize) -> Im2col<'a> {
+        let (h, w) = conv.input;
+        let last = (conv.in_channels - 1) * planes.channel + (batch - 1) * planes.image + h * w;
+        assert!(batch > 0 && x.len() >= last, "im2col input: {} values for {batch} images", x.len());
+        Im2col { conv, x, planes, batch }
+    }
+
+    /// `N = B H' W'`.
+    pub fn positions(&self) -> usize {
+        let (oh, ow) = self.conv.output();
+        self.batch * oh * ow
+    }
+
+    fn row(&self, r: usize) -> PatchRow {
+        let k = self.conv.kernel;
+        let p = self.conv.padding as isize;
+        let (c, i, j) = (r / (k * k), r / k % k, r % k);
+        PatchRow { channel: c * self.planes.channel, di: i as isize - p, dj: j as isize - p }
+    }
+
+    /// The positions `n0..n0 + count`, cut where an output row ends.
+    fn runs(&self, n0: usize, count: usize) -> impl Iterator<Item = Run> {
+        let (oh, ow) = self.conv.output();
+        let (mut n, end, mut t) = (n0, n0 + count, 0);
+        std::iter::from_fn(move || {
+            (n < end).then(|| {
+                let x0 = n % ow;
+                let len = (ow - x0).min(end - n);
+                let run = Run { b: n / (oh * ow), y: n / ow % oh, x0, len, t };
+                n += len;
+                t += len;
+                run
+            })
+        })
+    }
+
+    /// Writes `col[row, run]` to `dst[0], dst[step], ..., dst[(len - 1) step]` (zeros outside the image).
+    #[inline(always)]
+    fn copy(&self, row: PatchRow, run: Run, dst: &mut [f32], step: usize) {
+        let (h, w) = self.conv.input;
+        let s = self.conv.stride;
+        let dst = &mut dst[..(run.len - 1) * step + 1];
+        let iy = (run.y * s) as isize + row.di;
+        if iy < 0 || iy >= h as isize {
+            dst.iter_mut().step_by(step).for_each(|d| *d = 0.0);
+            return;
+        }
+        let src = &self.x[row.channel + run.b * self.planes.image + iy as usize * w..][..w];
+        if s == 1 {
+            // Output columns whose input column `x + dj` is inside the image: a copy, zeros either
+            // side (at most `p` of them). No test per element: this is the innermost loop of a
+            // convolutional epoch.
+            let end = run.x0 + run.len;
+            let lo = ((-row.dj).max(0) as usize).clamp(run.x0, end);
+            let hi = ((w as isize - row.dj).max(0) as usize).clamp(lo, end);
+            let from = (lo as isize + row.dj) as usize;
+            let values = &src[from..from + hi - lo];
+            let (before, inside) = (lo - run.x0, hi - lo);
+            if step == 1 {
+                // Runs are one output row (32 values or fewer): calls to memcpy and memset cost
+                // more than the copy. Fixed-size chunks compile to vector moves, and the zeros
+                // are only at the image's edges.
+                if before > 0 {
+                    dst[..before].fill(0.0);
+                }
+                let to = &mut dst[before..before + inside];
+                let mut chunks = to.chunks_exact_mut(8);
+                let mut from = values.chunks_exact(8);
+                for (d, v) in chunks.by_ref().zip(from.by_ref()) {
+                    d.copy_from_slice(v);
+                }
+                for (d, &v) in chunks.into_remainder().iter_mut().zip(from.remainder()) {
+                    *d = v;
+                }
+                if before + inside < run.len {
+                    dst[before + inside..].fill(0.0);
+                }
+            } else {
+                let mut d = dst.iter_mut().step_by(step);
+                d.by_ref().take(before).for_each(|d| *d = 0.0);
+                d.by_ref().zip(values).for_each(|(d, &v)| *d = v);
+                d.for_each(|d| *d = 0.0);
+            }
+            return;
+        }
+        for (u, d) in dst.iter_mut().step_by(step).enumerate() {
+            let ix = ((run.x0 + u) * s) as isize + row.dj;
+            *d = if ix >= 0 && ix < w as isize { src[ix as usize] } else { 0.0 };
+        }
+    }
+}
+
+impl PackedB for Im2col<'_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.conv.patch(), self.positions())
+    }
+
+    fn pack(&self, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize, out: &mut [f32]) {
+        let rows: Vec<PatchRow> = (pc..pc + kc).map(|r| self.row(r)).collect();
+        for (q, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
+            let cols = nr.min(nc - q * nr);
+            for run in self.runs(jc + q * nr, cols) {
+                for (kk, &row) in rows.iter().enumerate() {
+                    self.copy(row, run, &mut panel[kk * nr + run.t..], 1);
+                }
+            }
+            if cols < nr {
+                panel.chunks_exact_mut(nr).for_each(|r| r[cols..].fill(0.0));
+            }
+        }
+    }
+}
+
+/// `col^T: [N, K]`, for the weight gradient `dW = dy col^T`.
+pub struct Transposed<'a>(pub Im2col<'a>);
+
+impl PackedB for Transposed<'_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.0.positions(), self.0.conv.patch())
+    }
+
+    fn pack(&self, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize, out: &mut [f32]) {
+        // Each row of `col` goes down a panel's column, `nr` apart. (Made contiguous first and
+        // transposed after, in blocks or not, it took longer.)
+        let runs: Vec<Run> = self.0.runs(pc, kc).collect();
+        for (q, panel) in out.chunks_exact_mut(nr * kc).enumerate() {
+            let cols = nr.min(nc - q * nr);
+            for jj in 0..cols {
+                let row = self.0.row(jc + q * nr + jj);
+                for &run in &runs {
+                    self.0.copy(row, run, &mut panel[run.t * nr + jj..], nr);
+                }
+            }
+            if cols < nr {
+                panel.chunks_exact_mut(nr).for_each(|r| r[cols..].fill(0.0));
             }
         }
     }

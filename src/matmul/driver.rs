@@ -2,10 +2,37 @@
 //! and `KC`-deep block of `k`, pack B once; for each `MC`-tall block of rows, pack A; then one
 //! micro-kernel call per `MR x NR` tile of C. [`parallel_gemm`] first splits C between the
 //! threads of the rayon pool, along its longer side, in whole tiles.
+//!
+//! B comes through [`Panels`]: a strided matrix packed by [`pack_b`], or a [`PackedB`] source
+//! that writes the panels itself (a convolution's im2col matrix, made from its images one block
+//! at a time in cache instead of stored whole).
 
+use super::PackedB;
 use super::kernel::MicroKernel;
 use super::packing::{pack_a, pack_b};
 use std::cell::RefCell;
+
+/// Where the packed panels of B come from: `pack` writes `B[pc..pc+kc, jc..jc+nc]` as column
+/// panels `K::NR` wide (`k` outermost), zero-padded past `nc`.
+pub(super) trait Panels: Sync {
+    unsafe fn pack<K: MicroKernel>(&self, pc: usize, kc: usize, jc: usize, nc: usize, out: &mut [f32]);
+}
+
+impl Panels for Strided {
+    unsafe fn pack<K: MicroKernel>(&self, pc: usize, kc: usize, jc: usize, nc: usize, out: &mut [f32]) {
+        unsafe { pack_b::<K>(kc, nc, self.at(pc, jc), out) }
+    }
+}
+
+/// A [`PackedB`] source as [`Panels`].
+pub(super) struct Source<'a, S: PackedB + ?Sized>(pub &'a S);
+
+impl<S: PackedB + ?Sized> Panels for Source<'_, S> {
+    unsafe fn pack<K: MicroKernel>(&self, pc: usize, kc: usize, jc: usize, nc: usize, out: &mut [f32]) {
+        let len = nc.div_ceil(K::NR) * K::NR * kc;
+        self.0.pack(pc, kc, jc, nc, K::NR, &mut out[..len]);
+    }
+}
 
 /// The sizes and scalars of one product, and the most threads it may use.
 #[derive(Clone, Copy)]
@@ -77,6 +104,12 @@ pub(super) unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: St
     } else {
         (p, a, b, c)
     };
+    unsafe { split_gemm::<K, _>(p, a, &b, c) }
+}
+
+/// Splits `C` into blocks for the rayon pool (when there is one), each computed by [`serial_gemm`],
+/// with B from any [`Panels`].
+pub(super) unsafe fn split_gemm<K: MicroKernel, B: Panels>(p: Problem, a: Strided, b: &B, c: StridedMut) {
     #[cfg(feature = "parallel")]
     {
         let threads = rayon::current_num_threads().min(p.max_threads);
@@ -97,10 +130,10 @@ pub(super) unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: St
                     unsafe {
                         if split_n {
                             let q = Problem { n: end - start, ..p };
-                            serial_gemm::<K>(q, a, b.at(0, start), c.at(0, start));
+                            serial_gemm::<K, B>(q, a, b, start, c.at(0, start));
                         } else {
                             let q = Problem { m: end - start, ..p };
-                            serial_gemm::<K>(q, a.at(start, 0), b, c.at(start, 0));
+                            serial_gemm::<K, B>(q, a.at(start, 0), b, 0, c.at(start, 0));
                         }
                     }
                 });
@@ -108,11 +141,12 @@ pub(super) unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: St
             }
         }
     }
-    unsafe { serial_gemm::<K>(p, a, b, c) }
+    unsafe { serial_gemm::<K, B>(p, a, b, 0, c) }
 }
 
-/// One thread's share: the BLIS loop nest over the packed blocks.
-unsafe fn serial_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: StridedMut) {
+/// One thread's share: the BLIS loop nest over the packed blocks. B's columns start at `j0` (the
+/// share's first column of the whole product).
+unsafe fn serial_gemm<K: MicroKernel, B: Panels>(p: Problem, a: Strided, b: &B, j0: usize, c: StridedMut) {
     let Problem { m, n, k, alpha, beta, .. } = p;
     if m == 0 || n == 0 {
         return;
@@ -145,7 +179,7 @@ unsafe fn serial_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: Str
             for pc in (0..k).step_by(K::KC) {
                 let kc = K::KC.min(k - pc);
                 let beta_block = if pc == 0 { beta } else { 1.0 };
-                unsafe { pack_b::<K>(kc, nc, b.at(pc, jc), bpack) };
+                unsafe { b.pack::<K>(pc, kc, j0 + jc, nc, bpack) };
                 for ic in (0..m).step_by(K::MC) {
                     let mc = K::MC.min(m - ic);
                     if !direct {

@@ -23,7 +23,7 @@
 //! | `mod.rs` | the entry points ([`gemm`], [`gemm_with`], [`gemm_with_threads`]) and the kernel choice |
 //! | `driver.rs` | the loop nest over packed blocks, and the split of `C` between threads |
 //! | `kernel.rs` | what a micro-kernel provides (tile and block sizes, the tile product) |
-//! | `packing.rs` | packing blocks of A and B into the panels the kernels read |
+//! | `packing.rs` | packing blocks of A and B into the panels the kernels read; B may also come from a [`PackedB`] source ([`gemm_packed_b`]) |
 //! | `avx512.rs`, `avx2.rs`, `simd128.rs`, `relaxed_simd.rs`, `portable.rs` | one micro-kernel each |
 //! | `reference.rs` | the naive triple loop |
 //!
@@ -48,7 +48,7 @@ mod simd128;
 
 pub use reference::gemm_reference;
 
-use driver::{Problem, Strided, StridedMut, parallel_gemm};
+use driver::{Problem, Source, Strided, StridedMut, parallel_gemm, split_gemm};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// Micro-kernel choice: the instruction set the inner loop uses.
@@ -133,6 +133,52 @@ impl Kernel {
             Kernel::Simd128 => "simd128",
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             Kernel::RelaxedSimd => "relaxed-simd",
+        }
+    }
+}
+
+/// A matrix `B` (`k x n`) that is never stored whole: the GEMM asks for it one block at a time,
+/// already packed. A convolution's im2col matrix is one: made from the images panel by panel, it
+/// stays in cache, where the stored matrix (9 times the images for a 3x3 kernel) would be written
+/// to memory and read back twice.
+pub trait PackedB: Sync {
+    /// `(k, n)`.
+    fn dims(&self) -> (usize, usize);
+    /// Writes `B[pc..pc+kc, jc..jc+nc]` as column panels `nr` wide: panel `q` holds, for each
+    /// `kk < kc`, the `nr` values `B[pc + kk, jc + q nr + 0..nr]`, zeros past `nc`; `out` holds
+    /// exactly `nc.div_ceil(nr) * nr * kc` values.
+    fn pack(&self, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize, out: &mut [f32]);
+}
+
+/// `C = alpha * A B + beta * C` with B from a [`PackedB`] source, with the best kernel on the
+/// current pool. Every element sums over `k` in the same order as [`gemm`] on the stored B, so
+/// the result is the same, bit for bit.
+pub fn gemm_packed_b(
+    alpha: f32,
+    a: &ArrayView2<f32>,
+    b: &(impl PackedB + ?Sized),
+    beta: f32,
+    c: &mut ArrayViewMut2<f32>,
+) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dims();
+    assert!(k == k2 && c.dim() == (m, n), "gemm shapes: A {:?} B {:?} C {:?}", a.dim(), (k2, n), c.dim());
+    let a = Strided { ptr: a.as_ptr(), rs: a.strides()[0], cs: a.strides()[1] };
+    let c = StridedMut { ptr: c.as_mut_ptr(), rs: c.strides()[0], cs: c.strides()[1] };
+    let p = Problem { m, n, k, alpha, beta, max_threads: usize::MAX };
+    let b = Source(b);
+    // SAFETY: as in `gemm_with_threads`: live views whose shapes were checked above.
+    unsafe {
+        match Kernel::best() {
+            Kernel::Scalar => split_gemm::<portable::ScalarKernel, _>(p, a, &b, c),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => split_gemm::<avx2::Avx2Kernel, _>(p, a, &b, c),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => split_gemm::<avx512::Avx512Kernel, _>(p, a, &b, c),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Kernel::Simd128 => split_gemm::<simd128::Simd128Kernel, _>(p, a, &b, c),
+            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+            Kernel::RelaxedSimd => split_gemm::<relaxed_simd::RelaxedKernel, _>(p, a, &b, c),
         }
     }
 }

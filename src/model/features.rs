@@ -14,8 +14,10 @@
 //! `db` and (except for the first block in training, whose input is the data) its input gradient
 //! through col2im.
 //!
-//! Each block keeps its im2col matrix, its activated output and its pooling's choices for the
-//! backward pass, in buffers sized for the largest batch trained; forward-only passes
+//! The convolutions never store their im2col matrices: the GEMM packs its panels straight from
+//! the block's input ([`crate::layers::conv::Im2col`]), the batch's images for the first block
+//! (kept for the backward pass) and the previous block's pooled output for the others. Each block
+//! keeps its activated output and its pooling's choices for the backward pass, in buffers sized for the largest batch trained; forward-only passes
 //! ([`Features::forward`]) go through the batch in chunks of at most [`CHUNK_ROWS`] images, so that
 //! evaluating 500 images at once does not grow them.
 
@@ -40,14 +42,16 @@ pub struct Block {
 /// What a block keeps between its forward and backward passes, for `cap` images.
 #[derive(Clone, Default)]
 struct Work {
-    col: Vec<f32>,
+    /// The first block's input, the batch's images `[B, 3, 32, 32]` (the others read the previous
+    /// block's `pooled`).
+    input: Vec<f32>,
     /// The convolution's output before its bias `[C, B, H, W]`; in the backward pass, its gradient.
     out: Vec<f32>,
     /// Pooled, biased and activated output `[C, B, H/2, W/2]`.
     pooled: Vec<f32>,
     arg: Vec<u8>,
-    /// Gradients of the pooled output and of the im2col matrix (the first block's only once an
-    /// input gradient is asked for: training never needs it).
+    /// Gradients of the pooled output and of the im2col matrix `[K, B H W]` (the first block's
+    /// only once an input gradient is asked for: training never needs it).
     dpooled: Vec<f32>,
     dcol: Vec<f32>,
 }
@@ -109,12 +113,16 @@ impl Features {
         for (i, (b, w)) in self.blocks.iter().zip(&mut self.work).enumerate() {
             let (oh, ow) = b.conv.output();
             let (ph, pw) = b.pool.output();
-            w.col = vec![0.0; b.conv.patch() * rows * oh * ow];
+            w.input = if i == 0 {
+                vec![0.0; b.conv.in_channels * rows * b.conv.input.0 * b.conv.input.1]
+            } else {
+                Vec::new()
+            };
             w.out = vec![0.0; b.conv.out_channels * rows * oh * ow];
             w.pooled = vec![0.0; b.conv.out_channels * rows * ph * pw];
             w.arg = vec![0; w.pooled.len()];
             w.dpooled = vec![0.0; w.pooled.len()];
-            w.dcol = if i == 0 { Vec::new() } else { vec![0.0; w.col.len()] };
+            w.dcol = if i == 0 { Vec::new() } else { vec![0.0; b.conv.patch() * rows * oh * ow] };
         }
         self.cap = rows;
     }
@@ -146,16 +154,19 @@ impl Features {
             let w = &mut rest[0];
             let (oh, ow) = conv.output();
             let n = b * oh * ow;
-            let col = &mut w.col[..conv.patch() * n];
+            let in_plane = conv.input.0 * conv.input.1;
+            let out = &mut w.out[..conv.out_channels * n];
             match done.last() {
-                None => conv.im2col(x, Planes::nchw(conv.in_channels, conv.input.0 * conv.input.1), b, col),
+                None => {
+                    let input = &mut w.input[..b * conv.in_channels * in_plane];
+                    input.copy_from_slice(x);
+                    conv.forward_from(params, input, Planes::nchw(conv.in_channels, in_plane), b, out);
+                }
                 Some(prev) => {
-                    let src = &prev.pooled[..conv.in_channels * b * conv.input.0 * conv.input.1];
-                    conv.im2col(src, Planes::cnhw(b, conv.input.0 * conv.input.1), b, col)
+                    let src = &prev.pooled[..conv.in_channels * b * in_plane];
+                    conv.forward_from(params, src, Planes::cnhw(b, in_plane), b, out);
                 }
             }
-            let out = &mut w.out[..conv.out_channels * n];
-            conv.forward_unbiased(params, col, out);
             let (ph, pw) = pool.output();
             let m = conv.out_channels * b * ph * pw;
             let pooled = &mut w.pooled[..m];
@@ -223,11 +234,21 @@ impl Features {
             pool.backward(&w.dpooled[..m], &w.arg[..m], dact);
             let in_plane = conv.input.0 * conv.input.1;
             let want_input = i > 0 || input_grad.is_some();
-            if want_input && w.dcol.len() < w.col.len() {
-                w.dcol = vec![0.0; w.col.len()];
-            }
             let k = conv.patch() * n;
-            conv.backward(params, grads, &w.col[..k], dact, if want_input { Some(&mut w.dcol[..k]) } else { None });
+            if want_input && w.dcol.len() < k {
+                w.dcol = vec![0.0; conv.patch() * self.cap * oh * ow];
+            }
+            let dcol = if want_input { Some(&mut w.dcol[..k]) } else { None };
+            match before.last() {
+                None => {
+                    let input = &w.input[..b * conv.in_channels * in_plane];
+                    conv.backward_from(params, grads, input, Planes::nchw(conv.in_channels, in_plane), b, dact, dcol)
+                }
+                Some(prev) => {
+                    let input = &prev.pooled[..conv.in_channels * b * in_plane];
+                    conv.backward_from(params, grads, input, Planes::cnhw(b, in_plane), b, dact, dcol)
+                }
+            }
             if let Some(prev) = before.last_mut() {
                 conv.col2im(
                     &w.dcol[..k],
