@@ -89,6 +89,19 @@ pub struct Change {
     pub relative: f32,
 }
 
+/// `sum v^2` in `f64`, in 8 independent lanes so that the loop vectorises.
+fn sum_squares(v: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().map(|&x| x as f64 * x as f64).sum();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x as f64 * x as f64;
+        }
+    }
+    rest + lanes.iter().sum::<f64>()
+}
+
 /// Tiles, scales and votes of every first-layer unit of a model at one moment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnitTiles {
@@ -190,8 +203,7 @@ impl UnitTiles {
             let (w0, _, _) = first_layer(model, p0);
             let d: Vec<f32> = w.iter().zip(w0).map(|(&w, &w0)| w - w0).collect();
             let (rgb, scale) = draw(&d, units, layout);
-            let norm = |v: &mut dyn Iterator<Item = f32>| v.map(|x| x as f64 * x as f64).sum::<f64>().sqrt();
-            let (nd, n0) = (norm(&mut d.iter().copied()), norm(&mut w0.iter().copied()));
+            let (nd, n0) = (sum_squares(&d).sqrt(), sum_squares(w0).sqrt());
             Change { rgb, scale, relative: if n0 > 0.0 { (nd / n0) as f32 } else { 0.0 } }
         });
         let classes = model.config.classes();
