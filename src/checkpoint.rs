@@ -335,6 +335,11 @@ pub struct RunState {
     pub optimizer_step: u64,
     /// The loader's generator position (words), as a decimal string: JSON numbers lose `u128`s.
     pub loader_position: String,
+    /// Whether the run started from its seed's random initialisation (`W0`, drawn again from
+    /// `config.seed` on resume for the "change since the start" view), rather than from a file's
+    /// weights. Absent in states written before it existed: read as `false` (start unknown).
+    #[serde(default)]
+    pub from_init: bool,
 }
 
 /// A run state as safetensors: flat tensors `params`, `optimizer.state1`, `optimizer.state2`

@@ -98,6 +98,9 @@ pub struct Trainer {
     last_good: Option<(Vec<f32>, Optimizer)>,
     /// Validation after the last finished epoch.
     last_val: Option<EvalStats>,
+    /// The parameters as the seed's random initialisation drew them (`W0`), or `None` when the
+    /// run started from a file's weights ([`Trainer::load_weights`]), whose start is not known.
+    initial: Option<Arc<Vec<f32>>>,
     x: Array2<f32>,
     y: Vec<u8>,
 }
@@ -129,6 +132,7 @@ impl Trainer {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         rng.set_stream(INIT_STREAM);
         let model = Mlp::new(m, &mut rng)?;
+        let initial = Some(Arc::new(model.params.clone()));
         let optimizer = Optimizer::new(config.optimizer.clone(), model.num_params());
         let indices = training_indices(data.train.len(), config.train_size, config.seed);
         let loader = Loader::new(indices, config.batch_size, config.seed);
@@ -146,7 +150,16 @@ impl Trainer {
             running: None,
             last_good: None,
             last_val: None,
+            initial,
         })
+    }
+
+    /// The parameters at the start of the run (`W0`, the seed's random initialisation), or `None`
+    /// when it started from a file's weights (`train --init`, an upload), whose start is unknown.
+    /// Kept across [`Trainer::save_state`] / [`Trainer::resume`] as a flag: the seed and the
+    /// configuration in the state draw the same `W0` again.
+    pub fn initial_params(&self) -> Option<&[f32]> {
+        self.initial.as_deref().map(Vec::as_slice)
     }
 
     /// Completed epochs.
@@ -310,6 +323,7 @@ impl Trainer {
             epochs_done: self.epoch,
             optimizer_step: self.optimizer.step,
             loader_position: self.loader.rng_position().to_string(),
+            from_init: self.initial.is_some(),
         };
         let o = &self.optimizer;
         Ok(checkpoint::save_run(&state, &self.model.params, &o.state1, &o.state2))
@@ -337,6 +351,9 @@ impl Trainer {
         t.optimizer.step = state.optimizer_step;
         t.loader.set_rng_position(position);
         t.epoch = state.epochs_done;
+        if !state.from_init {
+            t.initial = None;
+        }
         Ok(t)
     }
 
@@ -362,6 +379,7 @@ impl Trainer {
         self.last_val = None;
         self.epoch = 0;
         self.examples = ExampleLog::new(self.data.train.len());
+        self.initial = None;
         Ok(())
     }
 

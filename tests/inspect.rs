@@ -316,3 +316,161 @@ fn saliency_matches_finite_differences() {
     let s = saliency(&mut m, &image, &Normalizer::default(), Some(0)).unwrap();
     assert!(s.magnitude_max > 0.0 && s.gradient.iter().all(|g| g.is_finite()));
 }
+
+/// Checks `tiles` (one tile's RGB, 3072 bytes) against `128 + 127 v(c, x, y) / s` in f64, where
+/// `s = max |v|` over the tile (a value within 1e-4 of a half may round either way).
+fn assert_tile(what: &str, tiles: &[u8], value: &dyn Fn(usize, usize, usize) -> f64) {
+    let s = (0..3 * 1024).map(|i| value(i / 1024, i % 32, i % 1024 / 32).abs()).fold(0.0, f64::max);
+    for c in 0..3 {
+        for y in 0..32 {
+            for x in 0..32 {
+                let exact = if s > 0.0 { 128.0 + 127.0 * value(c, x, y) / s } else { 128.0 };
+                let got = tiles[(y * 32 + x) * 3 + c] as f64;
+                if (exact - exact.floor() - 0.5).abs() > 1e-4 {
+                    assert_eq!(got, exact.round(), "{what}: channel {c} pixel ({x}, {y})");
+                } else {
+                    assert!((got - exact).abs() <= 0.5 + 1e-4, "{what}: channel {c} pixel ({x}, {y})");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn change_tiles_are_w_minus_w0_normalised_per_tile() {
+    // Reference: the formula of src/inspect/units.rs, `round(128 + 127 d / max|d|)` per tile with
+    // `d = w - w0`, computed here in f64 from the two parameter buffers.
+    let start = model(&[3072, 16, 2], LossKind::Nll, 21);
+    let mut m = start.clone();
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    // A change of its own size per unit (as training gives), small against the start.
+    for (i, p) in m.params.iter_mut().enumerate() {
+        *p += 1e-3 * (1 + i / 3072 % 5) as f32 * (rng.random::<f32>() - 0.5);
+    }
+    assert!(UnitTiles::of(&m).change.is_none());
+    let t = UnitTiles::with_start(&m, Some(&start.params));
+    let change = t.change.as_ref().expect("the start is given");
+    let (w, w0) = (m.linears[0].weight(&m.params), start.linears[0].weight(&start.params));
+    for j in [0usize, 3, 15] {
+        let d =
+            |c: usize, x: usize, y: usize| w[[j, c * 1024 + y * 32 + x]] as f64 - w0[[j, c * 1024 + y * 32 + x]] as f64;
+        assert_tile(&format!("unit {j}: change"), &change.rgb[j * 3072..][..3072], &d);
+        let s = (0..3072).map(|i| (w[[j, i]] as f64 - w0[[j, i]] as f64).abs()).fold(0.0, f64::max);
+        assert!((change.scale[j] as f64 - s).abs() <= 1e-6 * s, "unit {j}: change scale");
+        // The weights' tiles are unchanged by the start.
+        assert_tile(&format!("unit {j}: weights"), &t.rgb[j * 3072..][..3072], &|c, x, y| {
+            w[[j, c * 1024 + y * 32 + x]] as f64
+        });
+    }
+    let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+    let rel = norm(&mut w.iter().zip(w0.iter()).map(|(&a, &b)| a as f64 - b as f64))
+        / norm(&mut w0.iter().map(|&b| b as f64));
+    assert!((change.relative as f64 - rel).abs() < 1e-4 * rel, "relative change {} against {rel}", change.relative);
+    assert!(rel < 0.1, "a small change: {rel}");
+    assert_eq!(t.change_rgba().unwrap()[..4], [change.rgb[0], change.rgb[1], change.rgb[2], 255]);
+    // No change at all: every change tile is mid-grey.
+    let none = UnitTiles::with_start(&start, Some(&start.params)).change.unwrap();
+    assert!(none.rgb.iter().all(|&v| v == 128) && none.relative == 0.0);
+
+    // A convolutional model: its first convolution's filters, each enlarged (pixel (x, y) shows
+    // weight (y k / 32, x k / 32)).
+    let conv = TrainConfig::preset("conv").unwrap().model;
+    let start = Mlp::new(&conv, &mut ChaCha8Rng::seed_from_u64(23)).unwrap();
+    let mut m = start.clone();
+    for (i, p) in m.params.iter_mut().enumerate() {
+        *p += 0.01 * ((i * 7919 % 101) as f32 / 101.0 - 0.5);
+    }
+    let t = UnitTiles::with_start(&m, Some(&start.params));
+    assert_eq!(t.units, 16);
+    let change = t.change.unwrap();
+    let f = &m.features.as_ref().unwrap().blocks[0].conv;
+    let (w, w0) = (f.weight(&m.params), f.weight(&start.params));
+    for j in [0usize, 9, 15] {
+        let at = |c: usize, x: usize, y: usize| (c * 3 + y * 3 / 32) * 3 + x * 3 / 32;
+        assert_tile(&format!("filter {j}: change"), &change.rgb[j * 3072..][..3072], &|c, x, y| {
+            w[[j, at(c, x, y)]] as f64 - w0[[j, at(c, x, y)]] as f64
+        });
+        assert_tile(&format!("filter {j}: weights"), &t.rgb[j * 3072..][..3072], &|c, x, y| w[[j, at(c, x, y)]] as f64);
+    }
+}
+
+#[test]
+fn the_inspector_draws_the_change_from_the_runs_start() {
+    let data = std::sync::Arc::new(skywatch::Dataset {
+        classes: vec!["airplane".into(), "bird".into()],
+        train: split(200, 30, 0..0),
+        test: split(20, 31, 0..0),
+    });
+    let mut c = TrainConfig::preset("lecture").unwrap();
+    (c.model.layers, c.train_size) = (vec![3072, 8, 2], Some(128));
+    let mut t = skywatch::Trainer::new(c, data).unwrap();
+    let w0 = t.model.params.clone();
+    assert_eq!(t.initial_params(), Some(w0.as_slice()), "a fresh run starts from its seed's weights");
+    let mut inspector = skywatch::inspect::Inspector::default();
+    inspector.observe(&t);
+    t.train_epoch(&mut |_| {}).unwrap();
+    inspector.observe(&t);
+    let before = inspector.tiles.get(0).unwrap().change.as_ref().unwrap();
+    assert!(before.rgb.iter().all(|&v| v == 128), "before training nothing has changed");
+    let after = inspector.tiles.get(1).unwrap();
+    assert_eq!(after, &UnitTiles::with_start(&t.model, Some(&w0)));
+    assert!(after.change.as_ref().unwrap().relative > 0.0);
+}
+
+#[test]
+fn convolutional_neighbours_are_ranked_in_fc1() {
+    // Reference: fc1's activations are what the model's own last layer reads: fc2 applied to
+    // `hidden` gives the model's logits (its forward pass is checked against PyTorch in
+    // tests/conv.rs); the ranking is then the naive f64 one over every scanned image.
+    let data = split(260, 24, 1..6);
+    let config = TrainConfig::preset("conv").unwrap().model;
+    let mut m = Mlp::new(&config, &mut ChaCha8Rng::seed_from_u64(25)).unwrap();
+    let norm = Normalizer::default();
+    let mut x = Array2::zeros((260, PIXELS));
+    for i in 0..260 {
+        norm.apply(data.image(i), x.row_mut(i).as_slice_mut().unwrap());
+    }
+    let h = hidden(&m, x.view());
+    assert_eq!(h.dim(), (260, 32));
+    let logits = m.forward(x.view()).to_owned();
+    let fc2 = &m.linears[1];
+    let mut again = Array2::zeros((260, 2));
+    fc2.forward(&m.params, h.view(), again.view_mut());
+    assert!(logits.iter().zip(&again).all(|(a, b)| (a - b).abs() < 1e-5), "fc2(hidden) is the model's output");
+    let images: Vec<u32> = (0..260).collect();
+    let scan = FirstLayerScan::run(&m, &data, &images, &norm, 8);
+    assert_eq!(scan.units, 32);
+    for (i, exclude) in [(0usize, Some(0u32)), (77, None)] {
+        let q = h.row(i);
+        let dist =
+            |j: u32| h.row(j as usize).iter().zip(q).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>().sqrt();
+        let all: Vec<(f64, u32)> = images.iter().filter(|&&j| Some(j) != exclude).map(|&j| (dist(j), j)).collect();
+        let got = scan.neighbours(&m, &data, &norm, q.as_slice().unwrap(), 8, exclude);
+        let got_pairs: Vec<(f32, u32)> = got.iter().map(|n| (n.distance, n.index)).collect();
+        assert_same_ranking(
+            &format!("conv neighbours of image {i}"),
+            &got_pairs,
+            &ranked(&all, false)[..8],
+            &dist,
+            1e-5,
+        );
+        if exclude.is_none() {
+            assert_eq!((got[0].index, got[0].distance), (77, 0.0), "an image is its own nearest");
+        }
+    }
+    // Through a run: the inspector answers for a convolutional model; top activations still
+    // refuse (its unit tiles are filters, which have no single response per image).
+    let ds = std::sync::Arc::new(skywatch::Dataset {
+        classes: vec!["airplane".into(), "bird".into()],
+        train: data,
+        test: split(10, 26, 0..0),
+    });
+    let mut c = TrainConfig::preset("conv").unwrap();
+    c.train_size = Some(100);
+    let t = skywatch::Trainer::new(c, ds.clone()).unwrap();
+    let mut inspector = skywatch::inspect::Inspector::default();
+    let near = inspector.neighbours(&t, ds.test.image(3), 8, None).unwrap();
+    assert_eq!(near.len(), 8);
+    assert!(near.iter().all(|n| t.train_indices().contains(&n.index)));
+    assert!(skywatch::inspect::Inspector::require_pixel_layer(&t).is_err());
+}

@@ -136,3 +136,41 @@ fn an_epoch_trained_by_another_backend_continues_the_same_run() {
     assert!(host.in_epoch());
     assert!(host.draw_external_epoch().is_err());
 }
+
+#[test]
+fn the_runs_start_survives_a_resume_and_a_run_from_a_file_has_none() {
+    // The "change since the start" view needs W0: a resumed run draws it again from the seed in
+    // its state (a flag, not a copy of the weights); a run from a file's weights has no start.
+    let data = Arc::new(synthetic_cifar2(300, 100, 6));
+    let mut t = Trainer::new(config(OptimizerKind::Sgd, 0.0), Arc::clone(&data)).unwrap();
+    let w0 = t.model.params.clone();
+    assert_eq!(t.initial_params(), Some(w0.as_slice()));
+    t.train_epoch(&mut |_| {}).unwrap();
+    assert!(t.model.params != w0);
+    let resumed = Trainer::resume(&t.save_state().unwrap(), Arc::clone(&data)).unwrap();
+    assert_eq!(resumed.initial_params(), Some(w0.as_slice()), "the resumed run's start is the run's own");
+    assert!(resumed.model.params == t.model.params);
+
+    let file = checkpoint::save(&t.model);
+    let mut from_file = Trainer::new(config(OptimizerKind::Sgd, 0.0), Arc::clone(&data)).unwrap();
+    from_file.load_weights(&file).unwrap();
+    assert_eq!(from_file.initial_params(), None);
+    from_file.train_epoch(&mut |_| {}).unwrap();
+    let again = Trainer::resume(&from_file.save_state().unwrap(), Arc::clone(&data)).unwrap();
+    assert_eq!(again.initial_params(), None, "a resumed run from a file still has no known start");
+
+    // A state written before the flag existed (no `from_init` in its metadata): start unknown.
+    use safetensors::SafeTensors;
+    let saved = t.save_state().unwrap();
+    let (_, header) = SafeTensors::read_metadata(&saved).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    let run = meta.get_mut(checkpoint::RUN_KEY).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(run).unwrap();
+    json.as_object_mut().unwrap().remove("from_init").expect("the flag is written");
+    *run = json.to_string();
+    let st = SafeTensors::deserialize(&saved).unwrap();
+    let old = safetensors::serialize(st.tensors(), Some(meta)).unwrap();
+    let old = Trainer::resume(&old, data).unwrap();
+    assert_eq!(old.initial_params(), None);
+    assert!(old.model.params == t.model.params);
+}

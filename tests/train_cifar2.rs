@@ -123,3 +123,61 @@ fn cli_trains_saves_and_evaluates_with_json_output() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("learning rate must be a finite number > 0"));
 }
+
+/// Pearson correlation of each first-layer weight with its right and lower neighbour in the same
+/// 32x32 channel plane, over all units (`w`: `[units, 3072]`, rows planar `C, H, W`).
+fn neighbour_correlation(w: &[f64]) -> f64 {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for row in w.chunks_exact(3072) {
+        for plane in row.chunks_exact(1024) {
+            for y in 0..32 {
+                for x in 0..32 {
+                    let v = plane[y * 32 + x];
+                    if x < 31 {
+                        a.push(v);
+                        b.push(plane[y * 32 + x + 1]);
+                    }
+                    if y < 31 {
+                        a.push(v);
+                        b.push(plane[(y + 1) * 32 + x]);
+                    }
+                }
+            }
+        }
+    }
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+#[test]
+#[ignore = "needs CIFAR-10: set SKYWATCH_DATA_SOURCE and run with --include-ignored"]
+fn after_three_lecture_epochs_the_change_is_smooth_and_the_weights_are_not() {
+    // Reference: PyTorch with the lecture's recipe (3072-512-2, SGD 1e-2, batch 64, seed 0, all
+    // 10,000 images) measured after 3 epochs: ||W - W0|| / ||W0|| = 4%, and the correlation of
+    // neighbouring pixels 0.003 in W against 0.91 in W - W0. So the tiles of W are still mostly
+    // the random start, and those of the change show the learned pattern (what the page offers
+    // first for an MLP).
+    let (data, _) = cifar2("change_since_the_start");
+    let mut t = Trainer::new(TrainConfig::preset("lecture").unwrap(), data).unwrap();
+    for _ in 0..3 {
+        t.train_epoch(&mut |_| {}).unwrap();
+    }
+    let first = &t.model.linears[0];
+    let w: Vec<f64> = first.weight(&t.model.params).iter().map(|&v| v as f64).collect();
+    let w0: Vec<f64> = first.weight(t.initial_params().unwrap()).iter().map(|&v| v as f64).collect();
+    let d: Vec<f64> = w.iter().zip(&w0).map(|(a, b)| a - b).collect();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let (relative, corr_w, corr_d) = (norm(&d) / norm(&w0), neighbour_correlation(&w), neighbour_correlation(&d));
+    eprintln!(
+        "after 3 epochs: |W - W0| / |W0| = {relative:.4}, neighbour correlation W {corr_w:.4}, W - W0 {corr_d:.4}"
+    );
+    let tiles = skywatch::inspect::units::UnitTiles::with_start(&t.model, t.initial_params());
+    assert!((tiles.change.unwrap().relative as f64 - relative).abs() < 1e-4);
+    assert!((0.02..0.08).contains(&relative), "relative change {relative}, PyTorch 0.04");
+    assert!(corr_w.abs() < 0.05, "W's neighbouring pixels correlate {corr_w}, PyTorch 0.003");
+    assert!(corr_d > 0.8, "W - W0's neighbouring pixels correlate {corr_d}, PyTorch 0.91");
+}

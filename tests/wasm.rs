@@ -159,7 +159,16 @@ async fn inspection_api_round_trip() {
     assert_eq!(get(&t0, "votes").dyn_into::<Float32Array>().unwrap().length(), 2 * 32);
     assert_eq!(get(&t0, "order").dyn_into::<Uint32Array>().unwrap().length(), 32);
     assert_eq!(get(&t0, "epoch").as_f64(), Some(0.0));
+    // The change since the start: nothing before training (every tile mid-grey).
+    let change = get(&t0, "change").dyn_into::<Uint8Array>().unwrap().to_vec();
+    assert_eq!(change.len(), 32 * 4096);
+    assert!(change.chunks_exact(4).all(|p| p == [128, 128, 128, 255]));
+    assert_eq!(get(&t0, "change_relative").as_f64(), Some(0.0));
     assert!(s.train_batches(10).unwrap().is_object());
+    assert!(get(&s.unit_tiles().unwrap(), "change_relative").as_f64().unwrap() > 0.0);
+    let mut from_file = Session::new(config, &data).unwrap();
+    from_file.import_weights(&s.export_weights()).unwrap();
+    assert!(get(&from_file.unit_tiles().unwrap(), "change").is_null(), "a file's weights have no known start");
     let epochs = get(&s.unit_tile_epochs().unwrap(), "epochs");
     assert_eq!(js_sys::Array::from(&epochs).iter().map(|e| e.as_f64().unwrap()).collect::<Vec<_>>(), [0.0, 1.0]);
     let before = get(&s.unit_tiles_at(0).unwrap(), "tiles").dyn_into::<Uint8Array>().unwrap();

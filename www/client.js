@@ -63,7 +63,10 @@
 //                 snapshot, or the kept one         units, classes, tiles: RGBA    widget/trainer.js
 //                 nearest to epoch                  units*4096, scale, votes
 //                                                   [classes x units], votesExact,
-//                                                   order}  (worker/inspect.js)
+//                                                   order, change: W - W0 as RGBA
+//                                                   tiles or null, changeScale,
+//                                                   changeRelative}
+//                                                   (worker/inspect.js)
 //   unit          {unit}                          unit {unit, epoch, top,         page/units.js
 //                 (the scan of the training set:    topValues, topLabels, bottom,
 //                 seconds, once per model; never    bottomValues, bottomLabels,

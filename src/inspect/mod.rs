@@ -3,7 +3,7 @@
 //!
 //! | module         | concept                                                                     |
 //! |----------------|-----------------------------------------------------------------------------|
-//! | [`units`]      | first-layer weights `W1[j, :]` as 32x32 RGB tiles, class votes, tile history |
+//! | [`units`]      | first-layer weights `W1[j, :]` and their change since the start `W1 - W1_0` as 32x32 RGB tiles, class votes, tile history |
 //! | [`scan`]       | one pass `Z = X W1^T + b1` over the training set: top-k images per unit, a quantised `act(Z)` for exact nearest neighbours |
 //! | [`saliency`]   | `d log p[k] / d pixel`, by the model's backward pass with the input gradient |
 //! | [`crate::examples`] | (below [`crate::train`], which feeds it) per-image losses from training's own forward pass, forgetting events |
@@ -76,7 +76,7 @@ impl Inspector {
         if trainer.in_epoch() || self.tiles.last_epoch() == Some(trainer.epochs_done()) {
             return;
         }
-        self.tiles.push(trainer.epochs_done(), UnitTiles::of(&trainer.model));
+        self.tiles.push(trainer.epochs_done(), UnitTiles::with_start(&trainer.model, trainer.initial_params()));
     }
 
     /// Forgets everything: the model was replaced.
@@ -99,12 +99,14 @@ impl Inspector {
         &self.scan.as_ref().expect("just set").1
     }
 
-    /// Top activations and nearest neighbours rank images by the first fully connected layer's
-    /// response to their pixels; a convolutional model has none (its first layer is filters).
+    /// Top activations rank images per unit of the layer the unit tiles show; a convolutional
+    /// model's tiles are its first convolution's filters, which slide over the whole picture and
+    /// so have no single response per image. (Its nearest neighbours are ranked in its first
+    /// fully connected layer: see [`scan`].)
     pub fn require_pixel_layer(trainer: &Trainer) -> Result<()> {
         if trainer.model.features.is_some() {
             return Err(Error::Config(
-                "top activations and nearest neighbours are shown for fully connected models; a convolutional model's first layer is its filters, shown as the units".into(),
+                "top activations are shown for fully connected models; a convolutional model's first layer is its filters, shown as the units".into(),
             ));
         }
         Ok(())
@@ -117,7 +119,8 @@ impl Inspector {
     }
 
     /// The `k` training images nearest to `image` (3072 planar bytes) in the first hidden layer's
-    /// space, leaving out training image `exclude`.
+    /// space (a convolutional model's first fully connected layer, `fc1`), leaving out training
+    /// image `exclude`.
     pub fn neighbours(
         &mut self,
         trainer: &Trainer,
@@ -128,7 +131,6 @@ impl Inspector {
         if image.len() != PIXELS {
             return Err(Error::Shape { what: "image".into(), expected: vec![PIXELS], actual: vec![image.len()] });
         }
-        Inspector::require_pixel_layer(trainer)?;
         let norm = Normalizer::default();
         let mut x = ndarray::Array2::zeros((1, PIXELS));
         norm.apply(image, x.as_slice_mut().expect("contiguous"));

@@ -5,6 +5,11 @@
 //! first layer's pre-activations are `Z = X W1^T + b1: [n, units]` and its outputs
 //! `H = act(Z)` (the model's activation, `tanh` for the presets).
 //!
+//! For a convolutional model the "first layer" is the first fully connected one after the
+//! convolutions (the book's `fc1`): `Z = F(X) W1^T + b1` with `F(X): [n, 512]` the flattened
+//! features ([`crate::model::features`], run forward-only in chunks), so `H = tanh(Z): [n, 32]`
+//! is the 32-dimensional space in which the model's last layer separates the classes.
+//!
 //! *Top activations* are ranked on the pre-activation `z` (documented choice): `tanh` is monotonic,
 //! so the order is the post-activation's, but `tanh` rounds to exactly `1.0` in `f32` from
 //! `z ~ 9` on, which would make many images tie. Per unit: the `k` images with the largest `z`
@@ -25,6 +30,7 @@ use crate::config::Activation;
 use crate::data::{Normalizer, PIXELS, Split};
 use crate::layers::activation;
 use crate::model::Mlp;
+use crate::model::features::Features;
 use crate::train::EVAL_BATCH;
 use ndarray::{Array2, ArrayView2, s};
 use serde::Serialize;
@@ -105,11 +111,39 @@ pub struct Neighbour {
     pub distance: f32,
 }
 
-/// The first hidden layer's output `act(x W1^T + b1)` for the rows of `x`: `[rows, units]`.
+/// What stands before the first fully connected layer: nothing for an MLP, the convolutions for a
+/// convolutional model (its own workspaces, so that `model` stays shared).
+struct Front {
+    features: Option<Features>,
+    flat: Array2<f32>,
+}
+
+impl Front {
+    fn of(model: &Mlp) -> Front {
+        let features = model.features.as_ref().map(|_| Features::new(&model.config.conv, model.config.activation, 0));
+        Front { features, flat: Array2::zeros((0, 0)) }
+    }
+
+    /// The first fully connected layer's input for the images `x: [rows, 3072]`: `x` itself, or
+    /// the flattened features `[rows, flat]`.
+    fn input<'a>(&'a mut self, model: &Mlp, x: ArrayView2<'a, f32>) -> ArrayView2<'a, f32> {
+        let Some(f) = &mut self.features else { return x };
+        let b = x.nrows();
+        if self.flat.nrows() < b {
+            self.flat = Array2::zeros((b, f.flat()));
+        }
+        f.forward(&model.params, x, self.flat.slice_mut(s![..b, ..]));
+        self.flat.slice(s![..b, ..])
+    }
+}
+
+/// The first hidden layer's output `act(x W1^T + b1)` for the rows of `x`: `[rows, units]` (for a
+/// convolutional model, of its first fully connected layer, on the features of `x`).
 pub fn hidden(model: &Mlp, x: ArrayView2<f32>) -> Array2<f32> {
     let first = &model.linears[0];
     let mut h = Array2::zeros((x.nrows(), first.out_features));
-    first.forward(&model.params, x, h.view_mut());
+    let mut front = Front::of(model);
+    first.forward(&model.params, front.input(model, x), h.view_mut());
     activate(model, &mut h);
     h
 }
@@ -140,12 +174,13 @@ impl FirstLayerScan {
         let mut x = Array2::zeros((rows, PIXELS));
         let mut z = Array2::zeros((rows, units));
         let mut labels = Vec::with_capacity(rows);
+        let mut front = Front::of(model);
         for (chunk_no, idx) in images.chunks(EVAL_BATCH).enumerate() {
             let b = idx.len();
             let mut xb = x.slice_mut(s![..b, ..]);
             split.gather(idx, norm, xb.view_mut(), &mut labels);
             let mut zb = z.slice_mut(s![..b, ..]);
-            first.forward(&model.params, xb.view(), zb.view_mut());
+            first.forward(&model.params, front.input(model, xb.view()), zb.view_mut());
             // Pre-activations: the rankings. Per unit only a threshold test for most images.
             for (row, &image) in zb.rows().into_iter().zip(idx) {
                 for (j, &v) in row.iter().enumerate() {

@@ -18,11 +18,19 @@
 //! the log-odds), and [`UnitTiles::order`] lists the units by strength, strongest first (ties: lower
 //! index first): its first 16 are the widget's strip.
 //!
+//! *Change since the start* ([`Change`]): the same tiles drawn from `D = W - W0`, the weights
+//! minus those the run started from (its seed's random initialisation), each tile on its own
+//! scale `t_j = max_i |d_j[i]|`. Early in training `W` is mostly its random start (for `lecture`,
+//! after 3 epochs `||W - W0||` is about 4% of `||W0||`), so the tiles of `W` look like noise while
+//! those of `D` show what was learned. Only when the start is known: a run from a file's weights
+//! has none.
+//!
 //! *Memory.* A tile is 3072 bytes of RGB (4096 as RGBA for display): 1.5 MB per snapshot for the
-//! lecture's 512 units, 3 MB for `deep`'s 1024. [`TileHistory`] keeps snapshots after epochs
-//! within a byte budget, thinned to roughly even spacing in `log(1 + epoch)`: dense early, where
-//! the weights change fastest, sparser later. With the default budget of 24 MiB that is 15
-//! snapshots for `lecture` (7 for `deep`), always the first and the latest.
+//! lecture's 512 units, 3 MB for `deep`'s 1024, twice that with the change tiles. [`TileHistory`]
+//! keeps snapshots after epochs within a byte budget, thinned to roughly even spacing in
+//! `log(1 + epoch)`: dense early, where the weights change fastest, sparser later. With the
+//! default budget of 48 MiB that is 15 snapshots for `lecture` (7 for `deep`) with the change
+//! tiles, always the first and the latest.
 
 use crate::data::SIDE;
 use crate::model::Mlp;
@@ -35,7 +43,7 @@ pub const TILE_RGB_BYTES: usize = 3 * TILE_PIXELS;
 /// Bytes of a tile as RGBA (the display form).
 pub const TILE_RGBA_BYTES: usize = 4 * TILE_PIXELS;
 /// Default byte budget of a [`TileHistory`].
-pub const DEFAULT_HISTORY_BUDGET: usize = 24 << 20;
+pub const DEFAULT_HISTORY_BUDGET: usize = 48 << 20;
 
 /// `round(128 + 127 w / s)`, the tile value of weight `w` in a tile of scale `s` (see the module
 /// documentation); 128 when `s` is 0. Computed in `f32` as `floor(128.5 + w (127 / s))` (the
@@ -69,6 +77,31 @@ fn abs_max(v: &[f32]) -> f32 {
     rest.iter().chain(&lanes).fold(0.0, |m, &x| m.max(x.abs()))
 }
 
+/// The change since the start, `D = W - W0`, drawn as tiles the same way as the weights: tile `j`
+/// is `round(128 + 127 d / t_j)` with `t_j = max_i |d_j[i]|`, each tile on its own scale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// As [`UnitTiles::rgb`].
+    pub rgb: Vec<u8>,
+    /// `t_j = max |w_j - w0_j|`, per unit.
+    pub scale: Vec<f32>,
+    /// `||W - W0|| / ||W0||` over the whole layer (Frobenius norms; 0 when `W0` is 0).
+    pub relative: f32,
+}
+
+/// `sum v^2` in `f64`, in 8 independent lanes so that the loop vectorises.
+fn sum_squares(v: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().map(|&x| x as f64 * x as f64).sum();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x as f64 * x as f64;
+        }
+    }
+    rest + lanes.iter().sum::<f64>()
+}
+
 /// Tiles, scales and votes of every first-layer unit of a model at one moment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnitTiles {
@@ -85,38 +118,101 @@ pub struct UnitTiles {
     pub votes_exact: bool,
     /// Units by vote strength, strongest first.
     pub order: Vec<u32>,
+    /// The change since the start, when the run's starting parameters are known.
+    pub change: Option<Change>,
+}
+
+/// How a first-layer row becomes a tile: a 3x32x32 picture, or a `k x k` filter on 3 planes,
+/// enlarged (pixel `(x, y)` shows weight `(y k / 32, x k / 32)`).
+#[derive(Clone, Copy)]
+enum Layout {
+    Picture,
+    Filter(usize),
+}
+
+/// The first layer's weights of `params` (row-major `[units, inputs]`, flat) and their layout.
+fn first_layer<'a>(model: &Mlp, params: &'a [f32]) -> (&'a [f32], usize, Layout) {
+    let (range, units, layout) = match &model.features {
+        Some(f) => {
+            let conv = &f.blocks[0].conv;
+            assert_eq!(conv.in_channels, 3, "the first convolution sees RGB images");
+            (conv.offset..conv.offset + conv.num_weights(), conv.out_channels, Layout::Filter(conv.kernel))
+        }
+        None => {
+            let first = &model.linears[0];
+            assert_eq!(first.in_features, 3 * TILE_PIXELS, "the first layer must see 3x32x32 images");
+            (first.offset..first.offset + first.out_features * first.in_features, first.out_features, Layout::Picture)
+        }
+    };
+    (&params[range], units, layout)
+}
+
+/// Every row of `w` (`units` rows) as a tile on its own scale: `(rgb, scales)`.
+fn draw(w: &[f32], units: usize, layout: Layout) -> (Vec<u8>, Vec<f32>) {
+    let mut rgb = vec![0u8; units * TILE_RGB_BYTES];
+    let mut scale = vec![0.0f32; units];
+    let mut planes = [[0u8; TILE_PIXELS]; 3];
+    let rows = w.chunks_exact(w.len() / units.max(1));
+    for ((row, tile), s) in rows.zip(rgb.chunks_exact_mut(TILE_RGB_BYTES)).zip(&mut scale) {
+        *s = abs_max(row);
+        let f = factor(*s);
+        match layout {
+            Layout::Picture => {
+                // Plane by plane (vectorised), then interleaved to RGB.
+                for (plane, w) in planes.iter_mut().zip(row.chunks_exact(TILE_PIXELS)) {
+                    for (v, &w) in plane.iter_mut().zip(w) {
+                        *v = value(w, f);
+                    }
+                }
+                for (p, px) in tile.chunks_exact_mut(3).enumerate() {
+                    px.copy_from_slice(&[planes[0][p], planes[1][p], planes[2][p]]);
+                }
+            }
+            Layout::Filter(k) => {
+                for (p, px) in tile.chunks_exact_mut(3).enumerate() {
+                    let (i, j) = (p / SIDE * k / SIDE, p % SIDE * k / SIDE);
+                    for (c, v) in px.iter_mut().enumerate() {
+                        *v = value(row[(c * k + i) * k + j], f);
+                    }
+                }
+            }
+        }
+    }
+    (rgb, scale)
 }
 
 impl UnitTiles {
     /// The tiles of `model`'s first layer (which must see 3x32x32 images); for a convolutional
-    /// model, its first convolution's filters ([`UnitTiles::filters`]).
+    /// model, its first convolution's filters (see [`UnitTiles::with_start`]). No change tiles.
     pub fn of(model: &Mlp) -> UnitTiles {
-        if let Some(f) = &model.features {
-            return UnitTiles::filters(&f.blocks[0].conv, &model.params, model.config.classes());
-        }
-        let first = &model.linears[0];
-        assert_eq!(first.in_features, 3 * TILE_PIXELS, "the first layer must see 3x32x32 images");
-        let w = first.weight(&model.params);
-        let units = first.out_features;
-        let mut rgb = vec![0u8; units * TILE_RGB_BYTES];
-        let mut scale = vec![0.0f32; units];
-        let mut planes = [[0u8; TILE_PIXELS]; 3];
-        for ((row, tile), s) in w.rows().into_iter().zip(rgb.chunks_exact_mut(TILE_RGB_BYTES)).zip(&mut scale) {
-            let row = row.as_slice().expect("weights are row-major");
-            *s = abs_max(row);
-            let f = factor(*s);
-            // Plane by plane (vectorised), then interleaved to RGB.
-            for (plane, w) in planes.iter_mut().zip(row.chunks_exact(TILE_PIXELS)) {
-                for (v, &w) in plane.iter_mut().zip(w) {
-                    *v = value(w, f);
-                }
-            }
-            for (p, px) in tile.chunks_exact_mut(3).enumerate() {
-                px.copy_from_slice(&[planes[0][p], planes[1][p], planes[2][p]]);
-            }
+        UnitTiles::with_start(model, None)
+    }
+
+    /// [`UnitTiles::of`], and with `initial` (the model's parameters at the start of the run,
+    /// the same layout as `model.params`) the change since then, `W - W0`, as tiles too.
+    ///
+    /// A convolutional model's tiles are its first convolution's `k x k` filters on the 3 input
+    /// channels, each enlarged to a 32x32 tile, on the same diverging scale. A filter has no
+    /// direct vote for a class (pooling and the later layers stand between), so the votes are 0,
+    /// `votes_exact` is false, and the order is the filters' own.
+    pub fn with_start(model: &Mlp, initial: Option<&[f32]>) -> UnitTiles {
+        let (w, units, layout) = first_layer(model, &model.params);
+        let (rgb, scale) = draw(w, units, layout);
+        let change = initial.map(|p0| {
+            assert_eq!(p0.len(), model.params.len(), "starting parameters of another model");
+            let (w0, _, _) = first_layer(model, p0);
+            let d: Vec<f32> = w.iter().zip(w0).map(|(&w, &w0)| w - w0).collect();
+            let (rgb, scale) = draw(&d, units, layout);
+            let (nd, n0) = (sum_squares(&d).sqrt(), sum_squares(w0).sqrt());
+            Change { rgb, scale, relative: if n0 > 0.0 { (nd / n0) as f32 } else { 0.0 } }
+        });
+        let classes = model.config.classes();
+        if model.features.is_some() {
+            let order = (0..units as u32).collect();
+            let votes = vec![0.0; classes * units];
+            return UnitTiles { units, classes, rgb, scale, votes, votes_exact: false, order, change };
         }
         let (votes, votes_exact) = votes(model);
-        let classes = model.config.classes();
         let strength: Vec<f32> = (0..units)
             .map(|j| {
                 let col = (0..classes).map(|c| votes[c * units + j]);
@@ -125,48 +221,33 @@ impl UnitTiles {
             .collect();
         let mut order: Vec<u32> = (0..units as u32).collect();
         super::sort_indices(&mut order, &|a, b| strength[b as usize].total_cmp(&strength[a as usize]));
-        UnitTiles { units, classes, rgb, scale, votes, votes_exact, order }
-    }
-
-    /// The first convolution's `k x k` filters on the 3 input channels, each enlarged to a 32x32
-    /// tile (pixel `(x, y)` shows weight `(y k / 32, x k / 32)`), on the same diverging scale. A
-    /// filter has no direct vote for a class (pooling and the later layers stand between), so the
-    /// votes are 0, `votes_exact` is false, and the order is the filters' own.
-    pub fn filters(conv: &crate::layers::conv::Conv2d, params: &[f32], classes: usize) -> UnitTiles {
-        assert_eq!(conv.in_channels, 3, "the first convolution sees RGB images");
-        let w = conv.weight(params);
-        let (units, k) = (conv.out_channels, conv.kernel);
-        let mut rgb = vec![0u8; units * TILE_RGB_BYTES];
-        let mut scale = vec![0.0f32; units];
-        for ((row, tile), s) in w.rows().into_iter().zip(rgb.chunks_exact_mut(TILE_RGB_BYTES)).zip(&mut scale) {
-            let row = row.as_slice().expect("weights are row-major");
-            *s = abs_max(row);
-            let f = factor(*s);
-            for (p, px) in tile.chunks_exact_mut(3).enumerate() {
-                let (i, j) = (p / SIDE * k / SIDE, p % SIDE * k / SIDE);
-                for (c, v) in px.iter_mut().enumerate() {
-                    *v = value(row[(c * k + i) * k + j], f);
-                }
-            }
-        }
-        let order = (0..units as u32).collect();
-        UnitTiles { units, classes, rgb, scale, votes: vec![0.0; classes * units], votes_exact: false, order }
+        UnitTiles { units, classes, rgb, scale, votes, votes_exact, order, change }
     }
 
     /// The tiles as RGBA (alpha 255), `units * 4096` bytes: tile `j` is the 32x32 `ImageData`
     /// at byte `j * 4096`.
     pub fn rgba(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.units * TILE_RGBA_BYTES);
-        for p in self.rgb.chunks_exact(3) {
-            out.extend_from_slice(&[p[0], p[1], p[2], 255]);
-        }
-        out
+        rgba(&self.rgb)
+    }
+
+    /// The change tiles as RGBA, as [`UnitTiles::rgba`], when known.
+    pub fn change_rgba(&self) -> Option<Vec<u8>> {
+        self.change.as_ref().map(|c| rgba(&c.rgb))
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.rgb.len() + 4 * (self.scale.len() + self.votes.len() + self.order.len())
+        let change = self.change.as_ref().map_or(0, |c| c.rgb.len() + 4 * c.scale.len());
+        self.rgb.len() + 4 * (self.scale.len() + self.votes.len() + self.order.len()) + change
     }
+}
+
+fn rgba(rgb: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rgb.len() / 3 * 4);
+    for p in rgb.chunks_exact(3) {
+        out.extend_from_slice(&[p[0], p[1], p[2], 255]);
+    }
+    out
 }
 
 /// `[classes x units]` votes of the first layer's units and whether they are exact (see the module

@@ -38,7 +38,8 @@ use wasm_bindgen::prelude::*;
 const TS_INSPECT: &str = r#"
 export type Split = "train" | "test";
 export interface UnitTiles { epoch: number; mid_epoch: boolean; units: number; classes: number;
-  tiles: Uint8Array; scale: Float32Array; votes: Float32Array; votes_exact: boolean; order: Uint32Array; }
+  tiles: Uint8Array; scale: Float32Array; votes: Float32Array; votes_exact: boolean; order: Uint32Array;
+  change: Uint8Array | null; change_scale: Float32Array | null; change_relative: number | null; }
 export interface TileHistoryInfo { epochs: number[]; bytes: number; budget: number; }
 export interface TopActivations { unit: number; k: number; top: Uint32Array; top_values: Float32Array; top_labels: Uint8Array;
   bottom: Uint32Array; bottom_values: Float32Array; bottom_labels: Uint8Array; }
@@ -85,7 +86,12 @@ impl Js {
 }
 
 fn tiles_js(t: &UnitTiles, epoch: usize, mid_epoch: bool) -> Result<JsValue, JsError> {
+    let change = t.change.as_ref();
+    let or_null = |v: Option<JsValue>| v.unwrap_or(JsValue::NULL);
     Ok(Js::new()
+        .set("change", or_null(t.change_rgba().map(|v| Uint8Array::from(v.as_slice()).into())))?
+        .set("change_scale", or_null(change.map(|c| Float32Array::from(c.scale.as_slice()).into())))?
+        .set("change_relative", or_null(change.map(|c| JsValue::from(c.relative as f64))))?
         .set("epoch", epoch as f64)?
         .set("mid_epoch", mid_epoch)?
         .set("units", t.units as f64)?
@@ -126,10 +132,13 @@ impl Session {
     /// The first layer's units as pictures now: 32x32 RGBA tiles (`units * 4096` bytes; per
     /// tile `round(128 + 127 w / s)`, `s = max |w|` of the tile, mid-grey = 0), each tile's `s`,
     /// the class votes `[classes x units]` (outgoing weights `W2`; `votes_exact` false for deeper
-    /// models, where they are `W_L ... W_2`) and the units by vote strength, strongest first.
+    /// models, where they are `W_L ... W_2`) and the units by vote strength, strongest first;
+    /// `change`, the tiles of `W - W0` (each on its own scale `change_scale`), and
+    /// `change_relative`, `||W - W0|| / ||W0||`, or null when the run started from a file's weights.
     #[wasm_bindgen(js_name = unitTiles, unchecked_return_type = "UnitTiles")]
     pub fn unit_tiles(&self) -> Result<JsValue, JsError> {
-        tiles_js(&UnitTiles::of(&self.trainer.model), self.trainer.epochs_done(), self.trainer.in_epoch())
+        let t = UnitTiles::with_start(&self.trainer.model, self.trainer.initial_params());
+        tiles_js(&t, self.trainer.epochs_done(), self.trainer.in_epoch())
     }
 
     /// The epochs whose tiles are kept for the scrubber (0: before training), and the bytes they
@@ -237,7 +246,8 @@ impl Session {
     }
 
     /// The `k` (default 8) training images nearest to a picture (RGBA, any size) in the first
-    /// hidden layer's space (post-activation, Euclidean), nearest first.
+    /// hidden layer's space (post-activation, Euclidean; for a convolutional model its first
+    /// fully connected layer, `fc1`), nearest first.
     #[wasm_bindgen(js_name = neighboursRgba, unchecked_return_type = "Neighbours")]
     pub fn neighbours_rgba(
         &mut self,

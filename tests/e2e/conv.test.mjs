@@ -1,6 +1,7 @@
 // End-to-end tests of the convolutional model (preset `conv`, the book's Net of chapter 8) in
 // Chromium: the page trains it from a link and shows it (the form's convolution channels, the
-// first-layer filters as the unit tiles, the views that do not apply saying so), the GPU backend
+// first-layer filters as the unit tiles and their change since the start, the nearest training
+// images in fc1's space, the views that do not apply saying so), the GPU backend
 // hands it to wasm by name, and the widget trains it with `preset="conv"`. Kept small (one epoch
 // on a few hundred images): the layers themselves are checked natively against PyTorch
 // (tests/conv.rs).
@@ -15,6 +16,7 @@ import { after, before, test } from 'node:test';
 import {
   DATA_DIR, WEBGPU_ARGS, guarded, metric, openBrowser, prepare, run, screenshot, startServer, waitForState, watch,
 } from './harness.mjs';
+import { atlasTile, viewData, waitForView } from './views.mjs';
 
 let server;
 
@@ -55,6 +57,31 @@ test('the page trains preset=conv on wasm and shows its filters', { timeout: 240
       // A clicked filter says what it is instead of asking for top images it does not have.
       await page.locator('#units-atlas').click({ position: { x: 5, y: 5 } });
       await page.waitForFunction(() => /Filter 0 of the first convolution/.test(document.getElementById('unit-note')?.textContent ?? ''), null, { timeout: 10_000 });
+
+      // The filters' change since the start (W - W0): offered first while it is smaller than the
+      // start (||W - W0|| < ||W0||), else the weights; the toggle shows the other picture.
+      const box = await viewData(page, 'hidden-units');
+      t.diagnostic(`filters: ${box.mode} first, ||W - W0|| / ||W0|| = ${box.changeRelative}`);
+      assert.equal(box.change, 'available');
+      assert.ok(Number(box.changeRelative) > 0, 'one epoch changed the filters');
+      assert.equal(box.mode, Number(box.changeRelative) < 1 ? 'change' : 'weights');
+      const shown = await atlasTile(page, 0);
+      const other = box.mode === 'change' ? 'weights' : 'change';
+      await page.locator('#units-mode').selectOption(other);
+      await waitForView(page, 'hidden-units', 'mode', other);
+      assert.notDeepEqual(await atlasTile(page, 0), shown, `filter 0 as ${other} is another picture`);
+
+      // Nearest training images of a gallery image, in fc1's 32-dimensional space.
+      const first = page.locator('#gallery-grid figure').first();
+      const index = await first.getAttribute('data-index');
+      await first.click();
+      await waitForView(page, 'saliency', 'subject', `test:${index}`);
+      await page.waitForFunction(() => document.querySelectorAll('[data-view="neighbours"] li').length === 8, null, { timeout: 60_000 });
+      const near = await page.locator('[data-view="neighbours"] li').evaluateAll((lis) => lis.map((li) => ({ ...li.dataset })));
+      t.diagnostic(`neighbours of test image ${index}: ${near.map((n) => `${n.index} (${Number(n.distance).toFixed(3)})`).join(', ')}`);
+      near.slice(1).forEach((n, k) => assert.ok(Number(n.distance) >= Number(near[k].distance), 'nearest first'));
+      assert.equal(new Set(near.map((n) => n.index)).size, 8);
+      assert.match(await page.locator('#neighbours-note').textContent(), /fc1/);
       await screenshot(page, 'conv-page');
       assert.deepEqual(watcher.problems(), []);
       assert.deepEqual(await page.locator('#error-list li').allTextContents(), []);

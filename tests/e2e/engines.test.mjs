@@ -203,6 +203,9 @@ for (const name of ENGINES) {
               const u = document.querySelector('[data-view="hidden-units"]');
               const s = document.querySelector('[data-view="saliency"]');
               if (u?.dataset.epoch !== '2' || s.hidden || s.dataset.subject !== 'picture') return false;
+              // The tiles of the weights (the change since the start is offered first).
+              const mode = document.getElementById('units-mode');
+              if (u.dataset.mode !== 'weights') { mode.value = 'weights'; mode.dispatchEvent(new Event('change')); return false; }
               const px = (c, w) => Array.from(c.getContext('2d').getImageData(0, 0, w, 32).data);
               return { units: u.dataset.units, tile: px(document.getElementById('units-atlas'), 32), max: s.dataset.magnitudeMax, cls: s.dataset.class };
             }, null, { what: 'the hidden units and the saliency view' });

@@ -2,8 +2,10 @@
 // their automation hooks (www/page/units.js, why.js, hard.js, band.js):
 //
 // - on the cross-origin isolated page (threads), a lecture run on the whole bundle: the hidden
-//   units follow the epochs and their tiles are the downloaded safetensors weights normalised as
-//   the page states (computed here, tests/e2e/weights.mjs); the scrubber shows the weights before
+//   units follow the epochs, their change since the start (offered first) is W - W0 of the
+//   downloaded weights and the reference's initial ones, and their tiles are the downloaded
+//   safetensors weights normalised as the page states (computed here, tests/e2e/weights.mjs);
+//   the scrubber shows the weights before
 //   training (the reference's initial ones); a unit's top and bottom training images are those a
 //   plain JavaScript pass over the bundle finds; the PyTorch band hook reads inside or outside as
 //   the band file says; the saliency maps of a picture and of a gallery image and the nearest
@@ -12,7 +14,8 @@
 // - on a page without isolation (the reference's own package: exact): hidden units, hard
 //   examples, top activations and saliency equal the reference's to the bit; "Train more"
 //   continues the run exactly as the uninterrupted run (log, epoch counter), also across a
-//   reload; uploaded weights train on as the reference does from the same file.
+//   reload (which keeps the change view); uploaded weights train on as the reference does from
+//   the same file (and the change view says it is not available).
 //
 // Run from the repository root after scripts/build: `node --test tests/e2e/insight.test.mjs`
 // (SKYWATCH_DATA_SOURCE names the CIFAR-10 copy; scripts/test sets it).
@@ -111,6 +114,20 @@ describe('the isolated page (threads), lecture on the whole bundle', () => {
       tensors = readSafetensors(weights.bytes);
       model = withWeights(DATA_DIR, runConfig(RUN), weights.bytes);
       trained = true;
+      // Offered first: the change since the start, W - W0 (W0: the reference's initial weights,
+      // the same seeded initialisation in every package), each tile normalised on its own.
+      const init = train(DATA_DIR, runConfig({ ...RUN, epochs: 0 }));
+      const initial = readSafetensors(init.exportWeights());
+      init.free();
+      assert.deepEqual([box.mode, box.change], ['change', 'available']);
+      const [w, w0] = [tensors['0.weight'], initial['0.weight']];
+      assert.ok(Number(box.changeRelative) > 0.01 && Number(box.changeRelative) < 0.1, `||W - W0|| / ||W0|| = ${box.changeRelative}: PyTorch 0.04`);
+      for (const unit of [0, 511]) {
+        const want = expectedTile({ shape: w.shape, data: w.data.map((v, i) => Math.fround(v - w0.data[i])) }, unit);
+        assert.deepEqual(tileOff(await atlasTile(page, unit), want), [], `unit ${unit}: change tile bytes that differ from W - W0 normalised`);
+      }
+      await page.locator('#units-mode').selectOption('weights');
+      await waitForView(page, 'hidden-units', 'mode', 'weights');
       for (const unit of [0, 1, 200, 511]) {
         const want = expectedTile(tensors['0.weight'], unit);
         const got = await atlasTile(page, unit);
@@ -123,16 +140,8 @@ describe('the isolated page (threads), lecture on the whole bundle', () => {
       t.diagnostic(kept);
       await page.locator('#units-epoch').evaluate((r) => { r.value = '0'; r.dispatchEvent(new Event('input', { bubbles: true })); });
       await waitForView(page, 'hidden-units', 'epoch', '0');
-      const init = train(DATA_DIR, runConfig({ ...RUN, epochs: 0 }));
-      try {
-        const initial = readSafetensors(init.exportWeights());
-        for (const unit of [0, 511]) {
-          const want = expectedTile(initial['0.weight'], unit);
-          const got = await atlasTile(page, unit);
-          assert.deepEqual(tileOff(got, want), [], `unit ${unit} before training`);
-        }
-      } finally {
-        init.free();
+      for (const unit of [0, 511]) {
+        assert.deepEqual(tileOff(await atlasTile(page, unit), expectedTile(w0, unit)), [], `unit ${unit} before training`);
       }
       assert.match(await page.locator('#units-epoch-label').textContent(), /^before training$/);
       const last = await page.locator('#units-epoch').evaluate((r) => r.max);
@@ -306,7 +315,7 @@ describe('a page without isolation (the reference\'s package): exact', () => {
     await browser?.close();
   });
 
-  test('6. hidden units, top activations, saliency and hard examples are the reference\'s to the bit; the band does not apply to a subset, and says so', { timeout: TRAIN_TIMEOUT }, async (t) => {
+  test('6. hidden units (their change since the start), top activations, saliency and hard examples are the reference\'s to the bit; the band does not apply to a subset, and says so', { timeout: TRAIN_TIMEOUT }, async (t) => {
     await guarded(page, 'insight-exact', async () => {
       await page.goto(`${plain.url}${URL_RUN}`);
       await waitForState(page, 'done', { timeout: TRAIN_TIMEOUT });
@@ -315,8 +324,9 @@ describe('a page without isolation (the reference\'s package): exact', () => {
       ref = train(DATA_DIR, runConfig(RUN));
       trained = true;
 
-      // Every tile, byte for byte.
+      // Every tile of the change since the start (offered first), byte for byte.
       await waitForView(page, 'hidden-units', 'epoch', '2');
+      await waitForView(page, 'hidden-units', 'mode', 'change');
       const tiles = ref.unitTiles();
       const atlas = await page.evaluate(() => {
         const c = document.getElementById('units-atlas');
@@ -329,7 +339,7 @@ describe('a page without isolation (the reference\'s package): exact', () => {
         const y0 = Math.floor(u / 32) * 36;
         for (let y = 0; y < 32; y++) {
           for (let k = 0; k < 128; k++) {
-            if (atlas[((y0 + y) * width + x0) * 4 + k] !== tiles.tiles[u * 4096 + y * 128 + k]) { differ.push(u); y = 32; break; }
+            if (atlas[((y0 + y) * width + x0) * 4 + k] !== tiles.change[u * 4096 + y * 128 + k]) { differ.push(u); y = 32; break; }
           }
         }
       }
@@ -427,6 +437,7 @@ describe('a page without isolation (the reference\'s package): exact', () => {
       await waitForState(page, 'done', { timeout: TRAIN_TIMEOUT });
       await settle(page);
       assert.equal(await metric(page, 'epoch'), '6');
+      await waitForView(page, 'hidden-units', 'change', 'available'); // the resumed run knows its start
       const whole = train(DATA_DIR, runConfig({ ...RUN, epochs: 6 }));
       try {
         const log = await logLines(page);
@@ -464,6 +475,8 @@ describe('a page without isolation (the reference\'s package): exact', () => {
       }
       assert.match(await page.locator('#log').textContent(), /\(loaded from insight-skywatch-lecture-epoch6\.safetensors\)/);
       assert.match(await page.locator('#band-line').textContent(), /does not apply to this run: this model started from uploaded weights/);
+      await waitForView(page, 'hidden-units', 'change', 'unavailable');
+      assert.match(await page.locator('#units-mode-note').textContent(), /not available for this run: it started from weights loaded from a file/);
       assertNoProblems(watcher, await errorList(page));
     });
   });

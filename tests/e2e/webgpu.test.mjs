@@ -204,6 +204,8 @@ describe('WebGPU on the software adapter', () => {
         assert.equal(box.units, '512');
         const { bytes } = await downloadWeights(page, { prefix: 'webgpu-', timeout: 30_000 });
         const w = readSafetensors(bytes);
+        await page.locator('#units-mode').selectOption('weights'); // the change since the start is offered first
+        await waitForView(page, 'hidden-units', 'mode', 'weights');
         for (const unit of [0, 1, 511]) {
           const want = expectedTile(w['0.weight'], unit);
           assert.deepEqual(tileOff(await atlasTile(page, unit), want), [], `unit ${unit}: tile bytes [index, page, expected] that differ from round(128 + 127 w / max|w|) of the GPU's weights`);

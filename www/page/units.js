@@ -1,11 +1,16 @@
 // The hidden-units panel: every first-layer unit's 3072 input weights as a 32x32 colour tile, in one
 // canvas (shared/tiles.js), updated once per epoch while the panel is open; a scrubber back through
-// the epochs the core keeps (`units {epoch}`); and for a clicked unit its outgoing weights (the
+// the epochs the core keeps (`units {epoch}`); a toggle between the weights `W` and their change
+// since the start of the run `W - W0` (offered first while the change is smaller than the start,
+// when `W` is mostly its random start; not available for a run from a file's weights, whose start
+// is unknown); and for a clicked unit its outgoing weights (the
 // class it votes for) and its 8 most and 8 most negatively activating training images (`unit`,
 // which needs the scan of the training set: asked for only when training is paused or over).
 //
 // Automation hook: `[data-view="hidden-units"]` has `data-units` (the count), `data-epoch` (the
-// epochs the shown weights had: 0 is before training), `data-order` (`unit` or `votes`), and the
+// epochs the shown weights had: 0 is before training), `data-order` (`unit` or `votes`),
+// `data-mode` (`change` or `weights`: what the tiles show), `data-change` (`available` or
+// `unavailable`), `data-change-relative` (`||W - W0|| / ||W0||`, when available), and the
 // atlas layout (`data-columns`, `data-pitch-x`, `data-pitch-y`: tile `p` in display order starts
 // at pixel `((p % columns) * pitchX, floor(p / columns) * pitchY)` of its canvas).
 
@@ -25,6 +30,7 @@ const view = {
   follow: true,        // show the latest snapshot (else `epoch`, chosen with the scrubber)
   epoch: null,
   order: 'unit',       // display order: 'unit' (number) or 'votes' (strongest voters first)
+  mode: null,          // 'change' or 'weights' once the user chose; null: the one offered first
   selected: null,      // the clicked unit
   detail: null,        // the `unit` reply for it
   detailKey: '',       // `${unit}|${historyVersion}` it was asked for
@@ -66,7 +72,15 @@ function displayOrder(r) {
   return ordered.units;
 }
 
-let drawn = { version: -1, order: '' };
+/** Whether the change since the start is the clearer picture: while `||W - W0|| < ||W0||`, `W` is
+ *  mostly its random start (lecture after 3 epochs: 4%), and its tiles look like noise. */
+const changeFirst = (r) => r.changeRelative != null && r.changeRelative < 1;
+
+/** What the tiles show: the user's choice, else the clearer picture; the weights when the change
+ *  is not known. */
+const modeOf = (r) => (!r.change ? 'weights' : view.mode ?? (changeFirst(r) ? 'change' : 'weights'));
+
+let drawn = { version: -1, order: '', mode: '' };
 
 export function renderUnits() {
   const open = $('units-details').open;
@@ -85,14 +99,19 @@ export function renderUnits() {
   // A convolutional model's first layer is its filters: the tiles show them, and say so.
   setProp($('units-help'), 'hidden', isConv());
   setProp($('units-conv-help'), 'hidden', !isConv());
-  if (r && (drawn.version !== view.version || drawn.order !== view.order)) {
-    drawn = { version: view.version, order: view.order };
+  const mode = r ? modeOf(r) : '';
+  if (!r) setText($('units-mode-note'), '');
+  if (r && (drawn.version !== view.version || drawn.order !== view.order || drawn.mode !== mode)) {
+    drawn = { version: view.version, order: view.order, mode };
     const order = displayOrder(r);
-    drawAtlas($('units-atlas'), r, order, COLUMNS);
+    drawAtlas($('units-atlas'), mode === 'change' ? { ...r, tiles: r.change } : r, order, COLUMNS);
     Object.assign(box.dataset, {
       units: String(r.units), epoch: String(r.epoch), order: view.order, columns: String(COLUMNS),
       pitchX: String(PITCH_X), pitchY: String(PITCH_Y), votesExact: String(r.votesExact),
+      mode, change: r.change ? 'available' : 'unavailable', changeRelative: r.change ? String(r.changeRelative) : '',
     });
+    $('units-mode').value = mode;
+    setText($('units-mode-note'), modeNote(r, mode));
     const slider = $('units-epoch');
     slider.max = String(r.epochs.length - 1);
     slider.value = String(Math.max(0, r.epochs.indexOf(r.epoch)));
@@ -100,13 +119,27 @@ export function renderUnits() {
     slider.setAttribute('aria-valuetext', label);
     setText($('units-epoch-label'), `${label}${view.follow ? ' (latest)' : ''}`);
     setText($('units-note'), `${int(r.units)} units; ${r.epochs.length} snapshots kept (epochs ${r.epochs.join(', ')}), `
-      + 'spaced evenly in log(1 + epoch) within 24 MiB. Click a unit for its votes and the training images that excite it most.');
+      + 'spaced evenly in log(1 + epoch) within 48 MiB. Click a unit for its votes and the training images that excite it most.');
     $('units-atlas').setAttribute('aria-label', `${int(r.units)} hidden units as 32 by 32 pictures, ${label}; `
       + 'use the arrow keys to choose one');
   }
   setProp($('units-epoch'), 'disabled', !r || r.epochs.length < 2 || state.crashed);
+  setProp($('units-mode'), 'disabled', !r?.change || state.crashed);
   renderCursor(r);
   renderDetail(open, r);
+}
+
+/** What the shown tiles are, in words (the change's size, or why it is not available). */
+function modeNote(r, mode) {
+  if (!r.change) {
+    return 'The change since the start is not available for this run: it started from weights loaded from a file, '
+      + 'whose starting point is not known. The tiles show the weights.';
+  }
+  const size = `the weights have moved ${(100 * r.changeRelative).toPrecision(2)}% of their starting size (||W − W0|| / ||W0||)`;
+  if (r.epoch === 0 && mode === 'change') return 'Before training nothing has changed yet: every tile is mid-grey. Show the weights to see the random start.';
+  return mode === 'change'
+    ? `Each tile shows what training changed (W − W0), scaled on its own; ${size}.`
+    : `Each tile shows the weights W, scaled on its own; ${size}${changeFirst(r) ? ', so they are still mostly their random start' : ''}.`;
 }
 
 function renderCursor(r) {
@@ -135,15 +168,16 @@ function renderDetail(open, r) {
   if (open && !isConv() && !training() && !view.detailBusy && view.detailKey !== `${u}|${state.historyVersion}` && !state.crashed) requestDetail();
   const d = view.detail?.unit === u ? view.detail : null;
   const names = classes();
-  if (detailDrawn.tile !== `${view.version}|${u}`) {
-    detailDrawn.tile = `${view.version}|${u}`;
+  if (detailDrawn.tile !== `${view.version}|${u}|${drawn.mode}`) {
+    detailDrawn.tile = `${view.version}|${u}|${drawn.mode}`;
     box.dataset.unit = String(u);
-    putRgba($('unit-big'), r.tiles, u * 4096);
+    const change = drawn.mode === 'change';
+    putRgba($('unit-big'), change ? r.change : r.tiles, u * 4096);
     const { cls, strength } = voteLeans(r.votes, r.units, r.classes);
     const rank = Array.from(r.order).indexOf(u);
     setText($('unit-title'), `Unit ${u}`);
-    setText($('unit-scale'), `${r.epoch === 0 ? 'Before training' : `After epoch ${r.epoch}`}; its tile's brightest colour is a weight of `
-      + `${r.scale[u].toPrecision(3)} (max |w|). Rank ${rank + 1} of ${r.units} by vote strength (${strength[u].toPrecision(3)}).`);
+    setText($('unit-scale'), `${r.epoch === 0 ? 'Before training' : `After epoch ${r.epoch}`}; its tile's brightest colour is `
+      + `${change ? `a change of ${r.changeScale[u].toPrecision(3)} (max |w − w0|)` : `a weight of ${r.scale[u].toPrecision(3)} (max |w|)`}. Rank ${rank + 1} of ${r.units} by vote strength (${strength[u].toPrecision(3)}).`);
     const votes = names.map((name, c) => r.votes[c * r.units + u]);
     const most = Math.max(1e-12, ...votes.map(Math.abs));
     $('unit-votes').replaceChildren(...votes.map((v, c) => {
@@ -218,5 +252,6 @@ export function wireUnits() {
     requestUnits();
   });
   $('units-order').addEventListener('change', (e) => { view.order = e.target.value; scheduleRender(); });
+  $('units-mode').addEventListener('change', (e) => { view.mode = e.target.value; scheduleRender(); });
   $('units-details').addEventListener('toggle', scheduleRender);
 }

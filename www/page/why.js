@@ -1,8 +1,9 @@
 // "Why this answer?": for the user's picture (the "bird or airplane?" panel) or any test image of the
 // gallery or training image of the hard-examples view, the saliency map over the 32x32 input (the
 // gradient of the chosen class's log-probability with respect to the pixels, `why`) and the 8
-// nearest training images in the first hidden layer's space (`neighbours`, which needs the scan
-// of the training set: asked for only when training is paused or over).
+// nearest training images in the first hidden layer's space (for the convolutional model its
+// first fully connected layer, fc1; `neighbours`, which needs the scan of the training set: asked
+// for only when training is paused or over).
 //
 // Automation hooks: `[data-view="saliency"]` (shown once a picture has been explained) with
 // `data-class` (the class explained), `data-magnitude-max` (the map's largest value, exact) and
@@ -112,7 +113,7 @@ export function renderWhy() {
     // A new subject or class at once; a newer model at most every REFRESH_MS while training.
     if (view.key !== key && (subjectChanged || refreshDue(view))) requestWhy();
   }
-  if (s && open && state.model && !isConv() && !state.crashed && !training() && !view.neighboursBusy
+  if (s && open && state.model && !state.crashed && !training() && !view.neighboursBusy
     && view.neighboursKey !== `${subjectKey(s)}|${state.historyVersion}`) requestNeighbours();
   renderSaliency();
   renderNeighbours();
@@ -166,10 +167,9 @@ function renderNeighbours() {
   const s = view.subject;
   let note = '';
   if (!s) note = '';
-  else if (isConv()) note = 'Nearest training images are ranked in the first hidden layer of a fully connected model; this view does not apply to the convolutional model.';
   else if (view.neighboursBusy) note = 'Finding the nearest training images (one pass over the training set, a few seconds the first time after the weights change)…';
   else if (!n && training()) note = 'The nearest training images are found when training is paused or over.';
-  else if (n) note = `Nearest in the first hidden layer's space (its activations, Euclidean distance d), with the weights after epoch ${n.epoch}.`;
+  else if (n) note = `Nearest in ${isConv() ? 'the space of fc1, the first fully connected layer after the convolutions (its 32 activations' : 'the first hidden layer\'s space (its activations'}, Euclidean distance d), with the weights after epoch ${n.epoch}.`;
   setText($('neighbours-note'), note);
   const key = n ? `${n.epoch}|${subjectKey(n.subject)}` : '';
   const list = $('why-neighbours');

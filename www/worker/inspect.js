@@ -35,10 +35,12 @@ export function inspectHandlers(state, post) {
       const kept = s.unitTileEpochs().epochs;
       const at = epoch == null ? kept[kept.length - 1] : kept.reduce((best, e) => (Math.abs(e - epoch) < Math.abs(best - epoch) ? e : best));
       const t = s.unitTilesAt(at);
+      // `change` (W - W0 as tiles) is null for a run from a file's weights (start unknown).
       post({
         type: 'units', asked: epoch, epoch: t.epoch, epochs: kept, units: t.units, classes: t.classes,
         tiles: t.tiles, scale: t.scale, votes: t.votes, votesExact: t.votes_exact, order: t.order,
-      }, [t.tiles.buffer, t.scale.buffer, t.votes.buffer, t.order.buffer]);
+        change: t.change, changeScale: t.change_scale, changeRelative: t.change_relative,
+      }, [t.tiles.buffer, t.scale.buffer, t.votes.buffer, t.order.buffer, ...(t.change ? [t.change.buffer, t.change_scale.buffer] : [])]);
     },
 
     /** One unit's 8 most and 8 most negatively activating training images, with the current
@@ -72,7 +74,7 @@ export function inspectHandlers(state, post) {
     },
 
     /** The training images nearest to a picture or to image `index` of `split`, in the first
-     *  hidden layer's space. */
+     *  hidden layer's space (a convolutional model's first fully connected layer, fc1). */
     neighbours({ rgba, width, height, split, index, k = TOP }) {
       const s = session();
       if (!scanAllowed()) { post({ type: 'neighbours', deferred: 'training' }); return; }
