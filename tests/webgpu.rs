@@ -13,6 +13,7 @@
 //! and the convolutional model have their own module, `webgpu/conv.rs`.
 #![cfg(target_arch = "wasm32")]
 
+#[path = "webgpu/conv.rs"]
 mod conv;
 
 use ndarray::{Array2, ArrayView2};
