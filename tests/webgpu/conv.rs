@@ -167,6 +167,12 @@ async fn the_conv_model_matches_the_cpu_over_two_epochs() {
     // 600 training images, batch 64 (the preset's): 10 batches per epoch, the last of 24 (a short
     // batch, zero columns in its products); 2 epochs, each validated on 300 images on the GPU.
     compare_runs(net(64, None), dataset(600, 300), 20, 7, 1e-3).await;
+    // Dispatches per batch, counted from the kernel table: gather, fc1 forward (K = 512 split in
+    // two, then reduced), fc2 forward, loss, fc2's input and weight gradients, fc1's, i.e. 9; the
+    // first block im2col, forward, pooling, its backward, weight gradient (5) and the second
+    // those and its input gradient and col2im (7).
+    let t = GpuTrainer::new(Trainer::new(net(64, None), dataset(64, 8)).unwrap()).await.unwrap();
+    assert_eq!(t.dispatches_per_batch(), 9 + 5 + 7);
 }
 
 #[wasm_bindgen_test]

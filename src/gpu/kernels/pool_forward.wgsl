@@ -9,7 +9,9 @@
 // maxpool(act(conv + b)) (a max commutes with adding a per-channel constant and with a
 // non-decreasing activation) on a quarter of the values: the CPU's order, so the same numbers.
 // Ties and NaN as PyTorch's CPU kernel and src/layers/pool.rs: the first maximum in row-major
-// order wins, and a NaN wins over any number (the last NaN).
+// order wins, and a NaN wins over any number (the last NaN) where the compiler keeps NaN (WGSL
+// lets it assume there are none, https://www.w3.org/TR/WGSL/#floating-point-evaluation; a NaN
+// here means the run diverged, which the loss reports either way).
 //
 // The (channel, image) plane of H' x W' outputs goes to c cs + b is: the next block's input
 // (CNHW: cs = images H' W', is = H' W'), or after the last block straight into the flattened

@@ -196,6 +196,29 @@ pub fn flat_grad(inp: u32, out: u32, w_off: u32, batch: u32) -> GemmSpec {
     GemmSpec { b_off: w_off, rows: RowsDim::M, ..GemmSpec::dense(batch, inp, out, false, false, Epilogue::Store) }
 }
 
+/// The GEMMs of the book's `Net` (preset `conv`: blocks of 16 and 8 channels) on a training
+/// batch of 64, for the benchmark (`gpu-bench/`): the training shapes, epilogues and splits, with
+/// dense operands at offset 0 (a weight gradient's fused bias sums go to `c[M N..M N + M]`).
+pub fn bench_shapes() -> Vec<(String, GemmSpec)> {
+    let features = crate::model::features::Features::new(&[16, 8], crate::config::Activation::Tanh, 0);
+    let mut out = Vec::new();
+    for (i, b) in features.blocks.iter().enumerate() {
+        let spec = ConvBlockSpec { conv: b.conv.clone(), pool: b.pool, images: 64 };
+        let g = spec.gemms(i == 0, &OptimizerConfig::default());
+        let zero = |s: GemmSpec| GemmSpec { a_off: 0, b_off: 0, c_off: 0, epilogue: Epilogue::Store, ..s };
+        out.push((format!("conv{} forward W col", i + 1), zero(g.forward)));
+        if let Some(d) = g.input_grad {
+            out.push((format!("conv{} input grad W^T dy", i + 1), zero(d)));
+        }
+        let w = g.weight_grad;
+        out.push((
+            format!("conv{} weight grad dy col^T + db", i + 1),
+            GemmSpec { bias_off: Some(w.m * w.n), ..zero(w) },
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
