@@ -13,8 +13,9 @@
 //!   without the activation's derivative) and block by block from the last: `dy = dpooled
 //!   act'(pooled)` at the argmax (into `y`'s buffer, which the backward pass no longer needs, as
 //!   the CPU reuses it), then `dcol = W^T dy` and col2im into the previous block's `dpooled`
-//!   (not for the first block), then `dW = dy col^T` with `db` fused, stored or applied as plain
-//!   SGD: after the input gradient, which must read the weights before the step.
+//!   (not for the first block), then `dW = dy col^T` and `db = dy 1` (a column of ones), stored
+//!   or applied as plain SGD: after the input gradient, which must read the weights before the
+//!   step.
 
 use super::kernels::{ConvBlockSpec, ConvCall, ConvGemms, GemmCall, GemmSpec, Kernels, PlaneLayout};
 use crate::config::OptimizerConfig;
@@ -43,7 +44,11 @@ pub(super) fn block_specs(
 
 /// Every GEMM of the blocks (for sizing the split-K scratch).
 pub(super) fn gemm_specs(blocks: &[(ConvBlockSpec, ConvGemms)]) -> Vec<GemmSpec> {
-    blocks.iter().flat_map(|(_, g)| [Some(g.forward), g.input_grad, Some(g.weight_grad)]).flatten().collect()
+    blocks
+        .iter()
+        .flat_map(|(_, g)| [Some(g.forward), g.input_grad, Some(g.weight_grad), Some(g.bias_grad)])
+        .flatten()
+        .collect()
 }
 
 struct BlockCalls {
@@ -54,6 +59,7 @@ struct BlockCalls {
     /// `dcol = W^T dy`, then col2im into the previous block's pooled gradient.
     input_grad: Option<(GemmCall, ConvCall)>,
     weight_grad: GemmCall,
+    bias_grad: GemmCall,
 }
 
 /// The blocks' buffers and calls, and the flattened features with their gradient.
@@ -98,6 +104,10 @@ impl GpuConv {
             pooled.push(buf(what, b.pooled_floats() * 4)?);
             dpooled.push(buf(dwhat, b.pooled_floats() * 4)?);
         }
+        // The column of ones the bias gradients multiply by.
+        let most = blocks.iter().map(|(b, _)| b.positions() as usize).max().unwrap_or(0);
+        let ones = buf("a column of ones", most as u64 * 4)?;
+        k.gpu().write(&ones, 0, &super::model::f32_bytes(&vec![1.0; most]))?;
         let mut calls = Vec::new();
         for (i, (b, g)) in blocks.iter().enumerate() {
             let col = buf("an im2col matrix", b.col_floats() * 4)?;
@@ -125,6 +135,7 @@ impl GpuConv {
                 pool_backward: k.pool_backward(b, act, layout, [&dpooled[i], &pooled[i], &arg, &y])?,
                 input_grad,
                 weight_grad: k.gemm(&g.weight_grad, [&y, &col, io.grads], None, io.scratch)?,
+                bias_grad: k.gemm(&g.bias_grad, [&y, &ones, io.grads], None, io.scratch)?,
             });
         }
         Ok(GpuConv { blocks: calls, flat: pooled[last].clone(), dflat: dpooled[last].clone() })
@@ -138,6 +149,7 @@ impl GpuConv {
                 3 + b.forward.dispatches()
                     + b.input_grad.as_ref().map_or(0, |(g, _)| g.dispatches() + 1)
                     + b.weight_grad.dispatches()
+                    + b.bias_grad.dispatches()
             })
             .sum()
     }
@@ -160,6 +172,7 @@ impl GpuConv {
                 col2im.encode(pass);
             }
             b.weight_grad.encode(pass);
+            b.bias_grad.encode(pass);
         }
     }
 }

@@ -135,12 +135,15 @@ async fn a_blocks_gemms_match_the_cpu_convolution() {
     assert_close(&got, &y, 1e-5, "forward W col");
     let got = ops.gemm(&g.input_grad.unwrap(), &params, &dy, &vec![0.0; col.len()], None, 3).await.unwrap();
     assert_close(&got, &dcol, 1e-5, "input gradient W^T dy");
+    let ones = vec![1.0; n];
     let got = ops.gemm(&g.weight_grad, &dy, &col, &vec![0.0; params.len()], None, 3).await.unwrap();
-    assert_close(&got, &grads, 1e-5, "weight gradient dy col^T and the fused bias");
+    let got = ops.gemm(&g.bias_grad, &dy, &ones, &got, None, 3).await.unwrap();
+    assert_close(&got, &grads, 1e-5, "weight gradient dy col^T and bias gradient dy 1");
     // Plain SGD fused into the weight gradient: p - lr (g + wd p) on the block's range only.
     let g = b.gemms(true, &sgd);
     assert!(g.input_grad.is_none(), "the first block has no input gradient");
     let got = ops.gemm(&g.weight_grad, &dy, &col, &params, None, 3).await.unwrap();
+    let got = ops.gemm(&g.bias_grad, &dy, &ones, &got, None, 3).await.unwrap();
     let range = c.offset..c.offset + c.num_params();
     let step = SgdStep { lr: sgd.lr, weight_decay: sgd.weight_decay };
     let want: Vec<f32> = (0..params.len())
@@ -169,10 +172,10 @@ async fn the_conv_model_matches_the_cpu_over_two_epochs() {
     compare_runs(net(64, None), dataset(600, 300), 20, 7, 1e-3).await;
     // Dispatches per batch, counted from the kernel table: gather, fc1 forward (K = 512 split in
     // two, then reduced), fc2 forward, loss, fc2's input and weight gradients, fc1's, i.e. 9; the
-    // first block im2col, forward, pooling, its backward, weight gradient (5) and the second
-    // those and its input gradient and col2im (7).
+    // first block im2col, forward, pooling, its backward, weight and bias gradients (each split,
+    // then reduced): 8; the second those and its input gradient and col2im: 10.
     let t = GpuTrainer::new(Trainer::new(net(64, None), dataset(64, 8)).unwrap()).await.unwrap();
-    assert_eq!(t.dispatches_per_batch(), 9 + 5 + 7);
+    assert_eq!(t.dispatches_per_batch(), 9 + 8 + 10);
 }
 
 #[wasm_bindgen_test]

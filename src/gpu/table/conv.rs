@@ -16,12 +16,16 @@
 //! | pool backward | `pool_backward.wgsl` | `dy`: `dpooled act'(pooled)` at each window's argmax, 0 elsewhere |
 //! | input grad | `gemm.wgsl` Store, A transposed | `dcol = W^T dy`, `[K, C_out] x [C_out, N]` (not for the first block) |
 //! | col2im | `col2im.wgsl` | the previous block's `dpooled` from `dcol` |
-//! | weight grad | `gemm.wgsl` Store or Sgd, B transposed, bias fused | `dW = dy col^T`, `[C_out, N] x [N, K]`, and `db = sum_n dy` |
+//! | weight grad | `gemm.wgsl` Store or Sgd, B transposed | `dW = dy col^T`, `[C_out, N] x [N, K]` |
+//! | bias grad | `gemm.wgsl` Store or Sgd | `db = dy 1`, `[C_out, N] x [N, 1]` (a column of ones) |
 //!
 //! The GEMMs' sizes are fixed (all `images`; a short batch's missing images are zero columns,
-//! see im2col.wgsl and pool_backward.wgsl), so none reads the batch's row count. The weight
-//! gradient's K is `N` (65 536 for the book's first block on a batch of 64) and is not split,
-//! since the bias's row sums are fused into it.
+//! see im2col.wgsl and pool_backward.wgsl), so none reads the batch's row count. The gradients'
+//! K is `N` (65 536 for the book's first block on a batch of 64), split into chunks (split-K):
+//! the MLP's fused bias (row sums in the weight gradient's epilogue) would need all of K in one
+//! workgroup, one loop of 4096 steps per invocation, which is slow where a workgroup runs on one
+//! core and cut short on lavapipe (Mesa's llvmpipe stops a shader's loops after 65 535
+//! iterations in all, `LP_MAX_TGSI_LOOP_ITERATIONS`; measured: 70% of the sum).
 
 use super::{Epilogue, GemmSpec, RowsDim, WG, fused_sgd, grid, words};
 use crate::config::OptimizerConfig;
@@ -58,9 +62,11 @@ pub struct ConvGemms {
     pub forward: GemmSpec,
     /// `dcol = W^T dy`: not for the first block (its input is the data).
     pub input_grad: Option<GemmSpec>,
-    /// `dW = dy col^T` with `db = sum_n dy` fused, stored at the parameters' offsets in the
-    /// gradient buffer or applied as plain SGD.
+    /// `dW = dy col^T`, stored at the weights' offset in the gradient buffer or applied as
+    /// plain SGD.
     pub weight_grad: GemmSpec,
+    /// `db = dy 1` (B a column of `N` ones), likewise at the bias's offset.
+    pub bias_grad: GemmSpec,
 }
 
 fn u(v: usize) -> u32 {
@@ -181,12 +187,9 @@ impl ConvBlockSpec {
         } else {
             Epilogue::Store
         };
-        let weight_grad = GemmSpec {
-            c_off: w_off,
-            bias_off: Some(w_off + c_out * k),
-            ..GemmSpec::dense(c_out, k, n, false, true, epilogue)
-        };
-        ConvGemms { forward, input_grad, weight_grad }
+        let weight_grad = GemmSpec { c_off: w_off, ..GemmSpec::dense(c_out, k, n, false, true, epilogue) };
+        let bias_grad = GemmSpec { c_off: w_off + c_out * k, ..GemmSpec::dense(c_out, 1, n, false, false, epilogue) };
+        ConvGemms { forward, input_grad, weight_grad, bias_grad }
     }
 }
 
@@ -198,7 +201,7 @@ pub fn flat_grad(inp: u32, out: u32, w_off: u32, batch: u32) -> GemmSpec {
 
 /// The GEMMs of the book's `Net` (preset `conv`: blocks of 16 and 8 channels) on a training
 /// batch of 64, for the benchmark (`gpu-bench/`): the training shapes, epilogues and splits, with
-/// dense operands at offset 0 (a weight gradient's fused bias sums go to `c[M N..M N + M]`).
+/// dense operands at offset 0.
 pub fn bench_shapes() -> Vec<(String, GemmSpec)> {
     let features = crate::model::features::Features::new(&[16, 8], crate::config::Activation::Tanh, 0);
     let mut out = Vec::new();
@@ -210,11 +213,8 @@ pub fn bench_shapes() -> Vec<(String, GemmSpec)> {
         if let Some(d) = g.input_grad {
             out.push((format!("conv{} input grad W^T dy", i + 1), zero(d)));
         }
-        let w = g.weight_grad;
-        out.push((
-            format!("conv{} weight grad dy col^T + db", i + 1),
-            GemmSpec { bias_off: Some(w.m * w.n), ..zero(w) },
-        ));
+        out.push((format!("conv{} weight grad dy col^T", i + 1), zero(g.weight_grad)));
+        out.push((format!("conv{} bias grad dy 1", i + 1), zero(g.bias_grad)));
     }
     out
 }
@@ -241,13 +241,16 @@ mod tests {
         assert!(g0.input_grad.is_none());
         let w = g0.weight_grad;
         assert_eq!((w.m, w.n, w.k, w.a_trans, w.b_trans), (16, 27, 65_536, false, true));
-        assert_eq!(w.bias_off, Some(16 * 27));
+        assert_eq!(g0.bias_grad.c_off, 16 * 27);
+        assert_eq!((g0.bias_grad.m, g0.bias_grad.n, g0.bias_grad.k), (16, 1, 65_536));
         let g1 = blocks[1].gemms(false, &opt);
         let d = g1.input_grad.unwrap();
         assert_eq!((d.m, d.n, d.k, d.a_trans, d.lda), (144, 64 * 16 * 16, 8, true, 144));
         assert_eq!(g1.forward.a_off, 16 * 27 + 16);
-        // The fused bias needs all of K in one workgroup: no split, so no scratch.
-        assert_eq!(w.split(w.tile(&super::super::Limits::default())).0, 1);
+        // One output tile: K is cut into 64 chunks of 1024 (16 x 1024 x 27 partial sums).
+        let limits = super::super::Limits::default();
+        assert_eq!(w.split(w.tile(&limits)), (64, 1024));
+        assert_eq!(g0.bias_grad.split(g0.bias_grad.tile(&limits)), (64, 1024));
         assert_eq!(blocks[1].pooled_floats(), 64 * 8 * 8 * 8);
         assert_eq!(blocks[1].pooled_flat(), PlaneLayout { offset: 0, channel: 64, image: 512 });
         assert_eq!(blocks[0].pooled_cnhw(), PlaneLayout { offset: 0, channel: 64 * 256, image: 256 });
