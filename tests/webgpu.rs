@@ -9,8 +9,12 @@
 //! `webdriver.json` at the crate root passes these flags to chromedriver). Built only with the
 //! `webgpu-tests` feature, which `scripts/test` turns on for its Chromium run:
 //! `wasm-pack test --headless --chrome -- --no-default-features --features webgpu-tests --test webgpu`.
-//! Without an adapter every test fails, saying which flags are missing.
+//! Without an adapter every test fails, saying which flags are missing. The convolution kernels
+//! and the convolutional model have their own module, `webgpu/conv.rs`.
 #![cfg(target_arch = "wasm32")]
+
+#[path = "webgpu/conv.rs"]
+mod conv;
 
 use ndarray::{Array2, ArrayView2};
 use rand::{RngExt, SeedableRng};

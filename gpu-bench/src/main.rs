@@ -1,5 +1,6 @@
 //! Skywatch's WebGPU kernels timed natively through wgpu: GFLOP/s of the lecture's three GEMM
-//! shapes (`2 m n k / seconds`, many products in one compute pass, after a warm-up; each result
+//! shapes and of the convolutional model's five (the book's `Net` on a batch of 64, as
+//! `gpu::table::conv` states them) (`2 m n k / seconds`, many products in one compute pass, after a warm-up; each result
 //! checked against an f64 CPU product) and the seconds of lecture training epochs (the browser
 //! trainer's dispatches per batch, from the same kernel table, on synthetic images).
 //!
@@ -86,7 +87,8 @@ fn time_gemm(gpu: &Gpu, spec: &GemmSpec, t: usize, seconds: f64, want: &[f64]) -
     let (m, n, k) = (spec.m as usize, spec.n as usize, spec.k as usize);
     let a = gpu.storage(&train::f32_bytes(&operand(m * k, 1)));
     let b = gpu.storage(&train::f32_bytes(&operand(k * n, 2)));
-    let c = gpu.zeros((m * n * 4) as u64);
+    // A fused bias writes its M row sums after C.
+    let c = gpu.zeros(((m * n + m) * 4) as u64);
     let scratch = gpu.zeros(spec.scratch_floats(t) * 4);
     let dummy = gpu.zeros(16);
     let (_table, batch) = gpu.batch_table(&[BatchEntry { rows: spec.m, ..Default::default() }]);
@@ -135,8 +137,9 @@ fn main() {
     }
     println!("\n| shape | M x K by K x N | tile (TM x TN x TK, RM x RN) | K splits | GFLOP/s | max abs error |");
     println!("|---|---|---|---|---|---|");
-    for &(shape, m, k, n) in &GEMM_SHAPES {
-        let spec = bench_spec(shape, m, k, n);
+    let lecture = GEMM_SHAPES.iter().map(|&(shape, m, k, n)| (shape.to_string(), bench_spec(shape, m, k, n)));
+    for (shape, spec) in lecture.chain(skywatch::gpu::table::conv::bench_shapes()) {
+        let (m, k, n) = (spec.m as usize, spec.k as usize, spec.n as usize);
         // A replaced kernel has its own constants: the grid and split of tile 0, the 64x64x16
         // tile the kernel before the table used.
         let chosen = if legacy { 0 } else { spec.tile(&gpu.limits) };

@@ -103,3 +103,20 @@ impl ActivationCall {
         pass.dispatch_workgroups_with_workgroup_count_y(self.grid.0, self.grid.1);
     }
 }
+
+/// One of the convolution kernels (im2col, col2im, pooling forward or backward) bound to its
+/// buffers: one thread per output value.
+pub struct ConvCall {
+    pub(super) pipeline: GpuComputePipeline,
+    pub(super) group: GpuBindGroup,
+    pub(super) grid: (u32, u32),
+    pub(super) _uniform: GpuBuffer,
+}
+
+impl ConvCall {
+    pub fn encode(&self, pass: &GpuComputePassEncoder) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, Some(&self.group));
+        pass.dispatch_workgroups_with_workgroup_count_y(self.grid.0, self.grid.1);
+    }
+}

@@ -21,10 +21,11 @@ use web_sys::{
     GpuPipelineLayoutDescriptor, GpuProgrammableStage, GpuShaderModule, gpu_buffer_usage, gpu_shader_stage,
 };
 
-pub use super::calls::{ActivationCall, BiasCall, GatherCall, GemmCall, LossCall, OptimCall};
+pub use super::calls::{ActivationCall, BiasCall, ConvCall, GatherCall, GemmCall, LossCall, OptimCall};
 use super::table::{BATCH_BYTES, Bind, Module, act_code, words};
 pub use super::table::{
-    BATCH_STRIDE, BatchEntry, Epilogue, GemmSpec, LayerGemms, RowsDim, STAT_BYTES, TILES, WG, grid,
+    BATCH_STRIDE, BatchEntry, ConvBlockSpec, ConvGemms, Epilogue, GemmSpec, LayerGemms, PlaneLayout, RowsDim,
+    STAT_BYTES, TILES, WG, grid,
 };
 
 /// Where the loss kernel writes besides the batch's statistics (see [`Kernels::loss`]).
@@ -318,5 +319,67 @@ impl Kernels {
             grid: grid(n.div_ceil(WG)),
             _uniform: uniform,
         })
+    }
+
+    fn conv_call(
+        &self,
+        m: Module,
+        act: Option<Activation>,
+        params: &[u8],
+        buffers: &[&GpuBuffer],
+        grid: (u32, u32),
+    ) -> Result<ConvCall> {
+        let uniform = self.uniform("convolution parameters", params)?;
+        let act = act.map(|a| ("ACT", act_code(Some(a)) as f64));
+        let constants: Vec<_> = act.into_iter().collect();
+        let mut all = vec![&uniform];
+        all.extend_from_slice(buffers);
+        Ok(ConvCall {
+            pipeline: self.pipeline(m, "main", &constants),
+            group: self.bind(m, &all),
+            grid,
+            _uniform: uniform,
+        })
+    }
+
+    /// im2col of block `b` (im2col.wgsl): `col` from the planes of `src` laid out as `input`.
+    pub fn im2col(&self, b: &ConvBlockSpec, input: PlaneLayout, [src, col]: [&GpuBuffer; 2]) -> Result<ConvCall> {
+        self.conv_call(Module::Im2col, None, &b.im2col_params(input), &[src, col], b.grids()[0])
+    }
+
+    /// col2im of block `b` (col2im.wgsl): the input gradient's planes, laid out as `out`, from
+    /// `dcol`.
+    pub fn col2im(&self, b: &ConvBlockSpec, out: PlaneLayout, [dcol, dx]: [&GpuBuffer; 2]) -> Result<ConvCall> {
+        self.conv_call(Module::Col2im, None, &b.col2im_params(out), &[dcol, dx], b.grids()[1])
+    }
+
+    /// Pooling, bias and activation of block `b` (pool_forward.wgsl): `pooled` (laid out as
+    /// `layout`) and `arg` from the convolution's output `y`, the bias read from `params`.
+    pub fn pool_forward(
+        &self,
+        b: &ConvBlockSpec,
+        act: Activation,
+        layout: PlaneLayout,
+        [y, params, pooled, arg]: [&GpuBuffer; 4],
+    ) -> Result<ConvCall> {
+        self.conv_call(Module::PoolForward, Some(act), &b.pool_params(layout), &[y, params, pooled, arg], b.grids()[2])
+    }
+
+    /// The backward of block `b`'s pooling and activation (pool_backward.wgsl): the convolution
+    /// output's gradient `dy` from `dpooled` and `pooled` (laid out as `layout`) and `arg`.
+    pub fn pool_backward(
+        &self,
+        b: &ConvBlockSpec,
+        act: Activation,
+        layout: PlaneLayout,
+        [dpooled, pooled, arg, dy]: [&GpuBuffer; 4],
+    ) -> Result<ConvCall> {
+        self.conv_call(
+            Module::PoolBackward,
+            Some(act),
+            &b.pool_params(layout),
+            &[dpooled, pooled, arg, dy],
+            b.grids()[3],
+        )
     }
 }

@@ -41,6 +41,8 @@ pub mod bench;
 #[cfg(target_arch = "wasm32")]
 pub mod calls;
 #[cfg(target_arch = "wasm32")]
+pub mod conv;
+#[cfg(target_arch = "wasm32")]
 pub mod device;
 #[cfg(target_arch = "wasm32")]
 pub mod kernels;

@@ -4,8 +4,11 @@
 //! the dispatches gather, forward GEMMs (bias and activation fused), loss (gradient fused),
 //! then per layer from the last: input-gradient GEMM (activation derivative fused) and
 //! weight-gradient GEMM (bias gradient and, for plain SGD, the update fused), and the optimizer
-//! step for momentum and Adam; [`GpuModel::dispatches_per_batch`] counts them.
+//! step for momentum and Adam; [`GpuModel::dispatches_per_batch`] counts them. A model with
+//! convolutions ([`GpuConv`]) runs its blocks between the gather and the first linear layer,
+//! forward, and after the first linear layer's input gradient, backward.
 
+use super::conv::{ConvInputs, GpuConv, block_specs, gemm_specs};
 use super::device::Gpu;
 use super::kernels::{
     BatchEntry, BatchTable, GatherCall, GemmCall, GemmSpec, Kernels, LayerGemms, LossCall, LossOut, OptimCall,
@@ -18,8 +21,10 @@ use crate::loss::RowLoss;
 use crate::train::Trainer;
 use web_sys::{GpuBuffer, GpuCommandEncoder, gpu_buffer_usage as usage};
 
-/// Rows per evaluation batch (at least the training batch): results do not depend on it (each
-/// output row is computed the same way whatever the batch), only the number of dispatches does.
+/// Rows per evaluation batch (at least the training batch) of an MLP: results do not depend on it
+/// (each output row is computed the same way whatever the batch), only the number of dispatches
+/// does. A model with convolutions evaluates in training batches: its im2col buffers grow with
+/// the rows (27 floats per pixel for the book's first block).
 pub const EVAL_ROWS: usize = 512;
 
 /// Both splits on the GPU, uploaded once: records as `u32` words, the normalisation table, and
@@ -96,9 +101,13 @@ pub(super) struct GpuModel {
     pub(super) loss_eval: LossCall,
     pub(super) backward: Vec<LayerBackward>,
     pub(super) optimizer: Option<OptimCall>,
+    /// The convolution blocks, for a model that has them.
+    pub(super) conv: Option<GpuConv>,
     /// Every buffer, destroyed with the model (GPU memory is freed at once, not at collection).
     pub(super) owned: Vec<GpuBuffer>,
     pub(super) batch: usize,
+    /// Rows per evaluation batch.
+    pub(super) eval_rows: usize,
     /// Training images (rows of an epoch).
     pub(super) train_rows: usize,
     pub(super) classes: usize,
@@ -132,7 +141,8 @@ impl GpuModel {
             Ok(b)
         };
         let batch = c.batch_size;
-        let rows_cap = batch.max(EVAL_ROWS);
+        let features = m.features.as_ref();
+        let rows_cap = if features.is_some() { batch } else { batch.max(EVAL_ROWS) };
         let classes = m.config.classes();
         let n_params = m.num_params();
         let p_bytes = n_params as u64 * 4;
@@ -176,9 +186,16 @@ impl GpuModel {
             .enumerate()
             .map(|(l, lin)| {
                 let shape = (lin.in_features as u32, lin.out_features as u32, lin.offset as u32);
-                LayerGemms::new(shape, l == 0, l == last, m.config.activation, batch as u32, &c.optimizer)
+                let mut g = LayerGemms::new(shape, l == 0, l == last, m.config.activation, batch as u32, &c.optimizer);
+                if l == 0 && features.is_some() {
+                    // After convolutions the first layer's input gradient is needed: stored,
+                    // the activation's derivative applied by the pooling's backward kernel.
+                    g.input_grad = Some(super::table::conv::flat_grad(shape.0, shape.1, shape.2, batch as u32));
+                }
+                g
             })
             .collect();
+        let conv_blocks = features.map(|f| block_specs(f, batch as u32, &c.optimizer)).unwrap_or_default();
         let fwd_eval_specs: Vec<GemmSpec> =
             gemms.iter().map(|g| GemmSpec { m: rows_cap as u32, ..g.forward }).collect();
         let scratch_floats = gemms
@@ -186,10 +203,19 @@ impl GpuModel {
             .flat_map(|g| [Some(g.forward), g.input_grad, Some(g.weight_grad)])
             .flatten()
             .chain(fwd_eval_specs.iter().copied())
+            .chain(gemm_specs(&conv_blocks))
             .map(|s| k.scratch_floats(&s))
             .max()
             .unwrap_or(0);
         let scratch = buf("split-K partial sums", scratch_floats * 4, storage)?;
+        let target = grads.as_ref().unwrap_or(&params);
+        let conv = match features {
+            Some(f) => {
+                let io = ConvInputs { x: &x0, params: &params, grads: target, scratch: &scratch };
+                Some(GpuConv::build(k, f, &conv_blocks, io, &mut |label, bytes| buf(label, bytes, storage))?)
+            }
+            None => None,
+        };
         let stats = buf("the batches' statistics", batches_per_epoch as u64 * STAT_BYTES, storage)?;
         let row_stats = buf("the training rows' losses", n_train as u64 * STAT_BYTES, storage)?;
         let eval_stats = buf("the evaluation statistics", stats_slots(eval_batches[0].max(eval_batches[1])), storage)?;
@@ -230,16 +256,22 @@ impl GpuModel {
         let mut forward_eval = Vec::new();
         let mut backward = Vec::new();
         for (l, g) in gemms.iter().enumerate() {
-            let input = if l == 0 { &x0 } else { &outs[l - 1] };
+            let input = match (l, &conv) {
+                (0, Some(conv)) => &conv.flat,
+                (0, None) => &x0,
+                _ => &outs[l - 1],
+            };
             forward.push(k.gemm(&g.forward, [input, &params, &outs[l]], Some(&params), &scratch)?);
             forward_eval.push(k.gemm(&fwd_eval_specs[l], [input, &params, &outs[l]], Some(&params), &scratch)?);
-            let dx = match &g.input_grad {
-                Some(spec) => {
+            let dx = match (&g.input_grad, &conv) {
+                (Some(spec), Some(conv)) if l == 0 => {
+                    Some(k.gemm(spec, [&deltas[0], &params, &conv.dflat], None, &scratch)?)
+                }
+                (Some(spec), _) => {
                     Some(k.gemm(spec, [&deltas[l], &params, &deltas[l - 1]], Some(&outs[l - 1]), &scratch)?)
                 }
-                None => None,
+                (None, _) => None,
             };
-            let target = grads.as_ref().unwrap_or(&params);
             let dw = k.gemm(&g.weight_grad, [&deltas[l], input, target], None, &scratch)?;
             backward.push(LayerBackward { dx, dw });
         }
@@ -256,7 +288,8 @@ impl GpuModel {
             + forward.iter().map(GemmCall::dispatches).sum::<usize>()
             + 1
             + backward.iter().map(|b| b.dx.as_ref().map_or(0, GemmCall::dispatches) + b.dw.dispatches()).sum::<usize>()
-            + optimizer.is_some() as usize;
+            + optimizer.is_some() as usize
+            + conv.as_ref().map_or(0, GpuConv::dispatches_per_batch);
         Ok(GpuModel {
             params,
             states,
@@ -279,8 +312,10 @@ impl GpuModel {
             loss_eval,
             backward,
             optimizer,
+            conv,
             owned,
             batch,
+            eval_rows: rows_cap,
             train_rows: n_train,
             classes,
             num_params: n_params,
@@ -303,6 +338,9 @@ impl GpuModel {
     pub(super) fn encode_train_batch(&self, pass: &web_sys::GpuComputePassEncoder, b: usize) {
         self.train_table.select(pass, b);
         self.gather_train.encode(pass);
+        if let Some(conv) = &self.conv {
+            conv.encode_forward(pass);
+        }
         for f in &self.forward {
             f.encode(pass);
         }
@@ -313,6 +351,9 @@ impl GpuModel {
             }
             layer.dw.encode(pass);
         }
+        if let Some(conv) = &self.conv {
+            conv.encode_backward(pass);
+        }
         if let Some(o) = &self.optimizer {
             o.encode(pass);
         }
@@ -321,13 +362,15 @@ impl GpuModel {
     /// Encodes the evaluation of split `s` (0 test, 1 train) of `n` images and the copy of its
     /// statistics into `read_eval`; returns the number of batches.
     pub(super) fn encode_eval(&self, encoder: &GpuCommandEncoder, s: usize, n: usize) -> Result<usize> {
-        let rows = self.batch.max(EVAL_ROWS);
-        let batches = n.div_ceil(rows);
+        let batches = n.div_ceil(self.eval_rows);
         encoder.clear_buffer(&self.confusion);
         let pass = encoder.begin_compute_pass();
         for b in 0..batches {
             self.eval_tables[s].select(&pass, b);
             self.gather_eval[s].encode(&pass);
+            if let Some(conv) = &self.conv {
+                conv.encode_forward(&pass);
+            }
             for f in &self.forward_eval {
                 f.encode(&pass);
             }

@@ -3,7 +3,9 @@
 //! never goes through here.
 
 use super::device::Gpu;
-use super::kernels::{BatchEntry, Epilogue, GemmSpec, Kernels, LossOut, RowsDim, STAT_BYTES};
+use super::kernels::{
+    BatchEntry, ConvBlockSpec, Epilogue, GemmSpec, Kernels, LossOut, PlaneLayout, RowsDim, STAT_BYTES,
+};
 use super::model::{bytes_f32, f32_bytes, parse_rows};
 use crate::config::{Activation, LossKind, OptimizerConfig};
 use crate::error::Result;
@@ -230,6 +232,69 @@ impl Ops {
         };
         let call = self.kernels.activation(act, backward, d.len() as u32, &db, yb.as_ref())?;
         Ok(bytes_f32(&self.run(BatchEntry::default(), |p| call.encode(p), &[(&db, d.len() as u64 * 4)]).await?[0]))
+    }
+
+    /// im2col of block `b` (im2col.wgsl) on the planes of `x` laid out as `input`; images from
+    /// `rows` on get zero columns.
+    pub async fn im2col(&self, b: &ConvBlockSpec, input: PlaneLayout, x: &[f32], rows: u32) -> Result<Vec<f32>> {
+        let bytes = b.col_floats() * 4;
+        let (xb, cb) = (self.upload("x", &f32_bytes(x))?, self.upload("col", &vec![0; bytes as usize])?);
+        let call = self.kernels.im2col(b, input, [&xb, &cb])?;
+        let entry = BatchEntry { rows, ..BatchEntry::default() };
+        Ok(bytes_f32(&self.run(entry, |p| call.encode(p), &[(&cb, bytes)]).await?[0]))
+    }
+
+    /// col2im of block `b` (col2im.wgsl): the input gradient (`len` floats, planes laid out as
+    /// `out`; values outside the planes stay 0) from `dcol`.
+    pub async fn col2im(&self, b: &ConvBlockSpec, out: PlaneLayout, dcol: &[f32], len: usize) -> Result<Vec<f32>> {
+        let (db, xb) = (self.upload("dcol", &f32_bytes(dcol))?, self.upload("dx", &vec![0; len * 4])?);
+        let call = self.kernels.col2im(b, out, [&db, &xb])?;
+        let entry = BatchEntry { rows: b.images, ..BatchEntry::default() };
+        Ok(bytes_f32(&self.run(entry, |p| call.encode(p), &[(&xb, len as u64 * 4)]).await?[0]))
+    }
+
+    /// The pooling with bias and activation of block `b` (pool_forward.wgsl) on the
+    /// convolution's output `y`, the bias read from `params`: the pooled output (laid out as
+    /// `layout`) and the argmax of each window.
+    pub async fn pool_forward(
+        &self,
+        b: &ConvBlockSpec,
+        act: Activation,
+        layout: PlaneLayout,
+        y: &[f32],
+        params: &[f32],
+    ) -> Result<(Vec<f32>, Vec<u32>)> {
+        let bytes = b.pooled_floats() * 4;
+        let (yb, pb) = (self.upload("y", &f32_bytes(y))?, self.upload("params", &f32_bytes(params))?);
+        let (ob, ab) =
+            (self.upload("pooled", &vec![0; bytes as usize])?, self.upload("arg", &vec![0; bytes as usize])?);
+        let call = self.kernels.pool_forward(b, act, layout, [&yb, &pb, &ob, &ab])?;
+        let entry = BatchEntry { rows: b.images, ..BatchEntry::default() };
+        let out = self.run(entry, |p| call.encode(p), &[(&ob, bytes), (&ab, bytes)]).await?;
+        let arg = out[1].chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        Ok((bytes_f32(&out[0]), arg))
+    }
+
+    /// The backward of block `b`'s pooling and activation (pool_backward.wgsl): the convolution
+    /// output's gradient from `dpooled`, `pooled` (laid out as `layout`) and `arg`; images from
+    /// `rows` on get 0.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pool_backward(
+        &self,
+        b: &ConvBlockSpec,
+        act: Activation,
+        layout: PlaneLayout,
+        dpooled: &[f32],
+        pooled: &[f32],
+        arg: &[u32],
+        rows: u32,
+    ) -> Result<Vec<f32>> {
+        let bytes = b.out_floats() * 4;
+        let (db, pb) = (self.upload("dpooled", &f32_bytes(dpooled))?, self.upload("pooled", &f32_bytes(pooled))?);
+        let (ab, yb) = (self.upload("arg", &u32_bytes(arg))?, self.upload("dy", &vec![0; bytes as usize])?);
+        let call = self.kernels.pool_backward(b, act, layout, [&db, &pb, &ab, &yb])?;
+        let entry = BatchEntry { rows, ..BatchEntry::default() };
+        Ok(bytes_f32(&self.run(entry, |p| call.encode(p), &[(&yb, bytes)]).await?[0]))
     }
 
     /// Seconds per product of `spec` (`Store` epilogue), `reps` products in one pass, after a

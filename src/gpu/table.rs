@@ -30,12 +30,16 @@
 //! `A = dy^T`) is fused into its epilogue ([`GemmSpec::bias_off`]), which needs the whole K in
 //! one workgroup.
 //!
-//! For the convolutions' im2col products (forward `[B H W, Cin 9] x [Cin 9, Cout]`, and the two
-//! gradients) the same entry serves: any M, N, K, either transpose, offsets and leading
-//! dimensions, the four epilogues.
+//! For the convolutions' im2col products (forward `W col`: `[C_out, C_in 9] x [C_in 9, B H W]`,
+//! and the two gradients) the same entry serves: any M, N, K, either transpose, offsets and
+//! leading dimensions, the four epilogues; [`conv`] states their shapes and the convolution
+//! kernels' parameters.
 
 use crate::config::{Activation, OptimizerConfig, OptimizerKind};
 use std::borrow::Cow;
+
+pub mod conv;
+pub use conv::{ConvBlockSpec, ConvGemms, PlaneLayout};
 
 pub const BATCH: (&str, &str) = ("batch.wgsl", include_str!("kernels/batch.wgsl"));
 pub const ACT: (&str, &str) = ("act.wgsl", include_str!("kernels/act.wgsl"));
@@ -45,6 +49,10 @@ pub const GATHER: (&str, &str) = ("gather.wgsl", include_str!("kernels/gather.wg
 pub const BIAS_GRAD: (&str, &str) = ("bias_grad.wgsl", include_str!("kernels/bias_grad.wgsl"));
 pub const LOSS: (&str, &str) = ("loss.wgsl", include_str!("kernels/loss.wgsl"));
 pub const OPTIMIZER: (&str, &str) = ("optimizer.wgsl", include_str!("kernels/optimizer.wgsl"));
+pub const IM2COL: (&str, &str) = ("im2col.wgsl", include_str!("kernels/im2col.wgsl"));
+pub const COL2IM: (&str, &str) = ("col2im.wgsl", include_str!("kernels/col2im.wgsl"));
+pub const POOL_FORWARD: (&str, &str) = ("pool_forward.wgsl", include_str!("kernels/pool_forward.wgsl"));
+pub const POOL_BACKWARD: (&str, &str) = ("pool_backward.wgsl", include_str!("kernels/pool_backward.wgsl"));
 
 /// Bytes between two entries of a batch table: WebGPU's largest permitted
 /// `minUniformBufferOffsetAlignment`, so it is valid on every adapter.
@@ -126,6 +134,10 @@ pub enum Module {
     BiasGrad,
     Loss,
     Optimizer,
+    Im2col,
+    Col2im,
+    PoolForward,
+    PoolBackward,
 }
 
 /// What a binding of group 0 is.
@@ -141,6 +153,7 @@ impl Module {
     pub fn all() -> Vec<Module> {
         let mut out: Vec<Module> = (0..TILES.len()).map(Module::Gemm).collect();
         out.extend([Module::Activation, Module::Gather, Module::BiasGrad, Module::Loss, Module::Optimizer]);
+        out.extend([Module::Im2col, Module::Col2im, Module::PoolForward, Module::PoolBackward]);
         out
     }
 
@@ -160,6 +173,10 @@ impl Module {
             Module::BiasGrad => [BATCH, BIAS_GRAD].to_vec(),
             Module::Loss => [BATCH, LOSS].to_vec(),
             Module::Optimizer => [BATCH, OPTIMIZER].to_vec(),
+            Module::Im2col => [BATCH, IM2COL].to_vec(),
+            Module::Col2im => [BATCH, COL2IM].to_vec(),
+            Module::PoolForward => [BATCH, ACT, POOL_FORWARD].to_vec(),
+            Module::PoolBackward => [BATCH, ACT, POOL_BACKWARD].to_vec(),
         };
         parts.into_iter().map(|(n, s)| (n, Cow::Borrowed(s))).collect()
     }
@@ -175,6 +192,9 @@ impl Module {
             Module::BiasGrad => &[Uniform, Read, Write],
             Module::Loss => &[Read, Read, Write, Write, Write, Write],
             Module::Optimizer => &[Uniform, Write, Read, Write, Write],
+            Module::Im2col | Module::Col2im => &[Uniform, Read, Write],
+            Module::PoolForward => &[Uniform, Read, Read, Write, Write],
+            Module::PoolBackward => &[Uniform, Read, Read, Read, Write],
         }
     }
 }

@@ -101,12 +101,6 @@ impl GpuSession {
     }
 
     async fn start(trainer: Trainer) -> Result<JsValue, Error> {
-        if trainer.config.model.is_conv() {
-            // A GPU fault by name, so that the worker goes on with the same run on wasm and says why.
-            return Err(Error::Gpu(
-                "the WebGPU backend has no convolution kernels yet: the convolutional model trains on wasm".into(),
-            ));
-        }
         let gpu = Gpu::request().await?;
         let t = GpuTrainer::with_gpu(&gpu, trainer).await?;
         Ok(GpuSession { inner: Rc::new(RefCell::new(Some(t))), gpu }.into())

@@ -26,9 +26,6 @@
 // its state is kept, so nothing that was shown is lost. After a fault this worker stays on wasm
 // (a reload tries the GPU again).
 
-/** Why a convolutional run trains on wasm although the GPU was chosen. */
-export const NO_CONV_KERNELS = 'the WebGPU backend has no convolution kernels yet: the convolutional model trains on wasm';
-
 /** `Error.name` of the GPU's own faults (src/wasm/gpu.rs). */
 const GPU_ERROR = 'GpuError';
 
@@ -176,12 +173,6 @@ export class Model {
   static async create(ctx, config, kind) {
     const json = JSON.stringify(config);
     const model = new Model(ctx, json);
-    if (kind === 'webgpu' && config.model?.conv?.length) {
-      // Not a fault of the GPU: the WebGPU backend has no convolution kernels yet. This run goes
-      // to wasm (`why` says so in the mode line); the next one, an MLP, may use the GPU again.
-      model.why = NO_CONV_KERNELS;
-      kind = 'wasm';
-    }
     if (kind === 'webgpu') {
       try {
         model.engine = new GpuEngine(await ctx.wasm.GpuSession.create(json, ctx.data));
