@@ -29,6 +29,10 @@
 /** Why a convolutional run trains on wasm although the GPU was chosen. */
 export const NO_CONV_KERNELS = 'the WebGPU backend has no convolution kernels yet: the convolutional model trains on wasm';
 
+/** Why a run with data augmentation trains on wasm although the GPU was chosen (the GPU gathers
+ *  its own batches and draws no augmentation yet; src/train.rs, `augment_not_on_gpu`). */
+export const noAugmentOnGpu = (augment) => `augment=${augment} is not available on WebGPU yet (the GPU gathers its own batches): this run trains on wasm`;
+
 /** `Error.name` of the GPU's own faults (src/wasm/gpu.rs). */
 const GPU_ERROR = 'GpuError';
 
@@ -180,6 +184,9 @@ export class Model {
       // Not a fault of the GPU: the WebGPU backend has no convolution kernels yet. This run goes
       // to wasm (`why` says so in the mode line); the next one, an MLP, may use the GPU again.
       model.why = NO_CONV_KERNELS;
+      kind = 'wasm';
+    } else if (kind === 'webgpu' && config.augment && config.augment !== 'none') {
+      model.why = noAugmentOnGpu(config.augment);
       kind = 'wasm';
     }
     if (kind === 'webgpu') {
