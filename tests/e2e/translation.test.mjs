@@ -39,7 +39,7 @@ for (const [preset, extra, kind] of [['lecture', '&augment=flip,shift:2', 'hidde
         const view = page.locator('[data-view="translation"]');
         const shifts = JSON.parse(await view.getAttribute('data-shifts'));
         const accuracies = JSON.parse(await view.getAttribute('data-accuracies'));
-        t.diagnostic(`${preset}: ${JSON.stringify(accuracies)}`);
+        t.diagnostic(`${preset}: ${JSON.stringify(accuracies)}; ${await page.locator('#translation-text').textContent()}`);
         assert.deepEqual(shifts, [0, 1, 2, 3, 4, 6, 8]);
         assert.ok(accuracies.every((a) => a >= 0 && a <= 1));
         assert.equal(accuracies[0].toFixed(4), await metric(page, 'val-accuracy'));
