@@ -20,7 +20,7 @@ before(async () => {
 after(async () => { await server?.stop(); });
 
 for (const [preset, extra, kind] of [['lecture', '&augment=flip,shift:2', 'hidden'], ['conv', '', 'conv']]) {
-  test(`translation for ${preset}: the test after the run, a picture moved with the keyboard`, { timeout: 300_000 }, async (t) => {
+  test(`translation for ${preset}: the test after the run, a picture moved with the keyboard`, { timeout: 420_000 }, async (t) => {
     const browser = await openBrowser();
     try {
       const page = await browser.context.newPage();
@@ -35,7 +35,7 @@ for (const [preset, extra, kind] of [['lecture', '&augment=flip,shift:2', 'hidde
         if (extra) assert.equal(await page.locator('#f-augment').inputValue(), 'flip,shift:2');
 
         // The translation test, with no click: 7 shifts, accuracy at 0 px = the validation accuracy.
-        await page.waitForFunction(() => JSON.parse(document.querySelector('[data-view="translation"]').dataset.accuracies).length === 7, null, { timeout: 60_000 });
+        await page.waitForFunction(() => JSON.parse(document.querySelector('[data-view="translation"]').dataset.accuracies).length === 7, null, { timeout: 180_000 });
         const view = page.locator('[data-view="translation"]');
         const shifts = JSON.parse(await view.getAttribute('data-shifts'));
         const accuracies = JSON.parse(await view.getAttribute('data-accuracies'));
@@ -53,7 +53,8 @@ for (const [preset, extra, kind] of [['lecture', '&augment=flip,shift:2', 'hidde
         const before = await page.locator('#shift-answer').textContent();
         await page.locator('#shift-image').focus();
         for (const key of ['ArrowRight', 'ArrowRight', 'ArrowDown']) await page.keyboard.press(key);
-        assert.equal(await control.getAttribute('data-dx'), '2');
+        // The page renders on the next frame.
+        await page.waitForFunction(() => document.querySelector('[data-control="shift"]').dataset.dx === '2', null, { timeout: 10_000 });
         assert.equal(await control.getAttribute('data-dy'), '1');
         await page.waitForFunction(() => /^Moved 2 right, 1 down/.test(document.getElementById('shift-answer').textContent), null, { timeout: 30_000 });
         const after = await page.locator('#shift-answer').textContent();
@@ -63,7 +64,8 @@ for (const [preset, extra, kind] of [['lecture', '&augment=flip,shift:2', 'hidde
         if (kind === 'conv') assert.ok(Math.abs(similarity - 1) < 1e-5, `conv1 maps shifted back: ${similarity}`);
         else assert.ok(similarity < 0.999, `the hidden units change: ${similarity}`);
         await page.locator('#shift-reset').click();
-        assert.equal(await control.getAttribute('data-dx'), '0');
+        await page.waitForFunction(() => document.querySelector('[data-control="shift"]').dataset.dx === '0', null, { timeout: 10_000 });
+        assert.equal(await control.getAttribute('data-dy'), '0');
         assert.deepEqual(watcher.problems(), []);
         assert.deepEqual(await page.locator('#error-list li').allTextContents(), []);
       });
