@@ -92,8 +92,7 @@ fn augment_is_recorded_and_eval_shift_adds_its_keys_to_the_test_split_only() {
     let args = ["eval", "--data", data.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"];
     let out = skywatch(&[&args[..], &["--shift", "0,1,2,4,8"]].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].get("shift_px").is_none(), "the train split has no shift keys");
     let test = &lines[1];
