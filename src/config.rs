@@ -121,6 +121,87 @@ pub struct TrainConfig {
     /// Train on this many images, drawn (seeded) from the training split; all when absent.
     #[serde(default)]
     pub train_size: Option<usize>,
+    /// Data augmentation of the training batches (`none`, the lecture's recipe, is not
+    /// serialised, so that such a run's configuration and checkpoints stay what they were).
+    #[serde(default, skip_serializing_if = "Augment::is_none")]
+    pub augment: Augment,
+}
+
+/// Largest augmentation shift, in pixels (a quarter of the 32-pixel side).
+pub const MAX_AUGMENT_SHIFT: u8 = 8;
+
+/// Data augmentation, the usual remedy for a network that is not translation invariant: each
+/// training image is flipped left-right with probability 1/2 (`flip`) and/or shifted by a random
+/// `dx, dy` in `-K..=K` (`shift:K`, zeros, the mean colour, shifted in), in that order, on the
+/// normalised tensor. Written as a string: `none`, `flip`, `shift:K` or `flip,shift:K`. The draws
+/// are in [`crate::data::augment`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Augment {
+    pub flip: bool,
+    /// `K`: shifts in `-K..=K` on each axis; 0 for none.
+    pub shift: u8,
+}
+
+impl Augment {
+    pub fn is_none(&self) -> bool {
+        !self.flip && self.shift == 0
+    }
+}
+
+impl std::fmt::Display for Augment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.flip, self.shift) {
+            (false, 0) => f.write_str("none"),
+            (true, 0) => f.write_str("flip"),
+            (false, k) => write!(f, "shift:{k}"),
+            (true, k) => write!(f, "flip,shift:{k}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Augment {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Augment> {
+        let bad = || {
+            Error::Config(format!(
+                "augment '{s}' is not one of none, flip, shift:K or flip,shift:K (K in 1..={MAX_AUGMENT_SHIFT})"
+            ))
+        };
+        let mut a = Augment::default();
+        if s == "none" {
+            return Ok(a);
+        }
+        let parts: Vec<&str> = s.split(',').collect();
+        for (i, part) in parts.iter().enumerate() {
+            match part.strip_prefix("shift:") {
+                None if *part == "flip" && i == 0 => a.flip = true,
+                Some(k) if i == parts.len() - 1 && a.shift == 0 => {
+                    a.shift = k.parse().ok().filter(|k| (1..=MAX_AUGMENT_SHIFT).contains(k)).ok_or_else(bad)?;
+                }
+                _ => return Err(bad()),
+            }
+        }
+        if parts.len() > 2 || a.is_none() {
+            return Err(bad());
+        }
+        Ok(a)
+    }
+}
+
+impl TryFrom<String> for Augment {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Augment> {
+        s.parse()
+    }
+}
+
+impl From<Augment> for String {
+    fn from(a: Augment) -> String {
+        a.to_string()
+    }
 }
 
 /// Names accepted by [`TrainConfig::preset`].
@@ -164,6 +245,7 @@ impl TrainConfig {
             epochs: 100,
             seed: 0,
             train_size: None,
+            augment: Augment::default(),
         })
     }
 
@@ -195,6 +277,12 @@ impl TrainConfig {
             return Err(Error::Config(format!(
                 "batch size must be between 1 and {MAX_BATCH_SIZE}, got {}",
                 self.batch_size
+            )));
+        }
+        if self.augment.shift > MAX_AUGMENT_SHIFT {
+            return Err(Error::Config(format!(
+                "augment shift must be at most {MAX_AUGMENT_SHIFT}, got {}",
+                self.augment.shift
             )));
         }
         if self.train_size == Some(0) {

@@ -39,9 +39,9 @@
 //! | [`checkpoint`] | safetensors files with PyTorch `state_dict` names                        |
 //! | [`train`]      | the training loop and evaluation                                        |
 //! | [`config`]     | run configuration and the `lecture` / `deep` presets                    |
-//! | [`data`]       | the CIFAR bundle format, normalisation, the seeded minibatch loader     |
+//! | [`data`]       | the CIFAR bundle format, normalisation, the seeded minibatch loader, the shift and the seeded augmentation |
 //! | [`examples`]   | the hard-example log: each training image's loss from training's own forward pass, forgetting events |
-//! | [`inspect`]    | what the model learned: unit tiles and their change since the start, top activations, saliency, neighbours, hard examples, the PyTorch band |
+//! | [`inspect`]    | what the model learned: unit tiles and their change since the start, top activations, saliency, neighbours, hard examples, the translation test, the PyTorch band |
 //! | [`clock`]      | seconds on a monotonic clock, natively and in the browser               |
 //! | [`error`]      | the one error type                                                      |
 //!

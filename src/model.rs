@@ -239,6 +239,32 @@ impl Mlp {
         logp
     }
 
+    /// The first layer's response to the images `x: [B, inputs]`, one row per image: for an MLP
+    /// its first hidden layer after the activation (`[B, n1]`); with convolutions the first
+    /// block's feature maps `act(conv1(x) + b)` before the pooling (`[B, c1 * 32 * 32]`, `[C, H, W]`).
+    /// Returns the output (as [`Mlp::forward`]) too, from the same pass for an MLP.
+    pub fn forward_and_response(&mut self, x: ArrayView2<f32>) -> (Array2<f32>, Array2<f32>) {
+        let b = x.nrows();
+        let out = self.forward(x).to_owned();
+        let response = match &mut self.features {
+            Some(f) => f.maps(&self.params, x, 0).swap_remove(0),
+            None => self.outs[0].slice(s![..b, ..]).to_owned(),
+        };
+        (out, response)
+    }
+
+    /// The feature maps of every convolution block before its pooling, `[B, c * side * side]`
+    /// each ([`features::Features::maps`]); empty for an MLP.
+    pub fn feature_maps(&mut self, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
+        match &mut self.features {
+            Some(f) => {
+                let last = f.blocks.len() - 1;
+                f.maps(&self.params, x, last)
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// One optimisation step on a batch.
     pub fn train_batch(&mut self, x: ArrayView2<f32>, targets: &[u8], opt: &mut Optimizer) -> BatchLoss {
         if let Some(step) = opt.fused_step() {

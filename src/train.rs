@@ -10,12 +10,16 @@
 //! Every random choice (initial weights, training subset, shuffling) comes from ChaCha8 streams of
 //! the configured seed, so one seed and configuration give bit-identical weights.
 //!
+//! With `augment` (see [`crate::data::augment`]), each batch is flipped and/or shifted after it is
+//! normalised, from draws of the seed's own stream.
+//!
 //! Each trained batch's per-image losses go to [`Trainer::examples`] (the hard-example log of
 //! [`crate::examples`]), straight from the forward pass.
 
 use crate::checkpoint;
 use crate::clock::Stopwatch;
 use crate::config::TrainConfig;
+use crate::data::augment::augment_batch;
 use crate::data::{Dataset, Loader, Normalizer, PIXELS, Split};
 use crate::error::{Error, Result};
 use crate::examples::ExampleLog;
@@ -206,6 +210,9 @@ impl Trainer {
         if self.running.is_some() {
             return Err(Error::Config("an epoch is in progress on the CPU; finish it first".into()));
         }
+        if !self.config.augment.is_none() {
+            return Err(Error::Config(augment_not_on_gpu(self.config.augment)));
+        }
         Ok(self.loader.draw_epoch())
     }
 
@@ -252,12 +259,16 @@ impl Trainer {
         let clock = Stopwatch::start();
         let batches = self.loader.batches_per_epoch();
         for _ in 0..max_batches {
+            // The batch's position in the epoch's order, for its augmentation draws.
+            let (start, n) = (self.loader.batches_done() * self.config.batch_size, self.loader.len());
             let Some(batch) = self.loader.next_batch() else {
                 break;
             };
             let b = batch.len();
             let mut x = self.x.slice_mut(s![..b, ..]);
             self.data.train.gather(batch, &self.norm, x.view_mut(), &mut self.y);
+            let c = &self.config;
+            augment_batch(c.augment, c.seed, self.epoch, n, start, x.view_mut());
             let res = self.model.train_batch(x.view(), &self.y, &mut self.optimizer);
             let r = self.running.as_mut().expect("epoch started");
             if !res.loss_sum.is_finite() {
@@ -398,6 +409,12 @@ impl Trainer {
         let split = if train { &self.data.train } else { &self.data.test };
         evaluate(&mut self.model, split, &self.norm)
     }
+}
+
+/// Why a run with augmentation stays on the CPU: the WebGPU backend gathers its batches on the GPU
+/// and does not draw augmentations there yet.
+pub fn augment_not_on_gpu(a: crate::config::Augment) -> String {
+    format!("augment={a} is not available on WebGPU yet (the GPU gathers its own batches); this run trains on the CPU")
 }
 
 /// The training images a run uses: all of them, or `train_size` drawn without replacement from

@@ -34,6 +34,7 @@ mod gpu;
 pub use gpu::{GpuSession, gpu_probe};
 mod inspect;
 pub use inspect::*;
+mod translation;
 
 /// The benchmark exports (`benchPeak`, `benchGemm`, `benchEpochs`, and WebGPU's `gpuBenchGemm`,
 /// `gpuBenchEpochs`), in the bench page's packages only (feature `bench`, `scripts/build --bench`).

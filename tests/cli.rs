@@ -74,3 +74,39 @@ fn a_seed_that_is_neither_a_number_nor_random_is_refused() {
     let err = text(&out.stderr);
     assert!(err.contains("'lucky' is neither a whole number nor 'random'"), "{err}");
 }
+
+#[test]
+fn augment_is_recorded_and_eval_shift_adds_its_keys_to_the_test_split_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_bundle(&data, &synthetic_cifar2(256, 64, 5));
+    let model = dir.path().join("m.safetensors");
+    let out = train(&data, &["--augment", "flip,shift:4", "--json", "--save", model.to_str().unwrap()]);
+    // `train --json` keeps its keys.
+    let line: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["epoch", "loss", "seconds", "train_accuracy", "val_accuracy"]);
+    let recorded = checkpoint::load_train_config(&std::fs::read(&model).unwrap()).unwrap().unwrap();
+    assert_eq!(recorded.augment.to_string(), "flip,shift:4");
+
+    let args = ["eval", "--data", data.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"];
+    let out = skywatch(&[&args[..], &["--shift", "0,1,2,4,8"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].get("shift_px").is_none(), "the train split has no shift keys");
+    let test = &lines[1];
+    assert_eq!(test["split"], "test");
+    assert_eq!(test["shift_px"], serde_json::json!([0, 1, 2, 4, 8]));
+    let acc = test["shift_accuracy"].as_array().unwrap();
+    assert_eq!(acc[0], test["accuracy"], "at 0 px: the validation accuracy");
+    assert!(acc.iter().all(|a| (0.0..=1.0).contains(&a.as_f64().unwrap())));
+    assert_eq!(test["shift_similarity"][0], 1.0);
+
+    let out = skywatch(&[&args[..], &["--shift", "9"]].concat());
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("0..=8"), "{}", text(&out.stderr));
+    let out = skywatch(&["train", "--data", data.to_str().unwrap(), "--augment", "shift:12"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("augment"), "{}", text(&out.stderr));
+}

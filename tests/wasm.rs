@@ -241,3 +241,38 @@ async fn thread_pool_starts_and_gives_the_same_result_as_one_thread() {
     };
     assert_eq!(run(1), run(2), "results must not depend on the thread count");
 }
+
+/// An augmented run (`flip,shift:4`) on the pool of 2 threads gives the same weights trained a
+/// whole epoch at a time and in slices of 3 batches (as the page's worker trains), for the MLP and
+/// the convolutional model, and other weights than `augment = none`: the draws depend only on the
+/// seed and the picture's place in the epoch (`skywatch::data::augment`). (Against one thread:
+/// natively, tests/translation.rs; a second pool on the test's worker cannot be built here.)
+#[cfg(feature = "wasm-threads")]
+#[wasm_bindgen_test]
+async fn augmented_runs_are_the_same_whole_and_in_slices_on_two_threads() {
+    use skywatch::config::TrainConfig;
+    use skywatch::data::Dataset;
+    use skywatch::train::Trainer;
+    setup().await;
+    assert_eq!(rayon::current_num_threads(), 2);
+    let (manifest, train, test) = bundle(200);
+    let data =
+        std::sync::Arc::new(Dataset::from_bundle(&Manifest::parse(manifest.as_bytes()).unwrap(), train, test).unwrap());
+    for preset in ["lecture", "conv"] {
+        let mut c = TrainConfig::preset(preset).unwrap();
+        c.epochs = 2;
+        c.augment = "flip,shift:4".parse().unwrap();
+        let run = |c: &TrainConfig, slice: usize| {
+            let mut t = Trainer::new(c.clone(), std::sync::Arc::clone(&data)).unwrap();
+            while t.epochs_done() < 2 {
+                t.train_batches(slice, &mut |_| {}).unwrap();
+            }
+            t.model.params
+        };
+        let whole = run(&c, usize::MAX);
+        assert!(run(&c, 3) == whole, "{preset}: whole epochs vs slices of 3 batches");
+        let mut plain = c.clone();
+        plain.augment = Default::default();
+        assert!(run(&plain, usize::MAX) != whole, "{preset}: the augmentation changes the run");
+    }
+}

@@ -446,6 +446,7 @@ fn config(
         epochs: 100,
         seed: 7,
         train_size: None,
+        augment: Default::default(),
     }
 }
 

@@ -45,6 +45,7 @@ import { renderWeights, wireWeights } from './page/weights.js';
 import { renderBand } from './page/band.js';
 import { renderUnits, wireUnits } from './page/units.js';
 import { renderWhy, wireWhy } from './page/why.js';
+import { renderTranslation, wireTranslation } from './page/translation.js';
 import { renderHard, wireHard } from './page/hard.js';
 
 // The worker's messages that are not replies to a request (those are handled where the request
@@ -68,7 +69,7 @@ const ON = {
 
 // Requests whose errors reach their sender (client.request): not reported twice.
 const REQUESTED = new Set(['init', 'load-data', 'preset', 'restore', 'describe', 'evaluate', 'gallery', 'predict', 'export', 'import', 'forget', 'backend',
-  'units', 'unit', 'why', 'neighbours', 'hard', 'band']);
+  'units', 'unit', 'why', 'neighbours', 'hard', 'band', 'shift']);
 
 function onWorkerError(d) {
   if (REQUESTED.has(d.where)) return;
@@ -245,6 +246,7 @@ function renderAll() {
   renderGallery();
   renderPicture();
   renderWhy();
+  renderTranslation();
   renderHard();
   renderWeights();
 }
@@ -262,6 +264,7 @@ wirePicture();
 wireWeights();
 wireUnits();
 wireWhy();
+wireTranslation();
 wireHard();
 $('restart').addEventListener('click', restart);
 $('dismiss-errors').addEventListener('click', () => { state.errors = []; scheduleRender(); });

@@ -3,7 +3,8 @@
 //   <script type="module" src="https://example.org/skywatch/widget.js"></script>
 //   <skywatch-trainer epochs="5" theme="auto"></skywatch-trainer>
 //
-// Attributes: preset (lecture | deep | conv), epochs, train-size, seed (a number, or random: drawn when
+// Attributes: preset (lecture | deep | conv), epochs, train-size, augment (none | flip | shift:K |
+// flip,shift:K: data augmentation, K up to 8), seed (a number, or random: drawn when
 // the run starts), data-url (a bundle folder; default the quick subset next to this script, or
 // the full bundle for the full run), backend (auto | webgpu | wasm; default auto), recipe (quick |
 // full: which run the choice offered with a GPU starts on; default quick), autostart, compact,

@@ -13,6 +13,7 @@ import { relaxedSimd, simd, threads as threadsSupported } from './vendor/wasm-fe
 import { createStore } from './vendor/idb-keyval/index.js';
 import { sameOriginWorkerUrl } from './client.js';
 import { inspectHandlers } from './worker/inspect.js';
+import { translationHandlers } from './worker/translation.js';
 import { Model, modeLine, resolveBackend } from './worker/backend.js';
 import { bench } from './worker/bench.js';
 import { loadData } from './worker/data.js';
@@ -280,6 +281,7 @@ const handlers = {
   backend: setBackend,
   'debug-crash': debugCrash,
   ...inspectHandlers(state, post),
+  ...translationHandlers(state, post),
   'debug-lose-gpu': debugLoseGpu,
 };
 

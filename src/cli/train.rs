@@ -3,9 +3,10 @@
 use super::with_threads;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use skywatch::config::{Activation, LossKind, ModelConfig, OptimizerKind, TrainConfig, random_seed};
+use skywatch::config::{Activation, Augment, LossKind, ModelConfig, OptimizerKind, TrainConfig, random_seed};
 use skywatch::data::build::DEFAULT_DATA_DIR;
 use skywatch::data::{Dataset, Normalizer};
+use skywatch::inspect::translation::{MAX_SHIFT, translation_test};
 use skywatch::train::{Trainer, evaluate};
 use skywatch::{Error, Result, checkpoint};
 use std::io::Write;
@@ -80,6 +81,11 @@ pub struct TrainArgs {
     /// Train on this many images drawn (seeded) from the training split.
     #[arg(long)]
     train_size: Option<usize>,
+    /// Data augmentation: `none` (the lecture's recipe), `flip` (random left-right flip),
+    /// `shift:K` (random shift in -K..K on each axis, zeros shifted in) or `flip,shift:K`;
+    /// seeded, and recorded in the saved checkpoint.
+    #[arg(long, value_name = "none|flip|shift:K|flip,shift:K")]
+    augment: Option<Augment>,
     /// Threads for the matrix products (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -127,6 +133,10 @@ pub struct EvalArgs {
     preset: Option<String>,
     #[arg(long)]
     threads: Option<usize>,
+    /// The translation test on the test split: accuracy on the images shifted by each of these
+    /// pixel counts (0..=8, mean over the four directions) and the first layer's similarity.
+    #[arg(long, value_delimiter = ',', value_name = "K,K,...")]
+    shift: Option<Vec<usize>>,
     #[arg(long)]
     json: bool,
 }
@@ -199,6 +209,7 @@ fn train_config(a: &TrainArgs) -> Result<(TrainConfig, bool)> {
     };
     c.batch_size = a.batch_size.unwrap_or(c.batch_size);
     c.train_size = a.train_size;
+    c.augment = a.augment.unwrap_or_default();
     c.validate()?;
     Ok((c, drawn))
 }
@@ -275,18 +286,37 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             data.classes.len()
         )));
     }
+    if let Some(k) = a.shift.iter().flatten().find(|&&k| k > MAX_SHIFT) {
+        return Err(Error::Config(format!("--shift {k}: shifts are 0..={MAX_SHIFT} pixels")));
+    }
     let norm = Normalizer::default();
     for (name, split) in [("train", &data.train), ("test", &data.test)] {
         let s = evaluate(&mut model, split, &norm);
+        let shift = a.shift.as_ref().filter(|_| name == "test").map(|k| translation_test(&mut model, split, &norm, k));
         if a.json {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "split": name, "count": s.count, "accuracy": s.accuracy, "loss": s.loss,
                 "classes": data.classes, "confusion": s.confusion,
             });
+            if let (Some(t), Some(obj)) = (&shift, v.as_object_mut()) {
+                obj.insert("shift_px".into(), serde_json::json!(t.shift_px));
+                obj.insert("shift_accuracy".into(), serde_json::json!(t.shift_accuracy));
+                obj.insert("shift_similarity".into(), serde_json::json!(t.shift_similarity));
+            }
             println!("{v}");
         } else {
             println!("{name}: accuracy {:.4} on {} images, mean loss {:.4}", s.accuracy, s.count, s.loss);
             print_confusion(&data.classes, &s.confusion);
+            if let Some(t) = shift {
+                let what =
+                    if model.config.is_conv() { "conv1 maps, shifted back, interior" } else { "first hidden layer" };
+                println!("{name}, shifted (mean over right, left, down, up; zeros shifted in):");
+                println!("  {:>5} {:>9} {:>11}", "shift", "accuracy", "similarity");
+                for ((k, acc), sim) in t.shift_px.iter().zip(&t.shift_accuracy).zip(&t.shift_similarity) {
+                    println!("  {:>3} px {acc:>9.4} {sim:>11.4}", k);
+                }
+                println!("  (similarity: the cosine of the first layer's response, {what})");
+            }
         }
     }
     Ok(())

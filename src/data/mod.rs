@@ -16,6 +16,7 @@
 //! [`Manifest`] describes and checks a bundle (format version, counts, byte lengths, sha256);
 //! building one from the official archive or an image folder is in [`build`] (native only).
 
+pub mod augment;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod build;
 pub mod codec;

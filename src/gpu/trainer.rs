@@ -61,6 +61,9 @@ impl GpuTrainer {
         if trainer.in_epoch() {
             return Err(Error::Config("a run can move to the GPU only between epochs".into()));
         }
+        if !trainer.config.augment.is_none() {
+            return Err(Error::Config(crate::train::augment_not_on_gpu(trainer.config.augment)));
+        }
         let kernels = Kernels::new(gpu).await?;
         let (data, model) = gpu
             .scoped("uploading the data and the model", || {

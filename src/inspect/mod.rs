@@ -7,6 +7,7 @@
 //! | [`scan`]       | one pass `Z = X W1^T + b1` over the training set: top-k images per unit, a quantised `act(Z)` for exact nearest neighbours |
 //! | [`saliency`]   | `d log p[k] / d pixel`, by the model's backward pass with the input gradient |
 //! | [`crate::examples`] | (below [`crate::train`], which feeds it) per-image losses from training's own forward pass, forgetting events |
+//! | [`translation`] | the translation test: accuracy and the first layer's response (cosine) on shifted pictures |
 //! | [`band`]       | the PyTorch band (min/median/max over seeds per epoch) and a run's position |
 //!
 //! This module sits above [`crate::model`] and [`crate::train`] and is used by the wasm API and
@@ -17,6 +18,7 @@
 pub mod band;
 pub mod saliency;
 pub mod scan;
+pub mod translation;
 pub mod units;
 
 use crate::data::{Normalizer, PIXELS};

@@ -195,6 +195,44 @@ impl Features {
         }
     }
 
+    /// The feature maps of blocks `0..=last` for the images `x: [B, 3072]`, before the pooling:
+    /// `act(conv(x) + b)`, one `[B, c * side * side]` array per block (each row `[C, H, W]`, as
+    /// PyTorch's `tanh(conv1(x))`), in chunks as [`Features::forward`].
+    pub fn maps(&mut self, params: &[f32], x: ArrayView2<f32>, last: usize) -> Vec<ndarray::Array2<f32>> {
+        let b = x.nrows();
+        let mut maps: Vec<ndarray::Array2<f32>> = self.blocks[..=last]
+            .iter()
+            .map(|bl| ndarray::Array2::zeros((b, bl.conv.out_channels * bl.conv.output().0 * bl.conv.output().1)))
+            .collect();
+        let mut flat = ndarray::Array2::zeros((CHUNK_ROWS.max(self.cap).min(b.max(1)), self.flat()));
+        let chunk = flat.nrows();
+        let mut start = 0;
+        while start < b {
+            let end = (start + chunk).min(b);
+            let n = end - start;
+            self.forward_batch(params, x.slice(ndarray::s![start..end, ..]), flat.slice_mut(ndarray::s![..n, ..]));
+            for (i, map) in maps.iter_mut().enumerate() {
+                let conv = &self.blocks[i].conv;
+                let (oh, ow) = conv.output();
+                let plane = oh * ow;
+                let bias = conv.bias(params);
+                let out = &self.work[i].out;
+                for (img, mut row) in map.slice_mut(ndarray::s![start..end, ..]).rows_mut().into_iter().enumerate() {
+                    let row = row.as_slice_mut().expect("standard layout maps");
+                    for c in 0..conv.out_channels {
+                        let src = &out[(c * n + img) * plane..][..plane];
+                        for (d, &v) in row[c * plane..][..plane].iter_mut().zip(src) {
+                            *d = v + bias[c];
+                        }
+                    }
+                    forward_flat(self.activation, row);
+                }
+            }
+            start = end;
+        }
+        maps
+    }
+
     /// Back-propagates `dout: [B, flat]` (the gradient at the flatten) through the blocks of the
     /// last [`Features::forward_batch`] on `B` images: the parameters' gradients go to `grads`, and
     /// the input's, `[B, 3072]`, to `input_grad` when asked for (saliency).

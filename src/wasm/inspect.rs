@@ -67,20 +67,20 @@ export interface BandPosition { preset: string; metric: BandMetric; epoch: numbe
 "#;
 
 /// A plain JS object built field by field (typed arrays stay typed; serde would make Arrays).
-struct Js(Object);
+pub(super) struct Js(Object);
 
 impl Js {
-    fn new() -> Js {
+    pub(super) fn new() -> Js {
         Js(Object::new())
     }
 
-    fn set(self, key: &str, value: impl Into<JsValue>) -> Result<Js, JsError> {
+    pub(super) fn set(self, key: &str, value: impl Into<JsValue>) -> Result<Js, JsError> {
         Reflect::set(&self.0, &key.into(), &value.into())
             .map_err(|_| JsError::new("internal: cannot build a result"))?;
         Ok(self)
     }
 
-    fn done(self) -> JsValue {
+    pub(super) fn done(self) -> JsValue {
         self.0.into()
     }
 }
@@ -104,7 +104,7 @@ fn tiles_js(t: &UnitTiles, epoch: usize, mid_epoch: bool) -> Result<JsValue, JsE
         .done())
 }
 
-fn saliency_js(s: Saliency, image: &[u8]) -> Result<JsValue, JsError> {
+pub(super) fn saliency_js(s: Saliency, image: &[u8]) -> Result<JsValue, JsError> {
     Ok(Js::new()
         .set("class", s.class as f64)?
         .set("probabilities", to_js(&s.probabilities)?)?

@@ -55,6 +55,7 @@ RECIPES = {
     # each with tanh and 2x2 max pooling, then 512-32-2 with tanh, CrossEntropyLoss.
     "conv": {"conv": [16, 8], "layers": [512, 32, 2], "activation": "tanh", "loss": "cross-entropy"},
 }
+LR, BATCH = 1e-2, 64
 
 
 

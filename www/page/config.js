@@ -2,13 +2,16 @@
 // and the TrainConfig JSON the worker takes. Pure functions, no DOM.
 //
 // A form is {preset, conv, hidden, activation, loss, optimizer, lr, momentum, batchSize, epochs,
-// trainSize, seed}; `seed` is a number or 'random' (a seed drawn by the worker when the run
+// trainSize, augment, seed}; `augment` is 'none' | 'flip' | 'shift:K' | 'flip,shift:K' (K 1..8,
+// config::Augment); `seed` is a number or 'random' (a seed drawn by the worker when the run
 // starts). The presets are not written here: they come from the core (wasm `presetConfig`, the
 // worker's `preset` request) at start-up, as `presets`: {name: form} (presetForms). The page
 // opens on the first of them.
 
 /** Width of the input layer: 3 x 32 x 32 pixels. */
 export const INPUTS = 3072;
+
+export { parseAugment } from '../shared/augment.js';
 
 /** Values per image after convolution blocks of `conv` channels (each block halves the 32-pixel
  *  side: `config::ModelConfig::flat_features`), or the pixels without convolutions. */
@@ -64,6 +67,8 @@ const real = (test, expected) => (text) => {
   if (!Number.isFinite(n) || !test(n)) throw new Error(`expected ${expected}`);
   return n;
 };
+import { parseAugment } from '../shared/augment.js';
+
 const oneOf = (...values) => (text) => {
   const s = String(text).trim().toLowerCase();
   if (!values.includes(s)) throw new Error(`expected ${values.join(' or ')}`);
@@ -118,6 +123,7 @@ export const FIELDS = {
     },
     format: (v) => (v == null ? '' : String(v)),
   },
+  augment: { param: 'augment', parse: parseAugment },
   seed: {
     param: 'seed',
     parse(text) {
@@ -219,6 +225,7 @@ export function paramsFromForm(form, threads = null, backend = 'auto') {
   p.set('epochs', String(form.epochs));
   p.set('seed', String(form.seed));
   if (form.trainSize != null) p.set('train_size', String(form.trainSize));
+  if (form.augment && form.augment !== 'none') p.set('augment', form.augment);
   return p;
 }
 
@@ -246,6 +253,8 @@ export function configFromForm(form, classes = 2) {
     epochs: form.epochs,
     seed: form.seed === 'random' ? 0 : form.seed,
     train_size: form.trainSize,
+    // `none` is not written, as the core does not write it (the run's configuration is unchanged).
+    ...(form.augment && form.augment !== 'none' ? { augment: form.augment } : {}),
   };
 }
 
@@ -262,6 +271,7 @@ export function formFromConfig(c, presets) {
     batchSize: c.batch_size,
     epochs: c.epochs,
     trainSize: c.train_size ?? null,
+    augment: c.augment ?? 'none',
     seed: c.seed,
   };
   // f32 on the Rust side: 0.01 comes back as 0.009999999776482582.
@@ -279,5 +289,6 @@ export function describeRecipe(c) {
     ? `SGD lr ${lr}${o.momentum ? `, momentum ${Number(o.momentum.toPrecision(6))}` : ''}`
     : `Adam lr ${lr}`;
   const conv = c.model.conv?.length ? `conv ${c.model.conv.join(',')} then ` : '';
-  return `${conv}${c.model.layers.join('-')} ${c.model.activation}, ${c.model.loss}, ${opt}, batch ${c.batch_size}`;
+  const augment = c.augment && c.augment !== 'none' ? `, augment ${c.augment}` : '';
+  return `${conv}${c.model.layers.join('-')} ${c.model.activation}, ${c.model.loss}, ${opt}, batch ${c.batch_size}${augment}`;
 }

@@ -16,7 +16,7 @@ import { clearEvaluation, requestEvaluation } from './confusion.js';
 import { refreshGallery } from './gallery.js';
 import { refreshPicture } from './picture.js';
 
-const FORM_KEYS = ['conv', 'hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize', 'epochs', 'trainSize', 'seed'];
+const FORM_KEYS = ['conv', 'hidden', 'activation', 'loss', 'optimizer', 'lr', 'momentum', 'batchSize', 'epochs', 'trainSize', 'augment', 'seed'];
 const SPEED_WINDOW_S = 2;       // moving window for samples/s
 
 const presetOf = (config) => formFromConfig(config, state.presets).preset;

@@ -4,6 +4,8 @@
 // understand. A widget with any such attribute does not autostart: it waits for Train, so that
 // the author sees the message before the wrong run starts.
 
+import { parseAugment } from '../shared/augment.js';
+
 const BACKENDS = ['auto', 'webgpu', 'wasm'];
 
 /** A parser for a whole number in [min, max], written as plain digits. */
@@ -43,6 +45,7 @@ export const PARSERS = {
       throw new Error('expected a whole number of at least 0, or random for a new seed');
     }
   },
+  augment: (text) => parseAugment(text),
   'data-url': any,
   backend: oneOf(...BACKENDS),
   recipe: oneOf('quick', 'full'),
@@ -54,7 +57,7 @@ export const PARSERS = {
 
 /** What the widget uses when an attribute is absent or not understood (said in its message). */
 const FALLBACKS = {
-  preset: 'lecture', epochs: "the run's default", 'train-size': 'all', seed: '0', backend: 'auto',
+  preset: 'lecture', epochs: "the run's default", 'train-size': 'all', augment: 'none', seed: '0', backend: 'auto',
   recipe: 'quick', theme: 'auto',
 };
 

@@ -136,6 +136,7 @@ class Trainer {
       epochs: attribute(h, 'epochs', recipe.epochs),
       seed: attribute(h, 'seed', 0),
       trainSize: attribute(h, 'train-size', null),
+      augment: attribute(h, 'augment', 'none'),
       // A given data-url is relative to the page; else the recipe's own bundle (#dataSource).
       dataUrl: h.hasAttribute('data-url') ? new URL(h.getAttribute('data-url'), document.baseURI).href : recipe === FULL ? FULL.folder() : 'quick',
       backend: attribute(h, 'backend', 'auto'),
@@ -255,7 +256,7 @@ class Trainer {
       // The preset's configuration comes from the core (wasm presetConfig).
       const { config: preset } = await this.#state.client.request({ type: 'preset', name: c.preset }, 'preset');
       const drawSeed = c.seed === 'random';
-      const config = { ...preset, epochs: c.epochs, seed: drawSeed ? 0 : c.seed, train_size: c.trainSize };
+      const config = { ...preset, epochs: c.epochs, seed: drawSeed ? 0 : c.seed, train_size: c.trainSize, ...(c.augment !== 'none' ? { augment: c.augment } : {}) };
       this.#state.history = [];
       this.#state.hasModel = false;
       this.#state.budget = config.epochs;

@@ -6,6 +6,7 @@
 
 import { Model, modeLine } from './backend.js';
 import { trainMore } from './inspect.js';
+import { measureTranslation } from './translation.js';
 import { flushSave, markNotInterrupted, saveEpoch } from './saving.js';
 
 /** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
@@ -92,6 +93,11 @@ async function trainEpochs(ctx, epochs) {
     await flushSave(ctx);
     if (state.stopRequested) markNotInterrupted(ctx).catch((e) => fail('save', e));
     post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });
+    // The translation test, measured by itself when a run ends (after `done`: it never delays
+    // training, and the page shows the run as finished meanwhile).
+    if (!state.stopRequested && state.history.length) {
+      try { measureTranslation(state, post); } catch (e) { fail('translation', e); }
+    }
   } catch (e) {
     // A run that failed (it diverged) must not resume by itself after a reload only to fail
     // again: the saved model of its last good epoch stays, for the user to continue or not.
