@@ -351,7 +351,7 @@ for (const name of ENGINES) {
       }
     });
 
-    test('the isolated page trains the convolutional model (preset=conv) and answers for a picture as the reference does', { timeout: RUN_TIMEOUT }, async (t) => {
+    test('the isolated page trains the convolutional model (preset=conv) and answers for a picture as the reference does', { timeout: 2 * RUN_TIMEOUT + 60_000 }, async (t) => {
       // The book's Net in the engine's own mode: on 2 threads with relaxed SIMD (Chromium,
       // Firefox) or the deterministic simd128 package on one thread (WebKitGTK), then compared
       // with the reference (reference.mjs) as the lecture's run is above. Kept small: one epoch
@@ -363,6 +363,10 @@ for (const name of ENGINES) {
           await e.goto(`${isolated.url}?preset=conv&epochs=1&seed=0&train_size=320&autostart=1`);
           await waitForState(e, 'done', { timeout: RUN_TIMEOUT });
           await settled(e);
+          // The translation test follows the run in the worker (about a minute for conv on one
+          // thread): the picture is asked for once it is drawn.
+          await e.waitFor(() => JSON.parse(document.querySelector('[data-view="translation"]')?.dataset.accuracies || '[]').length > 0,
+            null, { timeout: RUN_TIMEOUT, what: 'the translation test' });
           const mode = await metric(e, 'mode');
           t.diagnostic(`mode: ${mode}`);
           assert.match(mode, ISOLATED_MODE[name]);

@@ -194,7 +194,7 @@ describe('the widget', () => {
       });
       await page.waitForFunction(() => document.getElementById('typo').dataset.attributeProblems !== undefined);
       assert.deepEqual(await page.locator('#typo [data-view="attribute-problems"] li').allTextContents(), [
-        'epoch: not an attribute of <skywatch-trainer> (it knows preset, epochs, train-size, seed, data-url, backend, recipe, autostart, compact, theme, full-page); ignored.',
+        'epoch: not an attribute of <skywatch-trainer> (it knows preset, epochs, train-size, seed, augment, data-url, backend, recipe, autostart, compact, theme, full-page); ignored.',
       ]);
       assert.deepEqual(problems.problems(), [], 'page errors, failed requests');
       assert.deepEqual(failedRequests(server.log().slice(logAt)), []);

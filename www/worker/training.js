@@ -12,6 +12,9 @@ import { flushSave, markNotInterrupted, saveEpoch } from './saving.js';
 /** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
 const SLICE_MS = 80;
 
+/** Milliseconds between `done` and the translation test: the page's end-of-run requests first. */
+const TRANSLATION_DELAY_MS = 1000;
+
 /** Lets queued messages run between training slices (faster than setTimeout's 4 ms clamp). */
 const yieldToEvents = () => new Promise((resolve) => {
   const ch = new MessageChannel();
@@ -94,9 +97,15 @@ async function trainEpochs(ctx, epochs) {
     if (state.stopRequested) markNotInterrupted(ctx).catch((e) => fail('save', e));
     post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });
     // The translation test, measured by itself when a run ends (after `done`: it never delays
-    // training, and the page shows the run as finished meanwhile).
+    // training, and the page shows the run as finished meanwhile). It holds the worker for
+    // seconds (about a minute for `conv` on one thread), so it waits until the page's own
+    // end-of-run requests, sent on `done` (the final evaluation, the gallery), have been served.
     if (!state.stopRequested && state.history.length) {
-      try { measureTranslation(state, post); } catch (e) { fail('translation', e); }
+      const session = state.session;
+      setTimeout(() => {
+        if (state.running || state.session !== session) return; // a new run or model since
+        try { measureTranslation(state, post); } catch (e) { fail('translation', e); }
+      }, TRANSLATION_DELAY_MS);
     }
   } catch (e) {
     // A run that failed (it diverged) must not resume by itself after a reload only to fail
