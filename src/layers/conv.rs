@@ -197,6 +197,20 @@ impl Conv2d {
         let n = col.len() / self.patch();
         assert_eq!(dy.len(), self.out_channels * n, "conv output gradient");
         let col = ArrayView2::from_shape((self.patch(), n), col).expect("col shape");
+        let dy2 = self.input_and_bias_grads(params, grads, dy, n, dcol);
+        gemm(1.0, &dy2, &col.t(), 0.0, &mut self.weight_mut(grads));
+    }
+
+    /// What both backward passes share: `dcol = W^T dy` when asked for, and `db = sum_n dy`;
+    /// returns `dy` as the matrix `[C_out, N]` for the weight gradient.
+    fn input_and_bias_grads<'a>(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        dy: &'a [f32],
+        n: usize,
+        dcol: Option<&mut [f32]>,
+    ) -> ArrayView2<'a, f32> {
         let dy2 = ArrayView2::from_shape((self.out_channels, n), dy).expect("dy shape");
         if let Some(dcol) = dcol {
             let mut dcol = ArrayViewMut2::from_shape((self.patch(), n), dcol).expect("dcol shape");
@@ -205,7 +219,7 @@ impl Conv2d {
         for (g, row) in self.bias_mut(grads).iter_mut().zip(dy.chunks_exact(n)) {
             *g = row.iter().sum();
         }
-        gemm(1.0, &dy2, &col.t(), 0.0, &mut self.weight_mut(grads));
+        dy2
     }
 
     /// `y = W col`, the bias left out, with `col` made panel by panel from the `batch` images of
@@ -235,14 +249,7 @@ impl Conv2d {
         let col = Im2col::new(self, x, planes, batch);
         let n = col.positions();
         assert_eq!(dy.len(), self.out_channels * n, "conv output gradient");
-        let dy2 = ArrayView2::from_shape((self.out_channels, n), dy).expect("dy shape");
-        if let Some(dcol) = dcol {
-            let mut dcol = ArrayViewMut2::from_shape((self.patch(), n), dcol).expect("dcol shape");
-            gemm(1.0, &self.weight(params).t(), &dy2, 0.0, &mut dcol);
-        }
-        for (g, row) in self.bias_mut(grads).iter_mut().zip(dy.chunks_exact(n)) {
-            *g = row.iter().sum();
-        }
+        let dy2 = self.input_and_bias_grads(params, grads, dy, n, dcol);
         gemm_packed_b(1.0, &dy2, &Transposed(col), 0.0, &mut self.weight_mut(grads));
     }
 
