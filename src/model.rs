@@ -123,6 +123,12 @@ impl Mlp {
             let out = self.flat.slice_mut(s![..b, ..]);
             if keep { f.forward_batch(&self.params, x, out) } else { f.forward(&self.params, x, out) }
         }
+        self.linears_forward(x, b)
+    }
+
+    /// The fully connected part of [`Mlp::forward`], on `x` (an MLP) or on the flattened
+    /// features already in `flat` (a convolutional model).
+    fn linears_forward(&mut self, x: ArrayView2<'_, f32>, b: usize) -> ArrayView2<'_, f32> {
         let x = if self.features.is_some() { self.flat.slice(s![..b, ..]) } else { x };
         let last = self.linears.len() - 1;
         for (l, lin) in self.linears.iter().enumerate() {
@@ -245,12 +251,18 @@ impl Mlp {
     /// Returns the output (as [`Mlp::forward`]) too, from the same pass for an MLP.
     pub fn forward_and_response(&mut self, x: ArrayView2<f32>) -> (Array2<f32>, Array2<f32>) {
         let b = x.nrows();
-        let out = self.forward(x).to_owned();
-        let response = match &mut self.features {
-            Some(f) => f.maps(&self.params, x, 0).swap_remove(0),
-            None => self.outs[0].slice(s![..b, ..]).to_owned(),
-        };
-        (out, response)
+        if self.features.is_none() {
+            let out = self.forward(x).to_owned();
+            return (out, self.outs[0].slice(s![..b, ..]).to_owned());
+        }
+        // One pass of the convolutions gives both conv1's maps and the features the linear
+        // layers read.
+        assert_eq!(x.ncols(), self.config.inputs(), "input width");
+        self.reserve(b);
+        let f = self.features.as_mut().expect("a convolutional model");
+        let mut maps = f.maps(&self.params, x, 0, Some(self.flat.slice_mut(s![..b, ..])));
+        let out = self.linears_forward(x, b).to_owned();
+        (out, maps.swap_remove(0))
     }
 
     /// The feature maps of every convolution block before its pooling, `[B, c * side * side]`
@@ -259,7 +271,7 @@ impl Mlp {
         match &mut self.features {
             Some(f) => {
                 let last = f.blocks.len() - 1;
-                f.maps(&self.params, x, last)
+                f.maps(&self.params, x, last, None)
             }
             None => Vec::new(),
         }

@@ -197,8 +197,16 @@ impl Features {
 
     /// The feature maps of blocks `0..=last` for the images `x: [B, 3072]`, before the pooling:
     /// `act(conv(x) + b)`, one `[B, c * side * side]` array per block (each row `[C, H, W]`, as
-    /// PyTorch's `tanh(conv1(x))`), in chunks as [`Features::forward`].
-    pub fn maps(&mut self, params: &[f32], x: ArrayView2<f32>, last: usize) -> Vec<ndarray::Array2<f32>> {
+    /// PyTorch's `tanh(conv1(x))`), in chunks as [`Features::forward`]. With `features`, the
+    /// flattened features `[B, flat]` of the same pass go there too ([`Features::forward`]'s
+    /// output), so that a caller who wants both runs the convolutions once.
+    pub fn maps(
+        &mut self,
+        params: &[f32],
+        x: ArrayView2<f32>,
+        last: usize,
+        mut features: Option<ArrayViewMut2<f32>>,
+    ) -> Vec<ndarray::Array2<f32>> {
         let b = x.nrows();
         let mut maps: Vec<ndarray::Array2<f32>> = self.blocks[..=last]
             .iter()
@@ -211,6 +219,9 @@ impl Features {
             let end = (start + chunk).min(b);
             let n = end - start;
             self.forward_batch(params, x.slice(ndarray::s![start..end, ..]), flat.slice_mut(ndarray::s![..n, ..]));
+            if let Some(out) = features.as_mut() {
+                out.slice_mut(ndarray::s![start..end, ..]).assign(&flat.slice(ndarray::s![..n, ..]));
+            }
             for (i, map) in maps.iter_mut().enumerate() {
                 let conv = &self.blocks[i].conv;
                 let (oh, ow) = conv.output();
