@@ -182,6 +182,8 @@ async function webgpu() {
 
 /** Part 7: the CPU page's epoch as its user sees it against bench.html's, alternating. */
 async function pageVersusBench() {
+  // The first of PRESETS (lecture by default).
+  const preset = presets.split(',')[0];
   const browser = await openBrowser();
   const server = await startServer();
   const rounds = Number(process.env.SKYWATCH_BENCH_ROUNDS || 3);
@@ -190,20 +192,20 @@ async function pageVersusBench() {
   const cpuOverhead = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      const b = await benchEpochs(browser, server.url, `threads=2&presets=lecture&epochs=${epochs}&kernels=0`);
+      const b = await benchEpochs(browser, server.url, `threads=2&presets=${preset}&epochs=${epochs}&kernels=0`);
       const n = Number(epochs) + 1;
-      const g = await pageEpochs(browser, `${server.url}?preset=lecture&epochs=${n}&seed=0&threads=2&backend=wasm&autostart=1`, n, { cpu: true });
+      const g = await pageEpochs(browser, `${server.url}?preset=${preset}&epochs=${n}&seed=0&threads=2&backend=wasm&autostart=1`, n, { cpu: true });
       ratios.push(g.seconds / b.seconds);
       inRun.push(g.in_run_ratio);
       cpuOverhead.push(g.cpu_per_epoch.overhead);
       emit({
-        bench: 'page-vs-bench', round, preset: 'lecture', threads: 2, mode: g.mode, bench_seconds: b.seconds, page_seconds: g.seconds,
+        bench: 'page-vs-bench', round, preset, threads: 2, mode: g.mode, bench_seconds: b.seconds, page_seconds: g.seconds,
         page_epoch_seconds: g.epoch_seconds, page_train_seconds: g.train_seconds, ratio: g.seconds / b.seconds, in_run_ratio: g.in_run_ratio,
         page_cpu_per_epoch: g.cpu_per_epoch,
       });
     }
     emit({
-      bench: 'page-vs-bench-summary', preset: 'lecture', threads: 2, rounds, ratio_median: median(ratios), ratio_min: Math.min(...ratios), ratio_max: Math.max(...ratios),
+      bench: 'page-vs-bench-summary', preset, threads: 2, rounds, ratio_median: median(ratios), ratio_min: Math.min(...ratios), ratio_max: Math.max(...ratios),
       in_run_ratio_median: median(inRun), in_run_ratio_min: Math.min(...inRun), in_run_ratio_max: Math.max(...inRun),
       cpu_overhead_median: median(cpuOverhead),
     });
