@@ -149,25 +149,31 @@ pub mod activation {
     /// The activation in place on a flat buffer, in chunks on the rayon pool (the convolutions'
     /// outputs: a million values per batch).
     pub fn forward_flat(act: crate::config::Activation, y: &mut [f32]) {
-        super::par::par_chunks_mut(y, super::par::CHUNK, |_, c| {
-            let c = ArrayViewMut2::from_shape((1, c.len()), c).expect("one row");
-            match act {
-                crate::config::Activation::Tanh => tanh_forward(c),
-                crate::config::Activation::Relu => relu_forward(c),
-            }
-        });
+        super::par::par_chunks_mut(y, super::par::CHUNK, |_, c| forward_serial(act, c));
     }
 
     /// The activation's backward pass on flat buffers: `d` times the derivative at the output `y`.
     pub fn backward_flat(act: crate::config::Activation, y: &[f32], d: &mut [f32]) {
-        super::par::par_zip_chunks(d, super::par::CHUNK, y, super::par::CHUNK, |_, d, y| {
-            let y = ArrayView2::from_shape((1, y.len()), y).expect("one row");
-            let d = ArrayViewMut2::from_shape((1, d.len()), d).expect("one row");
-            match act {
-                crate::config::Activation::Tanh => tanh_backward(y, d),
-                crate::config::Activation::Relu => relu_backward(y, d),
-            }
-        });
+        super::par::par_zip_chunks(d, super::par::CHUNK, y, super::par::CHUNK, |_, d, y| backward_serial(act, y, d));
+    }
+
+    /// [`forward_flat`] on the calling thread.
+    pub fn forward_serial(act: crate::config::Activation, y: &mut [f32]) {
+        let y = ArrayViewMut2::from_shape((1, y.len()), y).expect("one row");
+        match act {
+            crate::config::Activation::Tanh => tanh_forward(y),
+            crate::config::Activation::Relu => relu_forward(y),
+        }
+    }
+
+    /// [`backward_flat`] on the calling thread.
+    pub fn backward_serial(act: crate::config::Activation, y: &[f32], d: &mut [f32]) {
+        let y = ArrayView2::from_shape((1, y.len()), y).expect("one row");
+        let d = ArrayViewMut2::from_shape((1, d.len()), d).expect("one row");
+        match act {
+            crate::config::Activation::Tanh => tanh_backward(y, d),
+            crate::config::Activation::Relu => relu_backward(y, d),
+        }
     }
 
     /// `y = max(y, 0)` in place.

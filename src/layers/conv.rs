@@ -226,11 +226,34 @@ impl Conv2d {
     /// `x` (laid out as `planes`) instead of stored: [`Conv2d::forward_unbiased`] on
     /// [`Conv2d::im2col`], bit for bit.
     pub fn forward_from(&self, params: &[f32], x: &[f32], planes: Planes, batch: usize, y: &mut [f32]) {
-        let col = Im2col::new(self, x, planes, batch);
-        let n = col.positions();
+        let n = Im2col::new(self, x, planes, batch).positions();
         assert_eq!(y.len(), self.out_channels * n, "conv output buffer");
         let mut y = ArrayViewMut2::from_shape((self.out_channels, n), y).expect("output shape");
-        gemm_packed_b(1.0, &self.weight(params), &col, 0.0, &mut y);
+        self.forward_into(params, x, planes, batch, &mut y);
+    }
+
+    /// [`Conv2d::forward_from`] into any view `y: [C_out, N]` (rows may lie apart: a share of a
+    /// batch's images inside the whole batch's output).
+    pub fn forward_into(&self, params: &[f32], x: &[f32], planes: Planes, batch: usize, y: &mut ArrayViewMut2<f32>) {
+        gemm_packed_b(1.0, &self.weight(params), &Im2col::new(self, x, planes, batch), 0.0, y);
+    }
+
+    /// `dW = dy col^T` into `dw: [C_out, K]`, `col` made from the images `x` as in
+    /// [`Conv2d::forward_from`]; `dy: [C_out, N]` any view.
+    pub fn weight_grad_into(
+        &self,
+        x: &[f32],
+        planes: Planes,
+        batch: usize,
+        dy: &ArrayView2<f32>,
+        dw: &mut ArrayViewMut2<f32>,
+    ) {
+        gemm_packed_b(1.0, dy, &Transposed(Im2col::new(self, x, planes, batch)), 0.0, dw);
+    }
+
+    /// `dcol = W^T dy` (`[K, N]`, for [`Conv2d::col2im_channel`]); `dy: [C_out, N]` any view.
+    pub fn col_grad_into(&self, params: &[f32], dy: &ArrayView2<f32>, dcol: &mut ArrayViewMut2<f32>) {
+        gemm(1.0, &self.weight(params).t(), dy, 0.0, dcol);
     }
 
     /// [`Conv2d::backward`] with `col` made from the images `x` (as [`Conv2d::forward_from`]):
@@ -276,8 +299,9 @@ impl Conv2d {
         }
     }
 
-    /// col2im for one input channel: `dcol` holds its `k k` rows, `dx` starts at its first plane.
-    fn col2im_channel(&self, dcol: &[f32], planes: Planes, batch: usize, dx: &mut [f32]) {
+    /// col2im for one input channel: `dcol` holds its `k k` rows (of `batch` images' positions),
+    /// `dx` starts at its first plane, the others `planes.image` apart.
+    pub fn col2im_channel(&self, dcol: &[f32], planes: Planes, batch: usize, dx: &mut [f32]) {
         let (h, w) = self.input;
         let (oh, ow) = self.output();
         let (k, s, p) = (self.kernel, self.stride, self.padding);

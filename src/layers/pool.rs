@@ -33,32 +33,36 @@ impl MaxPool2d {
     pub fn forward(&self, x: &[f32], y: &mut [f32], arg: &mut [u8]) {
         let (h, w) = self.input;
         let (oh, ow) = self.output();
-        let k = self.kernel;
         let planes = x.len() / (h * w);
         assert!(y.len() == planes * oh * ow && arg.len() == y.len(), "pool buffers");
-        par_chunks2_mut(y, oh * ow, arg, oh * ow, |q, yq, aq| {
-            let xq = &x[q * h * w..][..h * w];
-            if k == 2 {
-                return pool2(xq, w, oh, ow, yq, aq);
-            }
-            for a in 0..oh {
-                let rows: [&[f32]; 16] = std::array::from_fn(|i| if i < k { &xq[(a * k + i) * w..][..w] } else { &[] });
-                for b in 0..ow {
-                    let (mut best, mut at) = (f32::NEG_INFINITY, 0u8);
-                    for (i, row) in rows[..k].iter().enumerate() {
-                        for (j, &v) in row[b * k..][..k].iter().enumerate() {
-                            // PyTorch's CPU kernel: `if (val > maxval || isnan(val))`, as selects
-                            // (no branch: the comparisons are data-dependent coin flips).
-                            let take = v > best || v.is_nan();
-                            best = if take { v } else { best };
-                            at = if take { (i * k + j) as u8 } else { at };
-                        }
+        par_chunks2_mut(y, oh * ow, arg, oh * ow, |q, yq, aq| self.forward_plane(&x[q * h * w..][..h * w], yq, aq));
+    }
+
+    /// [`MaxPool2d::forward`] of one plane: `yq`, `aq` (`H' x W'`) from `xq` (`H x W`).
+    pub fn forward_plane(&self, xq: &[f32], yq: &mut [f32], aq: &mut [u8]) {
+        let w = self.input.1;
+        let (oh, ow) = self.output();
+        let k = self.kernel;
+        if k == 2 {
+            return pool2(xq, w, oh, ow, yq, aq);
+        }
+        for a in 0..oh {
+            let rows: [&[f32]; 16] = std::array::from_fn(|i| if i < k { &xq[(a * k + i) * w..][..w] } else { &[] });
+            for b in 0..ow {
+                let (mut best, mut at) = (f32::NEG_INFINITY, 0u8);
+                for (i, row) in rows[..k].iter().enumerate() {
+                    for (j, &v) in row[b * k..][..k].iter().enumerate() {
+                        // PyTorch's CPU kernel: `if (val > maxval || isnan(val))`, as selects
+                        // (no branch: the comparisons are data-dependent coin flips).
+                        let take = v > best || v.is_nan();
+                        best = if take { v } else { best };
+                        at = if take { (i * k + j) as u8 } else { at };
                     }
-                    yq[a * ow + b] = best;
-                    aq[a * ow + b] = at;
                 }
+                yq[a * ow + b] = best;
+                aq[a * ow + b] = at;
             }
-        });
+        }
     }
 
     /// `dx` (`P` planes `H x W`, overwritten) from `dy` (`P` planes `H' x W'`) and the forward
@@ -66,21 +70,28 @@ impl MaxPool2d {
     pub fn backward(&self, dy: &[f32], arg: &[u8], dx: &mut [f32]) {
         let (h, w) = self.input;
         let (oh, ow) = self.output();
-        let k = self.kernel;
         let out_plane = oh * ow;
         assert!(dy.len() * h * w == dx.len() * out_plane && arg.len() == dy.len(), "pool gradient buffers");
         par_zip_chunks(dx, h * w, dy, out_plane, |q, dxq, dyq| {
-            dxq.fill(0.0);
-            let aq = &arg[q * out_plane..][..out_plane];
-            for a in 0..oh {
-                for b in 0..ow {
-                    let ij = aq[a * ow + b] as usize;
-                    // `k` is 2 in every model here: shifts rather than a division per value.
-                    let (i, j) = if k == 2 { (ij >> 1, ij & 1) } else { (ij / k, ij % k) };
-                    dxq[(a * k + i) * w + b * k + j] = dyq[a * ow + b];
-                }
-            }
+            self.backward_plane(dyq, &arg[q * out_plane..][..out_plane], dxq)
         });
+    }
+
+    /// [`MaxPool2d::backward`] of one plane: `dxq` (`H x W`, overwritten) from `dyq` and `aq`
+    /// (`H' x W'`).
+    pub fn backward_plane(&self, dyq: &[f32], aq: &[u8], dxq: &mut [f32]) {
+        let w = self.input.1;
+        let (oh, ow) = self.output();
+        let k = self.kernel;
+        dxq.fill(0.0);
+        for a in 0..oh {
+            for b in 0..ow {
+                let ij = aq[a * ow + b] as usize;
+                // `k` is 2 in every model here: shifts rather than a division per value.
+                let (i, j) = if k == 2 { (ij >> 1, ij & 1) } else { (ij / k, ij % k) };
+                dxq[(a * k + i) * w + b * k + j] = dyq[a * ow + b];
+            }
+        }
     }
 }
 

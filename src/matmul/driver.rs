@@ -10,7 +10,7 @@
 use super::PackedB;
 use super::kernel::MicroKernel;
 use super::packing::{pack_a, pack_b};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// Where the packed panels of B come from: `pack` writes `B[pc..pc+kc, jc..jc+nc]` as column
 /// panels `K::NR` wide (`k` outermost), zero-padded past `nc`.
@@ -87,6 +87,22 @@ thread_local! {
     static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
+thread_local! {
+    /// Set while a caller that has split its own work between the pool's threads runs one share:
+    /// its products then stay on its thread (see [`serially`]).
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every product it computes on the calling thread alone: for work already split
+/// into tasks on the pool (the convolutional blocks' images), where a second split inside each
+/// task would only add fork/join costs. The results are the same either way.
+pub fn serially<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.replace(true);
+    let r = f();
+    SERIAL.set(before);
+    r
+}
+
 /// Splits `C` into blocks for the rayon pool (when there is one), each computed by [`serial_gemm`].
 pub(super) unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: Strided, c: StridedMut) {
     // `x W^T` with a row-major `W`: B is column-major, and packing it transposes all of `W` (6 MB
@@ -112,7 +128,7 @@ pub(super) unsafe fn parallel_gemm<K: MicroKernel>(p: Problem, a: Strided, b: St
 pub(super) unsafe fn split_gemm<K: MicroKernel, B: Panels>(p: Problem, a: Strided, b: &B, c: StridedMut) {
     #[cfg(feature = "parallel")]
     {
-        let threads = rayon::current_num_threads().min(p.max_threads);
+        let threads = if SERIAL.get() { 1 } else { rayon::current_num_threads().min(p.max_threads) };
         // Below about 2 MFLOP the fork/join costs more than it saves.
         if threads > 1 && p.m * p.n * p.k >= 1 << 20 {
             // Split the longer side into pieces aligned to the register tile: the 64-row batches

@@ -46,6 +46,7 @@ mod relaxed_simd;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 
+pub use driver::serially;
 pub use reference::gemm_reference;
 
 use driver::{Problem, Source, Strided, StridedMut, parallel_gemm, split_gemm};

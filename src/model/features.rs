@@ -22,12 +22,17 @@
 //! evaluating 500 images at once does not grow them.
 
 use crate::config::{Activation, CONV_KERNEL, CONV_PADDING, IMAGE_CHANNELS, IMAGE_SIDE, POOL};
-use crate::layers::activation::{backward_flat, forward_flat};
+use crate::layers::activation::{backward_serial, forward_flat, forward_serial};
 use crate::layers::conv::{Conv2d, Planes};
-use crate::layers::par::par_chunks_mut;
+use crate::layers::par::{Disjoint, lane_sum, par_tasks};
 use crate::layers::pool::MaxPool2d;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rand::Rng;
+
+/// Images per task of a block's pass on the pool: fixed, so that the results do not depend on the
+/// number of threads; small, so that a task's convolution output (16 channels of 8 images of
+/// 32 x 32 in `conv`, 512 KB) is still in cache when it is pooled.
+pub const TASK_IMAGES: usize = 8;
 
 /// Images per forward-only chunk (at least the training batch is kept for backward anyway).
 pub const CHUNK_ROWS: usize = 64;
@@ -54,6 +59,8 @@ struct Work {
     /// only once an input gradient is asked for: training never needs it).
     dpooled: Vec<f32>,
     dcol: Vec<f32>,
+    /// Each backward task's weight and bias gradients, `[tasks][C_out K + C_out]`.
+    partial: Vec<f32>,
 }
 
 /// The blocks and their workspaces.
@@ -143,42 +150,63 @@ impl Features {
 
     /// [`Features::forward`] on the whole batch at once, keeping every block's buffers for
     /// [`Features::backward`].
+    ///
+    /// Each block is one pass over tasks of [`TASK_IMAGES`] images on the pool: a task convolves its
+    /// images (its own product, on its own thread), pools each of their planes while the
+    /// convolution's output is still in cache, and adds the bias and the activation. A block's
+    /// numbers do not depend on the split: each output sums over the same terms in the same order.
     pub fn forward_batch(&mut self, params: &[f32], x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
         let b = x.nrows();
         self.reserve(b);
         let x = x.as_standard_layout();
         let x = x.as_slice().expect("standard layout");
+        let act = self.activation;
         for i in 0..self.blocks.len() {
             let Block { conv, pool } = &self.blocks[i];
             let (done, rest) = self.work.split_at_mut(i);
-            let w = &mut rest[0];
+            let Work { input, out, pooled, arg, .. } = &mut rest[0];
             let (oh, ow) = conv.output();
-            let n = b * oh * ow;
+            let (hw, n) = (oh * ow, b * oh * ow);
+            let pp = pool.output().0 * pool.output().1;
             let in_plane = conv.input.0 * conv.input.1;
-            let out = &mut w.out[..conv.out_channels * n];
-            match done.last() {
+            let (src, planes) = match done.last() {
                 None => {
-                    let input = &mut w.input[..b * conv.in_channels * in_plane];
+                    let input = &mut input[..b * conv.in_channels * in_plane];
                     input.copy_from_slice(x);
-                    conv.forward_from(params, input, Planes::nchw(conv.in_channels, in_plane), b, out);
+                    (&input[..], Planes::nchw(conv.in_channels, in_plane))
                 }
-                Some(prev) => {
-                    let src = &prev.pooled[..conv.in_channels * b * in_plane];
-                    conv.forward_from(params, src, Planes::cnhw(b, in_plane), b, out);
-                }
-            }
-            let (ph, pw) = pool.output();
-            let m = conv.out_channels * b * ph * pw;
-            let pooled = &mut w.pooled[..m];
-            pool.forward(out, pooled, &mut w.arg[..m]);
-            // The bias and the activation after the pooling: a max commutes with adding a
-            // per-channel constant and with a non-decreasing activation (tanh, ReLU), so
-            // `pool(act(conv + b)) = act(pool(conv) + b)` on a quarter of the values. Only the
-            // choice among equal maxima can differ from PyTorch's order, and such a tie moves a
-            // gradient between equal values (exactly: saturated tanh or ReLU at 0, where it is 0).
+                Some(prev) => (&prev.pooled[..conv.in_channels * b * in_plane], Planes::cnhw(b, in_plane)),
+            };
+            let y = Disjoint::new(&mut out[..conv.out_channels * n]);
+            let pooled = Disjoint::new(&mut pooled[..conv.out_channels * b * pp]);
+            let arg = Disjoint::new(&mut arg[..conv.out_channels * b * pp]);
             let bias = conv.bias(params);
-            par_chunks_mut(pooled, b * ph * pw, |c, plane| plane.iter_mut().for_each(|v| *v += bias[c]));
-            forward_flat(self.activation, pooled);
+            par_tasks(b.div_ceil(TASK_IMAGES), |t| {
+                let (b0, nb) = (t * TASK_IMAGES, TASK_IMAGES.min(b - t * TASK_IMAGES));
+                // SAFETY: task `t` reaches only images `b0..b0 + nb` of each channel's planes, in
+                // `y`, `pooled` and `arg`: disjoint from every other task's.
+                unsafe {
+                    let shape = (conv.out_channels, nb * hw).strides((n, 1));
+                    let mut yt = ArrayViewMut2::from_shape_ptr(shape, y.ptr().add(b0 * hw));
+                    conv.forward_into(params, &src[b0 * planes.image..], planes, nb, &mut yt);
+                    for (c, &bias) in bias.iter().enumerate() {
+                        let yc = y.range(c * n + b0 * hw, nb * hw);
+                        let pc = pooled.range((c * b + b0) * pp, nb * pp);
+                        let ac = arg.range((c * b + b0) * pp, nb * pp);
+                        for q in 0..nb {
+                            pool.forward_plane(&yc[q * hw..][..hw], &mut pc[q * pp..][..pp], &mut ac[q * pp..][..pp]);
+                        }
+                        // The bias and the activation after the pooling: a max commutes with
+                        // adding a per-channel constant and with a non-decreasing activation
+                        // (tanh, ReLU), so `pool(act(conv + b)) = act(pool(conv) + b)` on a
+                        // quarter of the values. Only the choice among equal maxima can differ
+                        // from PyTorch's order, and such a tie moves a gradient between equal
+                        // values (exactly: saturated tanh or ReLU at 0, where it is 0).
+                        pc.iter_mut().for_each(|v| *v += bias);
+                        forward_serial(act, pc);
+                    }
+                }
+            });
         }
         // Flatten: [C, B, h, w] -> [B, C h w].
         let last = self.blocks.last().expect("at least one block");
@@ -269,45 +297,112 @@ impl Features {
                 }
             }
         }
+        let act = self.activation;
+        let tasks = b.div_ceil(TASK_IMAGES);
         let mut input_grad = input_grad;
         for i in (0..self.blocks.len()).rev() {
             let Block { conv, pool } = &self.blocks[i];
             let (before, rest) = self.work.split_at_mut(i);
             let w = &mut rest[0];
             let (oh, ow) = conv.output();
-            let (ph, pw) = pool.output();
-            let n = b * oh * ow;
-            let m = conv.out_channels * b * ph * pw;
-            backward_flat(self.activation, &w.pooled[..m], &mut w.dpooled[..m]);
-            let dact = &mut w.out[..conv.out_channels * n];
-            pool.backward(&w.dpooled[..m], &w.arg[..m], dact);
+            let (hw, n) = (oh * ow, b * oh * ow);
+            let pp = pool.output().0 * pool.output().1;
+            let (k, c_out, c_in) = (conv.patch(), conv.out_channels, conv.in_channels);
             let in_plane = conv.input.0 * conv.input.1;
             let want_input = i > 0 || input_grad.is_some();
-            let k = conv.patch() * n;
-            if want_input && w.dcol.len() < k {
-                w.dcol = vec![0.0; conv.patch() * self.cap * oh * ow];
+            if want_input && w.dcol.len() < k * n {
+                w.dcol = vec![0.0; k * self.cap * hw];
             }
-            let dcol = if want_input { Some(&mut w.dcol[..k]) } else { None };
-            match before.last() {
+            // Each task's weight and bias gradients, summed in task order after the pass.
+            let share = c_out * k + c_out;
+            w.partial.resize(tasks * share, 0.0);
+            // What the convolution read, and where its input gradient goes: the previous block's
+            // `dpooled` (`[C, B, h, w]`), or the images' gradient (`[B, 3, 32, 32]`) when asked for.
+            let (src, planes, dx) = match before.last_mut() {
                 None => {
-                    let input = &w.input[..b * conv.in_channels * in_plane];
-                    conv.backward_from(params, grads, input, Planes::nchw(conv.in_channels, in_plane), b, dact, dcol)
+                    let dx = if want_input { input_grad.take() } else { None };
+                    if let Some(dx) = &dx {
+                        assert_eq!(dx.len(), b * c_in * in_plane, "input gradient shape");
+                    }
+                    (&w.input[..b * c_in * in_plane], Planes::nchw(c_in, in_plane), dx.map(|d| Disjoint::new(d)))
                 }
-                Some(prev) => {
-                    let input = &prev.pooled[..conv.in_channels * b * in_plane];
-                    conv.backward_from(params, grads, input, Planes::cnhw(b, in_plane), b, dact, dcol)
-                }
-            }
-            if let Some(prev) = before.last_mut() {
-                conv.col2im(
-                    &w.dcol[..k],
+                Some(prev) => (
+                    &prev.pooled[..c_in * b * in_plane],
                     Planes::cnhw(b, in_plane),
-                    b,
-                    &mut prev.dpooled[..conv.in_channels * b * in_plane],
-                );
-            } else if let Some(dx) = input_grad.take() {
-                assert_eq!(dx.len(), b * conv.in_channels * in_plane, "input gradient shape");
-                conv.col2im(&w.dcol[..k], Planes::nchw(conv.in_channels, in_plane), b, dx);
+                    Some(Disjoint::new(&mut prev.dpooled[..c_in * b * in_plane])),
+                ),
+            };
+            let Work { out, pooled, arg, dpooled, dcol, partial, .. } = w;
+            let (pooled, arg) = (&pooled[..], &arg[..]);
+            let dy = Disjoint::new(&mut out[..c_out * n]);
+            let dpooled = Disjoint::new(&mut dpooled[..c_out * b * pp]);
+            let dcol = Disjoint::new(&mut dcol[..]);
+            let partial = Disjoint::new(&mut partial[..]);
+            par_tasks(tasks, |t| {
+                let (b0, nb) = (t * TASK_IMAGES, TASK_IMAGES.min(b - t * TASK_IMAGES));
+                // SAFETY: task `t` reaches only images `b0..b0 + nb` of each channel's planes (in
+                // `dy`, `dpooled`, `dx`; in `dcol`, its own block of columns) and its own share
+                // of `partial`: disjoint from every other task's.
+                unsafe {
+                    let part = partial.range(t * share, share);
+                    let (dw, db) = part.split_at_mut(c_out * k);
+                    for (c, db) in db.iter_mut().enumerate() {
+                        let at = (c * b + b0) * pp;
+                        let dp = dpooled.range(at, nb * pp);
+                        backward_serial(act, &pooled[at..][..nb * pp], dp);
+                        // The bias gradient sums the convolution's output gradient, whose only
+                        // non-zero values are these (pooling sends each to one place).
+                        *db = lane_sum(dp);
+                        let dyc = dy.range(c * n + b0 * hw, nb * hw);
+                        for q in 0..nb {
+                            pool.backward_plane(
+                                &dp[q * pp..][..pp],
+                                &arg[at + q * pp..][..pp],
+                                &mut dyc[q * hw..][..hw],
+                            );
+                        }
+                    }
+                    let shape = (c_out, nb * hw).strides((n, 1));
+                    let dyt = ArrayView2::from_shape_ptr(shape, dy.ptr().add(b0 * hw));
+                    let x = &src[b0 * planes.image..];
+                    let mut dw = ArrayViewMut2::from_shape((c_out, k), dw).expect("weight gradient share");
+                    conv.weight_grad_into(x, planes, nb, &dyt, &mut dw);
+                    let Some(dx) = &dx else { return };
+                    let cols = nb * hw;
+                    let dct = dcol.range(k * b0 * hw, k * cols);
+                    conv.col_grad_into(
+                        params,
+                        &dyt,
+                        &mut ArrayViewMut2::from_shape((k, cols), &mut dct[..]).expect("dcol share"),
+                    );
+                    let kk = conv.kernel * conv.kernel;
+                    if planes.image == in_plane {
+                        // `[C, B, h, w]`: each channel's planes of these images are one range.
+                        for c in 0..c_in {
+                            let to = dx.range((c * b + b0) * in_plane, nb * in_plane);
+                            conv.col2im_channel(&dct[c * kk * cols..][..kk * cols], Planes::cnhw(nb, in_plane), nb, to);
+                        }
+                    } else {
+                        // `[B, C, H, W]`: these images are one range, channels inside.
+                        let to = dx.range(b0 * planes.image, nb * planes.image);
+                        for c in 0..c_in {
+                            conv.col2im_channel(
+                                &dct[c * kk * cols..][..kk * cols],
+                                planes,
+                                nb,
+                                &mut to[c * in_plane..],
+                            );
+                        }
+                    }
+                }
+            });
+            // The tasks' gradients, in task order: the same sums for any number of threads.
+            let (wg, bg) = grads[conv.offset..conv.offset + conv.num_params()].split_at_mut(c_out * k);
+            wg.fill(0.0);
+            bg.fill(0.0);
+            for part in w.partial.chunks_exact(share) {
+                wg.iter_mut().zip(&part[..c_out * k]).for_each(|(g, &p)| *g += p);
+                bg.iter_mut().zip(&part[c_out * k..]).for_each(|(g, &p)| *g += p);
             }
         }
     }
