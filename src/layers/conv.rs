@@ -276,6 +276,44 @@ impl Conv2d {
         gemm_packed_b(1.0, &dy2, &Transposed(col), 0.0, &mut self.weight_mut(grads));
     }
 
+    /// The input gradient as a convolution, where the stride is 1: `dx = conv(dy, W')` with
+    /// `W'[c, o, i, j] = W[o, c, k-1-i, k-1-j]` ([`Conv2d::flipped_weight`]) and padding
+    /// `k - 1 - p`, which gives `dx` its `H x W`:
+    /// `dx[c, y, x] = sum over o, i, j of W[o, c, i, j] dy[o, y + p - i, x + p - j]`, as col2im
+    /// sums it. One product with `K' = C_out k k` (72 in `conv`'s second block) instead of
+    /// `dcol = W^T dy` (`K = C_out`, 8) and col2im: no `[C_in k k, N]` matrix written and read
+    /// back. The same sum in another order: equal up to rounding.
+    pub fn transposed(&self) -> Option<Conv2d> {
+        (self.stride == 1 && self.padding < self.kernel).then(|| {
+            let t = Conv2d::new(
+                self.out_channels,
+                self.in_channels,
+                self.kernel,
+                1,
+                self.kernel - 1 - self.padding,
+                self.output(),
+                0,
+            );
+            debug_assert_eq!(t.output(), self.input);
+            t
+        })
+    }
+
+    /// `W'` of [`Conv2d::transposed`], `[C_in, C_out, k, k]`, written to `out`.
+    pub fn flipped_weight(&self, params: &[f32], out: &mut [f32]) {
+        let (k, ci, co) = (self.kernel, self.in_channels, self.out_channels);
+        let w = &params[self.offset..self.offset + self.num_weights()];
+        for c in 0..ci {
+            for o in 0..co {
+                for i in 0..k {
+                    for j in 0..k {
+                        out[((c * co + o) * k + i) * k + j] = w[((o * ci + c) * k + (k - 1 - i)) * k + (k - 1 - j)];
+                    }
+                }
+            }
+        }
+    }
+
     /// col2im: `dx` (the input's gradient, `batch` images laid out as `planes`) gets, at each
     /// input pixel, the sum of the `dcol` entries that im2col copied from it. `dx` is overwritten.
     pub fn col2im(&self, dcol: &[f32], planes: Planes, batch: usize, dx: &mut [f32]) {

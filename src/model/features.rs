@@ -61,6 +61,8 @@ struct Work {
     dcol: Vec<f32>,
     /// Each backward task's weight and bias gradients, `[tasks][C_out K + C_out]`.
     partial: Vec<f32>,
+    /// The flipped weight of the input gradient's convolution (`Conv2d::flipped_weight`).
+    wflip: Vec<f32>,
 }
 
 /// The blocks and their workspaces.
@@ -129,7 +131,8 @@ impl Features {
             w.pooled = vec![0.0; b.conv.out_channels * rows * ph * pw];
             w.arg = vec![0; w.pooled.len()];
             w.dpooled = vec![0.0; w.pooled.len()];
-            w.dcol = if i == 0 { Vec::new() } else { vec![0.0; b.conv.patch() * rows * oh * ow] };
+            // Only col2im's input gradient needs `dcol`: made when first asked for.
+            w.dcol = Vec::new();
         }
         self.cap = rows;
     }
@@ -310,7 +313,13 @@ impl Features {
             let (k, c_out, c_in) = (conv.patch(), conv.out_channels, conv.in_channels);
             let in_plane = conv.input.0 * conv.input.1;
             let want_input = i > 0 || input_grad.is_some();
-            if want_input && w.dcol.len() < k * n {
+            // A later block's input gradient is a convolution of `dy` (`Conv2d::transposed`); the
+            // images' gradient (saliency) goes through `dcol` and col2im.
+            let tconv = if i > 0 { conv.transposed() } else { None };
+            if let Some(t) = &tconv {
+                w.wflip.resize(t.num_weights(), 0.0);
+                conv.flipped_weight(params, &mut w.wflip);
+            } else if want_input && w.dcol.len() < k * n {
                 w.dcol = vec![0.0; k * self.cap * hw];
             }
             // Each task's weight and bias gradients, summed in task order after the pass.
@@ -324,7 +333,7 @@ impl Features {
                     if let Some(dx) = &dx {
                         assert_eq!(dx.len(), b * c_in * in_plane, "input gradient shape");
                     }
-                    (&w.input[..b * c_in * in_plane], Planes::nchw(c_in, in_plane), dx.map(|d| Disjoint::new(d)))
+                    (&w.input[..b * c_in * in_plane], Planes::nchw(c_in, in_plane), dx.map(Disjoint::new))
                 }
                 Some(prev) => (
                     &prev.pooled[..c_in * b * in_plane],
@@ -332,8 +341,8 @@ impl Features {
                     Some(Disjoint::new(&mut prev.dpooled[..c_in * b * in_plane])),
                 ),
             };
-            let Work { out, pooled, arg, dpooled, dcol, partial, .. } = w;
-            let (pooled, arg) = (&pooled[..], &arg[..]);
+            let Work { out, pooled, arg, dpooled, dcol, partial, wflip, .. } = w;
+            let (pooled, arg, wflip) = (&pooled[..], &arg[..], &wflip[..]);
             let dy = Disjoint::new(&mut out[..c_out * n]);
             let dpooled = Disjoint::new(&mut dpooled[..c_out * b * pp]);
             let dcol = Disjoint::new(&mut dcol[..]);
@@ -346,6 +355,10 @@ impl Features {
                 unsafe {
                     let part = partial.range(t * share, share);
                     let (dw, db) = part.split_at_mut(c_out * k);
+                    // This task's `dy`, `[C_out, nb h w]`: the convolution's output buffer, task
+                    // after task (no longer `[C, B, H, W]` once the backward pass has run).
+                    let cols = nb * hw;
+                    let dyt = dy.range(c_out * b0 * hw, c_out * cols);
                     for (c, db) in db.iter_mut().enumerate() {
                         let at = (c * b + b0) * pp;
                         let dp = dpooled.range(at, nb * pp);
@@ -353,7 +366,7 @@ impl Features {
                         // The bias gradient sums the convolution's output gradient, whose only
                         // non-zero values are these (pooling sends each to one place).
                         *db = lane_sum(dp);
-                        let dyc = dy.range(c * n + b0 * hw, nb * hw);
+                        let dyc = &mut dyt[c * cols..][..cols];
                         for q in 0..nb {
                             pool.backward_plane(
                                 &dp[q * pp..][..pp],
@@ -362,13 +375,19 @@ impl Features {
                             );
                         }
                     }
-                    let shape = (c_out, nb * hw).strides((n, 1));
-                    let dyt = ArrayView2::from_shape_ptr(shape, dy.ptr().add(b0 * hw));
+                    let dyt = ArrayView2::from_shape((c_out, cols), &dyt[..]).expect("dy share");
                     let x = &src[b0 * planes.image..];
                     let mut dw = ArrayViewMut2::from_shape((c_out, k), dw).expect("weight gradient share");
                     conv.weight_grad_into(x, planes, nb, &dyt, &mut dw);
                     let Some(dx) = &dx else { return };
-                    let cols = nb * hw;
+                    if let Some(tc) = &tconv {
+                        // Into the previous block's `[C, B, h, w]` gradient: rows `B h w` apart.
+                        let shape = (c_in, nb * in_plane).strides((b * in_plane, 1));
+                        let mut dxt = ArrayViewMut2::from_shape_ptr(shape, dx.ptr().add(b0 * in_plane));
+                        let dy = dyt.as_slice().expect("contiguous dy share");
+                        tc.forward_into(wflip, dy, Planes::cnhw(nb, hw), nb, &mut dxt);
+                        return;
+                    }
                     let dct = dcol.range(k * b0 * hw, k * cols);
                     conv.col_grad_into(
                         params,
