@@ -2,7 +2,7 @@
 // 1. www/bench.html with a single thread, with two (relaxed SIMD), and with two in the threaded
 //    package built without relaxed SIMD: peak FMA rate, GEMM GFLOP/s, seconds per epoch
 //    (synthetic data);
-// 2. the training page itself, lecture preset: time from opening the page to the first finished
+// 2. the training page itself, each of PRESETS: time from opening the page to the first finished
 //    epoch, with the data downloaded and then from the cache, and the peak memory while training
 //    (the browser's own measurement of the page and its workers, and the renderer process's
 //    private memory from /proc);
@@ -95,7 +95,7 @@ try {
     await page.close();
   }
 
-  for (const cache of part(2) ? ['download', 'cached'] : []) {
+  for (const [preset, cache] of part(2) ? presets.split(',').flatMap((p, i) => (i ? [[p, 'cached']] : [[p, 'download'], [p, 'cached']])) : []) {
     const page = await browser.context.newPage();
     let peakPage = 0;
     let peakRenderer = 0;
@@ -104,7 +104,7 @@ try {
       const bytes = await page.evaluate(async () => (await performance.measureUserAgentSpecificMemory()).bytes).catch(() => 0);
       peakPage = Math.max(peakPage, bytes / 2 ** 20);
     };
-    await page.goto(`${server.url}?preset=lecture&epochs=3&seed=0&autostart=1`);
+    await page.goto(`${server.url}?preset=${preset}&epochs=3&seed=0&autostart=1`);
     // The first epoch of the new run: a model restored from the previous visit shows its own
     // epochs until the new run is drawn (epoch 0), so wait for that first.
     // Functions, not strings: the page's content security policy allows no eval after the first.
@@ -118,8 +118,8 @@ try {
     clearInterval(timer);
     await sample();
     const mode = await page.textContent('[data-metric="mode"]');
-    emit({ bench: 'first-epoch', preset: 'lecture', data: cache, mode, seconds: ms / 1000 });
-    emit({ bench: 'memory', preset: 'lecture', mode, page_and_workers_mb: Math.round(peakPage), renderer_private_mb: Math.round(peakRenderer) });
+    emit({ bench: 'first-epoch', preset, data: cache, mode, seconds: ms / 1000 });
+    emit({ bench: 'memory', preset, mode, page_and_workers_mb: Math.round(peakPage), renderer_private_mb: Math.round(peakRenderer) });
     await page.close();
   }
 
