@@ -70,9 +70,9 @@ const TEMPLATE = `
       </svg>
     </div>
     <figure class="strip" data-view="hidden-units" hidden>
-      <canvas role="img" aria-label="The 16 hidden units with the strongest votes, as 32 by 32 pictures"></canvas>
-      <figcaption>What it learned: the 16 hidden units with the strongest votes, each one's 3072 input weights drawn
-        as a 32×32 picture (grey is 0, brighter is a positive weight, darker a negative one, each tile scaled on its own);
+      <canvas role="img" aria-label="What the first layer learned: 16 tiles, 32 by 32 pixels each"></canvas>
+      <figcaption>What it learned: <span class="what">the 16 hidden units with the strongest votes</span>
+        (grey is 0, brighter is positive, darker negative, each tile scaled on its own);
         the bar under a tile is the class it votes for, <span class="airplane">airplane</span> or <span class="bird">bird</span>.</figcaption>
     </figure>
     <div class="ask">

@@ -114,7 +114,7 @@ for (const isolated of [false, true]) {
     }
 
     if (!isolated) {
-      test('after training: the strip of the 16 strongest-voting hidden units is the reference\'s; Train more goes on as the reference\'s longer run', { timeout: 120_000 }, async () => {
+      test('after training: the strip of the 16 strongest-voting hidden units is the reference\'s change since the start; Train more goes on as the reference\'s longer run', { timeout: 120_000 }, async () => {
         const page = await browser.context.newPage();
         const problems = watch(page);
         try {
@@ -135,8 +135,13 @@ for (const isolated of [false, true]) {
           assert.equal(got.total, '512');
           assert.equal(got.epoch, '5');
           assert.equal(got.shown, Array.from(tiles.order.subarray(0, 16)).join(','), 'the 16 strongest voters, strongest first');
+          // After 5 epochs the weights have moved a few percent of their random start, so the strip
+          // shows what training changed (W - W0), as the page offers first.
+          assert.ok(tiles.change_relative > 0 && tiles.change_relative < 1, `the reference's change, ${tiles.change_relative}, is under 1`);
+          assert.equal(got.mode, 'change', 'the strip shows the change since the start');
           const u = tiles.order[0];
-          assert.deepEqual(got.first, Array.from(tiles.tiles.subarray(u * 4096, (u + 1) * 4096)), 'the first tile is the strongest unit\'s');
+          assert.deepEqual(got.first, Array.from(tiles.change.subarray(u * 4096, (u + 1) * 4096)), 'the first tile is the strongest unit\'s change');
+          assert.notDeepEqual(got.first, Array.from(tiles.tiles.subarray(u * 4096, (u + 1) * 4096)), 'and not its weights');
 
           // Train more: 5 more epochs from the model, as one run of 10.
           assert.equal(await shadow(page, 'first', '#more').textContent(), 'Train 5 more epochs');

@@ -14,6 +14,7 @@
 // atlas layout (`data-columns`, `data-pitch-x`, `data-pitch-y`: tile `p` in display order starts
 // at pixel `((p % columns) * pitchX, floor(p / columns) * pitchY)` of its canvas).
 
+import { changeFirst } from '../shared/tiles.js';
 import { $, classes, client, isConv, oneAtATime, pushError, scheduleRender, state } from './state.js';
 import { el, setProp, setStyle, setText } from '../shared/dom.js';
 import { int } from '../shared/format.js';
@@ -71,10 +72,6 @@ function displayOrder(r) {
   }
   return ordered.units;
 }
-
-/** Whether the change since the start is the clearer picture: while `||W - W0|| < ||W0||`, `W` is
- *  mostly its random start (lecture after 3 epochs: 4%), and its tiles look like noise. */
-const changeFirst = (r) => r.changeRelative != null && r.changeRelative < 1;
 
 /** What the tiles show: the user's choice, else the clearer picture; the weights when the change
  *  is not known. */

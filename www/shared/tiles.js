@@ -39,6 +39,11 @@ export function voteLeans(votes, units, classes) {
   return { cls, strength };
 }
 
+/** Whether the change since the start (`change`, W - W0) is the clearer picture of a `units`
+ *  message: while `||W - W0|| < ||W0||`, `W` is mostly its random start (lecture after 3 epochs:
+ *  4%), and its tiles look like noise. */
+export const changeFirst = (r) => r.change != null && r.changeRelative != null && r.changeRelative < 1;
+
 /** The ImageData of each atlas canvas, kept between updates. */
 const buffers = new WeakMap();
 

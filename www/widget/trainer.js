@@ -17,7 +17,7 @@ import { WorkerClient, sameOriginWorkerUrl } from '../client.js';
 import { startWorker } from '../shared/startup.js';
 import { predictFile, renderPrediction, wireDropZone } from '../shared/prediction.js';
 import { acc } from '../shared/format.js';
-import { drawAtlas } from '../shared/tiles.js';
+import { changeFirst, drawAtlas } from '../shared/tiles.js';
 import { attribute, attributeProblems } from './attributes.js';
 
 /** Units in the strip shown after training: the strongest voters. */
@@ -79,7 +79,7 @@ class Trainer {
       epoch: $('[data-metric="epoch"]'), epochs: $('#epochs'), spark: $('polyline'), drop: $('#drop'),
       file: $('#file'), answer: $('.answer'), canvas: $('.answer canvas'), bars: $('.bars'),
       prediction: $('[data-metric="prediction"]'), error: $('.error'), full: $('#full'),
-      more: $('#more'), strip: $('.strip'), stripCanvas: $('.strip canvas'),
+      more: $('#more'), strip: $('.strip'), stripCanvas: $('.strip canvas'), stripWhat: $('.strip .what'),
       recipe: $('#recipe'), recipeLabel: $('.recipe'), backend: $('[data-metric="backend"]'),
     };
     this.#ui.epochs.textContent = String(this.#config().epochs);
@@ -296,12 +296,21 @@ class Trainer {
     this.#setPhase(this.#state.hasModel ? 'ready' : 'error');
   }
 
-  /** The 16 units with the strongest votes, drawn once training is done. */
+  /** The 16 units with the strongest votes, drawn once training is done: what training changed
+   *  (W - W0) while that is the clearer picture, else the weights (as the page offers first). */
   async #showStrip() {
     const t = await this.#state.client.request({ type: 'units' }, 'units');
     const units = Array.from(t.order.subarray(0, STRIP_UNITS));
-    drawAtlas(this.#ui.stripCanvas, t, units, STRIP_UNITS);
-    Object.assign(this.#ui.strip.dataset, { units: String(units.length), total: String(t.units), epoch: String(t.epoch), shown: units.join(',') });
+    const mode = changeFirst(t) ? 'change' : 'weights';
+    drawAtlas(this.#ui.stripCanvas, mode === 'change' ? { ...t, tiles: t.change } : t, units, STRIP_UNITS);
+    const conv = (this.#state.config?.model?.conv?.length ?? 0) > 0;
+    const what = conv ? `${t.units} first-layer filters` : `${t.units} hidden units`;
+    this.#ui.stripWhat.textContent = `the ${units.length} of its ${what} with the strongest votes, each one's `
+      + (conv ? '3×3 colour filter enlarged to' : '3072 input weights drawn as')
+      + ` a 32×32 picture, showing ${mode === 'change'
+        ? `what training changed (W − W0: the weights moved ${(100 * t.changeRelative).toPrecision(2)}% of their random start)`
+        : 'the weights'}`;
+    Object.assign(this.#ui.strip.dataset, { units: String(units.length), total: String(t.units), epoch: String(t.epoch), shown: units.join(','), mode });
     this.#ui.strip.hidden = false;
   }
 
