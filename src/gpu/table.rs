@@ -242,6 +242,7 @@ impl BatchEntry {
 /// One image's augmentation draw as gather.wgsl's `augment` reads it: bit 0 the flip, bits 8..16
 /// `dx + 128`, bits 16..24 `dy + 128` (shifts are at most `config::MAX_AUGMENT_SHIFT`).
 pub fn pack_draw(d: &Draw) -> u32 {
+    debug_assert!((-128..128).contains(&d.dx) && (-128..128).contains(&d.dy), "{d:?}");
     u32::from(d.flip) | ((d.dx + 128) as u32 & 0xff) << 8 | ((d.dy + 128) as u32 & 0xff) << 16
 }
 

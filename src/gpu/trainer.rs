@@ -5,10 +5,11 @@
 //! layout of `Mlp::params`), both splits' bytes (uploaded once) and the activations. Per epoch the
 //! loader's permutation is uploaded once, with a table of per-batch entries (rows, statistics
 //! slot, optimizer factors) and, for a run with augmentation, the CPU's draws for every position
-//! of the epoch (flip, `dx`, `dy`: `data::augment::draws`), which the gather applies; then each [`GpuTrainer::train_batches`] call encodes its batches into
-//! one compute pass (per batch: gather, forward GEMMs with fused bias and activation, fused loss
-//! and gradient, backward GEMMs with fused activation derivative and, for plain SGD, the update,
-//! bias gradients, optimizer) and reads back only the per-batch summed losses and correct counts.
+//! of the epoch (flip, `dx`, `dy`: `data::augment::draws`), which the gather applies; then each
+//! [`GpuTrainer::train_batches`] call encodes its batches into one compute pass (per batch:
+//! gather, forward GEMMs with fused bias and activation, fused loss and gradient, backward GEMMs
+//! with fused activation derivative and, for plain SGD, the update, bias gradients, optimizer)
+//! and reads back only the per-batch summed losses and correct counts.
 //! At the end of an epoch the parameters and optimizer state are read back into the CPU trainer
 //! (so saving, export, predictions and resume are the CPU's code, and a run saved by one backend
 //! resumes on the other) and the validation split is evaluated on the GPU.
