@@ -206,12 +206,11 @@ impl Trainer {
     /// [`Trainer::train_batches`] would train, in the same order. The backend trains them, writes
     /// the parameters and optimizer state back here, then calls
     /// [`Trainer::finish_external_epoch`]. Refused while an epoch of this trainer is in progress.
+    /// With augmentation the backend applies [`crate::data::augment::draws`] of this epoch
+    /// ([`Trainer::epochs_done`]) at the order's positions, as [`Trainer::train_batches`] does.
     pub fn draw_external_epoch(&mut self) -> Result<&[u32]> {
         if self.running.is_some() {
             return Err(Error::Config("an epoch is in progress on the CPU; finish it first".into()));
-        }
-        if !self.config.augment.is_none() {
-            return Err(Error::Config(augment_not_on_gpu(self.config.augment)));
         }
         Ok(self.loader.draw_epoch())
     }
@@ -409,12 +408,6 @@ impl Trainer {
         let split = if train { &self.data.train } else { &self.data.test };
         evaluate(&mut self.model, split, &self.norm)
     }
-}
-
-/// Why a run with augmentation stays on the CPU: the WebGPU backend gathers its batches on the GPU
-/// and does not draw augmentations there yet.
-pub fn augment_not_on_gpu(a: crate::config::Augment) -> String {
-    format!("augment={a} is not available on WebGPU yet (the GPU gathers its own batches); this run trains on the CPU")
 }
 
 /// The training images a run uses: all of them, or `train_size` drawn without replacement from

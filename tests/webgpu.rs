@@ -10,9 +10,12 @@
 //! `webgpu-tests` feature, which `scripts/test` turns on for its Chromium run:
 //! `wasm-pack test --headless --chrome -- --no-default-features --features webgpu-tests --test webgpu`.
 //! Without an adapter every test fails, saying which flags are missing. The convolution kernels
-//! and the convolutional model have their own module, `webgpu/conv.rs`.
+//! and the convolutional model have their own module, `webgpu/conv.rs`; data augmentation in the
+//! gather and augmented runs theirs, `webgpu/augment.rs`.
 #![cfg(target_arch = "wasm32")]
 
+#[path = "webgpu/augment.rs"]
+mod augment;
 #[path = "webgpu/conv.rs"]
 mod conv;
 
@@ -316,7 +319,7 @@ async fn gather_normalises_straight_from_the_bundle() {
     index.reverse();
     index.swap(3, 30);
     let entry = BatchEntry { start: 5, rows: 13, ..BatchEntry::default() };
-    let (x, labels) = ops.gather(&recs, &lut, &index, entry).await.unwrap();
+    let (x, labels) = ops.gather(&recs, &lut, &index, None, entry).await.unwrap();
     let mut want = Array2::zeros((13, PIXELS));
     let mut want_labels = Vec::new();
     split.gather(&index[5..18], &norm, want.view_mut(), &mut want_labels);

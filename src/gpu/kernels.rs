@@ -222,12 +222,25 @@ impl Kernels {
 
     /// Gathers and normalises a batch (gather.wgsl): `records` the split's bytes as words, `lut`
     /// the 768 normalisation values, `index` the image indices the batch entries point into.
-    pub fn gather(&self, [records, lut, index, x, labels]: [&GpuBuffer; 5], max_rows: u32) -> GatherCall {
-        GatherCall {
-            pipeline: self.pipeline(Module::Gather, "main", &[]),
-            group: self.bind(Module::Gather, &[records, lut, index, x, labels]),
-            rows: max_rows.clamp(1, 65_535),
-        }
+    /// With `draws` (one packed draw per position of `index`, `table::pack_draw`), each image is
+    /// flipped and shifted as it is gathered (entry `augment`); without, the plain gather.
+    pub fn gather(
+        &self,
+        [records, lut, index, x, labels]: [&GpuBuffer; 5],
+        draws: Option<&GpuBuffer>,
+        max_rows: u32,
+    ) -> GatherCall {
+        let (pipeline, group) = match draws {
+            None => (
+                self.pipeline(Module::Gather, "main", &[]),
+                self.bind(Module::Gather, &[records, lut, index, x, labels]),
+            ),
+            Some(d) => (
+                self.pipeline(Module::GatherAugment, "augment", &[]),
+                self.bind(Module::GatherAugment, &[records, lut, index, x, labels, d]),
+            ),
+        };
+        GatherCall { pipeline, group, rows: max_rows.clamp(1, 65_535) }
     }
 
     /// Loss, gradient and statistics (loss.wgsl). For training `Train { dz, rows }`: the gradient,

@@ -6,7 +6,7 @@
 //!
 //! | step | kernel | what it computes |
 //! |---|---|---|
-//! | gather | `gather.wgsl` | `x[r, p] = (v / 255 - mean[c]) / std[c]` for byte `v` of image `order[start + r]`, straight from the uint8 bundle on the GPU |
+//! | gather | `gather.wgsl` | `x[r, p] = (v / 255 - mean[c]) / std[c]` for byte `v` of image `order[start + r]`, straight from the uint8 bundle on the GPU; with augmentation flipped, then shifted (zeros in) by the draw of position `start + r` |
 //! | forward | `gemm.wgsl` (MODE 0) | `y_l = act(y_{l-1} W_l^T + b_l)`, bias and activation fused in the epilogue; the last layer without activation |
 //! | loss | `loss.wgsl` | log-softmax + NLL or softmax + cross-entropy: `dz = (softmax(z) - onehot(t)) / B`, the batch's summed loss and correct count into its statistics slot |
 //! | input grad | `gemm.wgsl` (MODE 1) | `d_{l-1} = (d_l W_l) * act'(y_{l-1})`, the activation's derivative fused (`act.wgsl`) |
@@ -17,9 +17,10 @@
 //!
 //! Parameters and optimizer state live on the GPU in `Mlp::params`' flat layout (layer by layer,
 //! weight then bias), so a readback is the CPU model's `params`. The shuffle stays on the CPU
-//! (the same seeded loader), the epoch's order is uploaded once per epoch, and each call of
-//! [`GpuTrainer::train_batches`] encodes all its batches into one compute pass with one readback
-//! of per-batch loss sums and correct counts: no per-batch synchronisation or buffer write.
+//! (the same seeded loader), the epoch's order (and, with augmentation, the CPU's draws for it) is
+//! uploaded once per epoch, and each call of [`GpuTrainer::train_batches`] encodes all its
+//! batches into one compute pass with one readback of per-batch loss sums and correct counts: no
+//! per-batch synchronisation or buffer write.
 //!
 //! Module map: [`table`] (the kernel table: WGSL sources, bindings, GEMM tiles and their choice,
 //! the GEMMs of a layer; plain data, compiled on every target and shared with the native

@@ -1,12 +1,13 @@
 //! The run's buffers on the GPU and the encoding of its batches: [`GpuData`] (both splits,
 //! uploaded once) and [`GpuModel`] (parameters, optimizer state, activations, batch tables and
 //! the kernels bound to them, built from the kernel table's [`LayerGemms`]). A training batch is
-//! the dispatches gather, forward GEMMs (bias and activation fused), loss (gradient fused),
-//! then per layer from the last: input-gradient GEMM (activation derivative fused) and
-//! weight-gradient GEMM (bias gradient and, for plain SGD, the update fused), and the optimizer
-//! step for momentum and Adam; [`GpuModel::dispatches_per_batch`] counts them. A model with
-//! convolutions ([`GpuConv`]) runs its blocks between the gather and the first linear layer,
-//! forward, and after the first linear layer's input gradient, backward.
+//! the dispatches gather (flip and shift too, for a run with augmentation), forward GEMMs (bias
+//! and activation fused), loss (gradient fused), then per layer from the last: input-gradient GEMM
+//! (activation derivative fused) and weight-gradient GEMM (bias gradient and, for plain SGD, the
+//! update fused), and the optimizer step for momentum and Adam;
+//! [`GpuModel::dispatches_per_batch`] counts them. A model with convolutions ([`GpuConv`]) runs
+//! its blocks between the gather and the first linear layer, forward, and after the first linear
+//! layer's input gradient, backward.
 
 use super::conv::{ConvInputs, GpuConv, block_specs, gemm_specs};
 use super::device::Gpu;
@@ -79,6 +80,9 @@ pub(super) struct GpuModel {
     /// Copies of `params` and `states` at the start of the epoch, restored if it diverges.
     pub(super) snapshots: Vec<GpuBuffer>,
     pub(super) order: GpuBuffer,
+    /// The epoch's augmentation draws (`table::pack_draw`, by position in `order`), for a run
+    /// with augmentation.
+    pub(super) draws: Option<GpuBuffer>,
     pub(super) train_table: BatchTable,
     /// Evaluation batch tables: test split, training split.
     pub(super) eval_tables: [BatchTable; 2],
@@ -168,6 +172,12 @@ impl GpuModel {
         let batches_per_epoch = t.batches_per_epoch();
         let eval_batches = [t.data.test.len(), t.data.train.len()].map(|n| n.div_ceil(rows_cap));
         let order = buf("the epoch's order", n_train as u64 * 4, storage)?;
+        // With augmentation, the epoch's draws: one word per position of the order.
+        let draws = if c.augment.is_none() {
+            None
+        } else {
+            Some(buf("the epoch's augmentation", n_train as u64 * 4, storage)?)
+        };
         let x0 = buf("the input batch", (rows_cap * PIXELS) as u64 * 4, storage)?;
         let labels = buf("the batch's labels", rows_cap as u64 * 4, storage)?;
         let widths = &m.config.layers;
@@ -247,10 +257,10 @@ impl GpuModel {
         }
         owned.extend([train_table.buffer.clone(), eval_tables[0].buffer.clone(), eval_tables[1].buffer.clone()]);
 
-        let gather_train = k.gather([&data.records[0], &data.lut, &order, &x0, &labels], batch as u32);
+        let gather_train = k.gather([&data.records[0], &data.lut, &order, &x0, &labels], draws.as_ref(), batch as u32);
         let gather_eval = [
-            k.gather([&data.records[1], &data.lut, &data.iota, &x0, &labels], rows_cap as u32),
-            k.gather([&data.records[0], &data.lut, &data.iota, &x0, &labels], rows_cap as u32),
+            k.gather([&data.records[1], &data.lut, &data.iota, &x0, &labels], None, rows_cap as u32),
+            k.gather([&data.records[0], &data.lut, &data.iota, &x0, &labels], None, rows_cap as u32),
         ];
         let mut forward = Vec::new();
         let mut forward_eval = Vec::new();
@@ -295,6 +305,7 @@ impl GpuModel {
             states,
             snapshots,
             order,
+            draws,
             train_table,
             eval_tables,
             stats,

@@ -116,21 +116,27 @@ impl Ops {
     }
 
     /// Gathers batch `entry` (start, rows) of `index` from `records` (3073-byte records):
-    /// the normalised rows `[rows, 3072]` and the labels.
+    /// the normalised rows `[rows, 3072]` and the labels; with `draws` (one packed draw per
+    /// position of `index`, `table::pack_draw`), flipped and shifted.
     pub async fn gather(
         &self,
         records: &[u8],
         lut: &[f32],
         index: &[u32],
+        draws: Option<&[u32]>,
         entry: BatchEntry,
     ) -> Result<(Vec<f32>, Vec<u32>)> {
         let rows = entry.rows as usize;
         let rb = self.upload("records", records)?;
         let lb = self.upload("lut", &f32_bytes(lut))?;
         let ib = self.upload("index", &u32_bytes(index))?;
+        let db = match draws {
+            Some(d) => Some(self.upload("draws", &u32_bytes(d))?),
+            None => None,
+        };
         let xb = self.upload("x", &vec![0; rows * crate::data::PIXELS * 4])?;
         let yb = self.upload("labels", &vec![0; rows * 4])?;
-        let call = self.kernels.gather([&rb, &lb, &ib, &xb, &yb], entry.rows);
+        let call = self.kernels.gather([&rb, &lb, &ib, &xb, &yb], db.as_ref(), entry.rows);
         let out = self
             .run(entry, |p| call.encode(p), &[(&xb, (rows * crate::data::PIXELS * 4) as u64), (&yb, rows as u64 * 4)])
             .await?;

@@ -36,6 +36,7 @@
 //! kernels' parameters.
 
 use crate::config::{Activation, OptimizerConfig, OptimizerKind};
+use crate::data::augment::Draw;
 use std::borrow::Cow;
 
 pub mod conv;
@@ -131,6 +132,9 @@ pub enum Module {
     Gemm(usize),
     Activation,
     Gather,
+    /// gather.wgsl's `augment` entry: the gather with flip and shift, reading the epoch's draws
+    /// (a sixth binding), for runs with data augmentation only.
+    GatherAugment,
     BiasGrad,
     Loss,
     Optimizer,
@@ -152,8 +156,8 @@ impl Module {
     /// Every module, the GEMM once per tile.
     pub fn all() -> Vec<Module> {
         let mut out: Vec<Module> = (0..TILES.len()).map(Module::Gemm).collect();
-        out.extend([Module::Activation, Module::Gather, Module::BiasGrad, Module::Loss, Module::Optimizer]);
-        out.extend([Module::Im2col, Module::Col2im, Module::PoolForward, Module::PoolBackward]);
+        out.extend([Module::Activation, Module::Gather, Module::GatherAugment, Module::BiasGrad, Module::Loss]);
+        out.extend([Module::Optimizer, Module::Im2col, Module::Col2im, Module::PoolForward, Module::PoolBackward]);
         out
     }
 
@@ -169,7 +173,7 @@ impl Module {
                 ];
             }
             Module::Activation => [BATCH, ACT, ACTIVATION].to_vec(),
-            Module::Gather => [BATCH, GATHER].to_vec(),
+            Module::Gather | Module::GatherAugment => [BATCH, GATHER].to_vec(),
             Module::BiasGrad => [BATCH, BIAS_GRAD].to_vec(),
             Module::Loss => [BATCH, LOSS].to_vec(),
             Module::Optimizer => [BATCH, OPTIMIZER].to_vec(),
@@ -189,6 +193,7 @@ impl Module {
             Module::Gemm(_) => &[Uniform, Read, Read, Write, Read, Write],
             Module::Activation => &[Uniform, Write, Read],
             Module::Gather => &[Read, Read, Read, Write, Write],
+            Module::GatherAugment => &[Read, Read, Read, Write, Write, Read],
             Module::BiasGrad => &[Uniform, Read, Write],
             Module::Loss => &[Read, Read, Write, Write, Write, Write],
             Module::Optimizer => &[Uniform, Write, Read, Write, Write],
@@ -232,6 +237,13 @@ impl BatchEntry {
         }
         bytes
     }
+}
+
+/// One image's augmentation draw as gather.wgsl's `augment` reads it: bit 0 the flip, bits 8..16
+/// `dx + 128`, bits 16..24 `dy + 128` (shifts are at most `config::MAX_AUGMENT_SHIFT`).
+pub fn pack_draw(d: &Draw) -> u32 {
+    debug_assert!((-128..128).contains(&d.dx) && (-128..128).contains(&d.dy), "{d:?}");
+    u32::from(d.flip) | ((d.dx + 128) as u32 & 0xff) << 8 | ((d.dy + 128) as u32 & 0xff) << 16
 }
 
 /// Workgroup counts `(x, y)` covering `groups` workgroups in 1-D (kernels index them as
@@ -514,6 +526,18 @@ mod tests {
             // The vec4 slots of a K step are shared out evenly between the invocations.
             assert_eq!((t.tm * t.tk / 4) % t.invocations(), 0, "tile {i}: A slots");
             assert_eq!((t.tn * t.tk / 4) % t.invocations(), 0, "tile {i}: B slots");
+        }
+    }
+
+    #[test]
+    fn a_draw_packs_into_the_word_gather_wgsl_reads() {
+        // gather.wgsl: flip = bit 0, dx = ((w >> 8) & 255) - 128, dy = ((w >> 16) & 255) - 128.
+        let w = pack_draw(&Draw { flip: true, dx: -8, dy: 8 });
+        assert_eq!(w, 1 | 120 << 8 | 136 << 16);
+        for (flip, dx, dy) in [(false, 0, 0), (true, 3, -1), (false, -4, 4)] {
+            let w = pack_draw(&Draw { flip, dx, dy });
+            let back = (w & 1 == 1, ((w >> 8) & 255) as i32 - 128, ((w >> 16) & 255) as i32 - 128);
+            assert_eq!(back, (flip, dx, dy));
         }
     }
 

@@ -4,10 +4,12 @@
 //! count and the checkpoint logic; the GPU holds the parameters and optimizer state (the flat
 //! layout of `Mlp::params`), both splits' bytes (uploaded once) and the activations. Per epoch the
 //! loader's permutation is uploaded once, with a table of per-batch entries (rows, statistics
-//! slot, optimizer factors); then each [`GpuTrainer::train_batches`] call encodes its batches into
-//! one compute pass (per batch: gather, forward GEMMs with fused bias and activation, fused loss
-//! and gradient, backward GEMMs with fused activation derivative and, for plain SGD, the update,
-//! bias gradients, optimizer) and reads back only the per-batch summed losses and correct counts.
+//! slot, optimizer factors) and, for a run with augmentation, the CPU's draws for every position
+//! of the epoch (flip, `dx`, `dy`: `data::augment::draws`), which the gather applies; then each
+//! [`GpuTrainer::train_batches`] call encodes its batches into one compute pass (per batch:
+//! gather, forward GEMMs with fused bias and activation, fused loss and gradient, backward GEMMs
+//! with fused activation derivative and, for plain SGD, the update, bias gradients, optimizer)
+//! and reads back only the per-batch summed losses and correct counts.
 //! At the end of an epoch the parameters and optimizer state are read back into the CPU trainer
 //! (so saving, export, predictions and resume are the CPU's code, and a run saved by one backend
 //! resumes on the other) and the validation split is evaluated on the GPU.
@@ -16,7 +18,9 @@ use super::device::Gpu;
 use super::kernels::{BatchEntry, Kernels, STAT_BYTES};
 pub use super::model::EVAL_ROWS;
 use super::model::{GpuData, GpuModel, bytes_f32, copy, parse_rows, parse_stats};
+use super::table::pack_draw;
 use crate::clock::Stopwatch;
+use crate::data::augment::draws;
 use crate::error::{Error, Result};
 use crate::train::{EpochStats, EvalStats, Progress, Trainer};
 use ndarray::Array2;
@@ -60,9 +64,6 @@ impl GpuTrainer {
     pub async fn with_gpu(gpu: &Gpu, trainer: Trainer) -> Result<GpuTrainer> {
         if trainer.in_epoch() {
             return Err(Error::Config("a run can move to the GPU only between epochs".into()));
-        }
-        if !trainer.config.augment.is_none() {
-            return Err(Error::Config(crate::train::augment_not_on_gpu(trainer.config.augment)));
         }
         let kernels = Kernels::new(gpu).await?;
         let (data, model) = gpu
@@ -126,18 +127,21 @@ impl GpuTrainer {
             let start_step = self.trainer.optimizer.step;
             self.order = self.trainer.draw_external_epoch()?.to_vec();
             let order: Vec<u8> = self.order.iter().flat_map(|i| i.to_le_bytes()).collect();
-            start = Some((order, start_step));
+            start = Some((order, self.epoch_draws(), start_step));
             self.epoch = Some(EpochRun { start_step, ..EpochRun::default() });
         }
         let run = self.epoch.expect("epoch started");
         let batches = self.model.batches_per_epoch;
         let (b0, b1) = (run.done, (run.done + max_batches).min(batches));
         let model = &self.model;
-        let entries = start.as_ref().map(|(_, start_step)| self.train_entries(*start_step));
+        let entries = start.as_ref().map(|(_, _, start_step)| self.train_entries(*start_step));
         gpu.scoped("training", || {
             let encoder = gpu.device().create_command_encoder();
-            if let (Some((order, _)), Some(entries)) = (&start, &entries) {
+            if let (Some((order, draws, _)), Some(entries)) = (&start, &entries) {
                 gpu.write(&model.order, 0, order)?;
+                if let (Some(buffer), Some(draws)) = (&model.draws, draws) {
+                    gpu.write(buffer, 0, draws)?;
+                }
                 model.train_table.write(&gpu, entries)?;
                 let bytes = model.num_params as u64 * 4;
                 for (live, snap) in model.live().into_iter().zip(&model.snapshots) {
@@ -216,6 +220,19 @@ impl GpuTrainer {
                 return Ok(stats);
             }
         }
+    }
+
+    /// The augmentation draws of the epoch about to start, for all its positions, packed for the
+    /// gather (`table::pack_draw`): the CPU's draws ([`draws`]), so both backends flip and shift
+    /// the same images alike. `None` without augmentation (nothing drawn, nothing uploaded).
+    fn epoch_draws(&self) -> Option<Vec<u8>> {
+        let c = &self.trainer.config;
+        if c.augment.is_none() {
+            return None;
+        }
+        let n = self.trainer.train_len();
+        let d = draws(c.augment, c.seed, self.trainer.epochs_done(), n, 0, n);
+        Some(d.iter().flat_map(|d| pack_draw(d).to_le_bytes()).collect())
     }
 
     /// The batch entries of an epoch whose optimizer starts after `start_step` steps: the

@@ -418,6 +418,40 @@ describe('WebGPU on the software adapter', () => {
     }
   });
 
+  // Augmentation happens in the GPU's gather (docs/translation.md): the run stays on the GPU (the
+  // worker's `started` names the session's own backend, which the mode line would not show if it
+  // moved silently) and ends as the reference run of its configuration, which the augmentation
+  // takes away from the plain one.
+  test('an augmented run (flip,shift:4) stays on the GPU and ends as the reference run', { timeout: TRAIN_TIMEOUT }, async () => {
+    const page = await browser.context.newPage();
+    await page.addInitScript(() => {
+      const Native = window.Worker;
+      window.__started = [];
+      window.Worker = class extends Native {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener('message', (e) => { if (e.data?.type === 'started') window.__started.push(e.data.backend); });
+        }
+      };
+    });
+    const watcher = watch(page);
+    try {
+      await guarded(page, 'webgpu-augment', async () => {
+        await page.goto(`${server.url}?backend=webgpu&${small(2, 4)}&augment=flip,shift:4&autostart=1`);
+        await waitForState(page, 'done', { timeout: TRAIN_TIMEOUT });
+        assert.deepEqual(await page.evaluate(() => window.__started), ['webgpu']);
+        assert.equal(await metric(page, 'backend'), 'webgpu');
+        assert.match(await metric(page, 'mode'), GPU_MODE);
+        const [ref, plain] = [reference({ ...smallConfig(2, 4), augment: 'flip,shift:4' }), reference(smallConfig(2, 4))];
+        assertRunMatches(await logEpochs(page), ref, 'augmented on WebGPU against the CPU reference');
+        assert.ok(Math.abs(plain.history[1].loss / ref.history[1].loss - 1) > 10 * LOSS_RTOL, 'the augmentation changes the run');
+        assert.deepEqual([await errorList(page), watcher.problems()], [[], []]);
+      });
+    } finally {
+      await page.close();
+    }
+  });
+
   describe('the widget on a blog page without isolation', () => {
     let assets;
     let host;

@@ -26,10 +26,6 @@
 // its state is kept, so nothing that was shown is lost. After a fault this worker stays on wasm
 // (a reload tries the GPU again).
 
-/** Why a run with data augmentation trains on wasm although the GPU was chosen (the GPU gathers
- *  its own batches and draws no augmentation yet; src/train.rs, `augment_not_on_gpu`). */
-export const noAugmentOnGpu = (augment) => `augment=${augment} is not available on WebGPU yet (the GPU gathers its own batches): this run trains on wasm`;
-
 /** `Error.name` of the GPU's own faults (src/wasm/gpu.rs). */
 const GPU_ERROR = 'GpuError';
 
@@ -149,8 +145,6 @@ export class Model {
   #ctx;
   /** WasmEngine or GpuEngine. */
   engine = null;
-  /** Why the run is on wasm although the GPU was chosen (not a fault), or null. */
-  why = null;
   /** On WebGPU: the run's state after its last finished epoch (or as created, resumed or
    *  imported), the point a move to wasm continues from; null: a new run, recreated from
    *  `configJson` (same seed, same initial weights). */
@@ -177,10 +171,6 @@ export class Model {
   static async create(ctx, config, kind) {
     const json = JSON.stringify(config);
     const model = new Model(ctx, json);
-    if (kind === 'webgpu' && config.augment && config.augment !== 'none') {
-      model.why = noAugmentOnGpu(config.augment);
-      kind = 'wasm';
-    }
     if (kind === 'webgpu') {
       try {
         model.engine = new GpuEngine(await ctx.wasm.GpuSession.create(json, ctx.data));

@@ -4,7 +4,7 @@
 // `progress`; each epoch posts `epoch` and is snapshotted for IndexedDB (saving.js); the run ends
 // with `done` or `stopped`. `ctx` is worker.js's: {state, post, fail, modelContext}.
 
-import { Model, modeLine } from './backend.js';
+import { Model } from './backend.js';
 import { trainMore } from './inspect.js';
 import { measureTranslation } from './translation.js';
 import { flushSave, markNotInterrupted, saveEpoch } from './saving.js';
@@ -22,16 +22,13 @@ const yieldToEvents = () => new Promise((resolve) => {
   ch.port2.postMessage(null);
 });
 
-/** A new run of `config` on the chosen backend (a run WebGPU cannot take starts on wasm, and
- *  the page is told why: backend.js). */
-export async function newSession({ state, modelContext, post }, config, seedDrawn = false) {
+/** A new run of `config` on the chosen backend (a run the GPU fails to start, out of memory or
+ *  without a device, starts on wasm, and the page is told why: backend.js). */
+export async function newSession({ state, modelContext }, config, seedDrawn = false) {
   if (!state.data) throw new Error('the data is not loaded yet');
   state.session?.free();
   state.session = null;
   state.session = await Model.create(modelContext(), config, state.backend.kind);
-  // The mode line follows the run: a run the GPU cannot take says why it is on wasm.
-  const why = state.session.why;
-  post({ type: 'mode', mode: why ? { ...state.mode, backend: 'wasm', line: modeLine(state.pkg, { kind: 'wasm', why }) } : state.mode });
   state.config = (await state.session.info()).config;
   state.seedDrawn = seedDrawn;
   state.origin = 'init';
