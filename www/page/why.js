@@ -15,6 +15,8 @@ import { $, classes, client, isConv, pushError, refreshDue, scheduleRender, stat
 import { el, setProp, setText } from '../shared/dom.js';
 import { pct1 } from '../shared/format.js';
 import { putRgba, rgbaImage } from '../shared/tiles.js';
+import { renderBars } from '../shared/prediction.js';
+import { shiftControl, shiftWords } from './shift.js';
 
 /** The map's colour (the alpha channel carries its value). */
 const MAP_RGB = [255, 214, 0];
@@ -88,6 +90,7 @@ export function explainImage(split, index) {
 }
 
 let drawn = { key: '' };
+let shift = null;
 
 export function renderWhy() {
   const pic = state.picture;
@@ -119,17 +122,21 @@ export function renderWhy() {
   }
   if (s && open && state.model && !state.crashed && !training() && !view.neighboursBusy
     && view.neighboursKey !== `${subjectKey(s)}|${state.historyVersion}`) requestNeighbours();
-  renderSaliency();
+  const moved = shift.render(s && view.result ? { key: subjectKey(s), value: s } : null, view.cls);
+  renderSaliency(moved);
   renderNeighbours();
 }
 
-function renderSaliency() {
+/** The saliency view of `view.result`, or of `moved` (the shift control's reply) when the picture
+ *  is moved: the moved picture, its map, bars and answer. */
+function renderSaliency(moved) {
   const box = $('why-view');
-  const r = view.result;
+  const base = view.result;
+  const r = moved ? { ...moved, subject: base.subject, label: base.label } : base;
   setText($('why-error'), view.error);
   setText($('why-empty'), r ? '' : 'Classify a picture above, or click a test image or a hard example, to see what the answer depends on.');
   setProp(box, 'hidden', !r);
-  const key = `${view.version}|${view.cls}`;
+  const key = `${view.version}|${view.cls}|${moved ? moved.key : ''}`;
   if (!r || drawn.key === key) return;
   drawn.key = key;
   const names = r.classes;
@@ -145,13 +152,15 @@ function renderSaliency() {
   Object.assign(box.dataset, {
     class: String(r.class), magnitudeMax: String(r.magnitudeMax),
     subject: s.kind === 'picture' ? 'picture' : `${s.split}:${s.index}`,
+    shift: moved ? `${moved.dx},${moved.dy}` : '0,0',
   });
   const best = r.probabilities.indexOf(Math.max(...r.probabilities));
   const what = s.kind === 'picture' ? s.name
     : `${s.split === 'test' ? 'Test' : 'Training'} image ${s.index}, a ${names[r.label]}`;
-  setText($('why-subject'), what);
+  setText($('why-subject'), moved ? `${what}, ${shiftWords(moved.dx, moved.dy)}` : what);
   setText($('why-answer'), `The model says ${names[best]} (${pct1(r.probabilities[best])}); `
     + `${r.epoch ? `weights after epoch ${r.epoch}` : 'weights before any training here'}.`);
+  renderBars($('why-bars'), r.probabilities, names);
   // The radio buttons are rebuilt only for other classes (focus stays on them across refreshes).
   const radios = $('why-class');
   if (radios.dataset.names !== names.join(',')) {
@@ -187,6 +196,7 @@ function renderNeighbours() {
 }
 
 export function wireWhy() {
+  shift = shiftControl({ panel: 'why', box: $('why-shift'), target: $('why-picture') });
   $('why-class').addEventListener('change', (e) => {
     view.cls = Number(e.target.value);
     scheduleRender();
