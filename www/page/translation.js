@@ -6,10 +6,11 @@
 // test of the model (posted by the worker when a run ends, `translation-progress` while it runs):
 // accuracy against shift, beside the PyTorch reference curves (www/reference/translation.json).
 //
-// Automation hooks: `[data-view="shift-response"]` with `data-similarity` and `data-panel` (the
-// panel it follows); `[data-view="translation"]` with `data-shifts` and `data-accuracies` (JSON
-// arrays, accuracies as fractions) for the current model, and `data-progress` (the fraction of the
-// test done while it runs, else absent). The shift controls' hooks are shift.js's.
+// Automation hooks: `[data-view="shift-response"]` with `data-similarity`, `data-panel` (the
+// panel it follows) and `data-shift` ("dx,dy"); `[data-view="translation"]` with `data-shifts`
+// and `data-accuracies` (JSON arrays, accuracies as fractions) for the current model, and
+// `data-progress` (the fraction of the test done while it runs, else absent). The shift controls'
+// hooks are shift.js's.
 
 import { $, client, scheduleRender, state } from './state.js';
 import { setProp, setText } from '../shared/dom.js';
@@ -82,7 +83,7 @@ function renderShift() {
   setProp($('shift-view'), 'hidden', !r);
   renderResponse(r);
   if (!r) return;
-  $('shift-response').dataset.panel = r.panel;
+  Object.assign($('shift-response').dataset, { panel: r.panel, shift: `${r.dx},${r.dy}` });
   if (view.drawn === r.key + r.panel) return;
   view.drawn = r.key + r.panel;
   putRgba($('shift-image'), r.image);

@@ -1,15 +1,18 @@
 // "Why this answer?": for the user's picture (the "bird or airplane?" panel) or any test image of the
 // gallery or training image of the hard-examples view, the saliency map over the 32x32 input (the
-// gradient of the chosen class's log-probability with respect to the pixels, `why`) and the 8
-// nearest training images in the first hidden layer's space (for the convolutional model its
-// first fully connected layer, fc1; `neighbours`, which needs the scan of the training set: asked
-// for only when training is paused or over).
+// gradient of the chosen class's log-probability with respect to the pixels, `why`), the
+// probability bars, and the 8 nearest training images in the first hidden layer's space (for the
+// convolutional model its first fully connected layer, fc1; `neighbours`, which needs the scan of
+// the training set: asked for only when training is paused or over). Its shift control
+// (shift.js) moves the picture: the picture as the model then sees it, the bars, the answer and
+// the map (of the class chosen) follow.
 //
 // Automation hooks: `[data-view="saliency"]` (shown once a picture has been explained) with
-// `data-class` (the class explained), `data-magnitude-max` (the map's largest value, exact) and
-// `data-subject` (`picture`, or `test:INDEX` / `train:INDEX`); its `#why-map` canvas holds the map
-// as alpha = round(255 * magnitude / magnitude_max); `[data-view="neighbours"]` holds the
-// neighbours (`li[data-index][data-label][data-distance]`).
+// `data-class` (the class explained), `data-magnitude-max` (the map's largest value, exact),
+// `data-subject` (`picture`, or `test:INDEX` / `train:INDEX`) and `data-shift` ("dx,dy" of the
+// picture shown, "0,0" unmoved); `#why-bars`, its probability bars (shared/prediction.js); its
+// `#why-map` canvas holds the map as alpha = round(255 * magnitude / magnitude_max);
+// `[data-view="neighbours"]` holds the neighbours (`li[data-index][data-label][data-distance]`).
 
 import { $, classes, client, isConv, pushError, refreshDue, scheduleRender, state } from './state.js';
 import { el, setProp, setText } from '../shared/dom.js';
