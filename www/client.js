@@ -87,9 +87,10 @@
 //                                                   secondShifted, secondSide,
 //                                                   similarity, classes, epoch}
 //   translation   {} (also run by itself when a   translation-progress {progress, page/translation.js
-//                 run ends, in slices between        epoch}*, translation {shifts,
-//                 which other requests are           accuracies, similarities,
-//                 answered)                          seconds, epoch, conv, augment}
+//                 run ends, in slices between       epoch}*, translation {shifts,
+//                 which other requests are          accuracies, similarities,
+//                 answered)                         seconds, slices, longest-
+//                                                   SliceMs, epoch, conv, augment}
 //   hard          {n?}                            hard {epochs, images,           page/hard.js
 //                                                   forgettable, mostWrong,
 //                                                   forgotten, ambiguous: [{index,

@@ -6,12 +6,13 @@
 // and "Move the picture" (translation.js) draws the first layer's response of the panel moved
 // last.
 //
-// Markup: an empty `<div class="shift" data-control="shift" data-panel="NAME">` in index.html,
-// filled here (so the control is on the page, disabled, from the start). Automation hooks on it:
-// `data-dx`, `data-dy` (the shift asked for) and `data-panel`.
+// Markup, in index.html (the control is on the page, disabled, from the start): `<div class="shift"
+// data-control="shift" data-panel="NAME">` holding `#shift-NAME-dx`, `-dy` (range inputs), their
+// `-dx-out`, `-dy-out`, `#shift-NAME-reset` and `#shift-NAME-error`; its hint states
+// SHIFT_DEFINITION. Automation hooks: `data-dx`, `data-dy` (the shift asked for) and `data-panel`.
 
 import { client, refreshDue, scheduleRender, state } from './state.js';
-import { el, setProp, setText } from '../shared/dom.js';
+import { setProp, setText } from '../shared/dom.js';
 
 export const MAX_SHIFT = 8;
 
@@ -53,18 +54,9 @@ function ask(s) {
 /** A shift control in `box` for the panel `panel` ('picture' | 'why'), whose picture is `target`
  *  (it takes the focus for the arrow keys). */
 export function shiftControl({ panel, box, target }) {
-  const id = (part) => `shift-${panel}-${part}`;
-  const slider = (axis, label) => [
-    el('label', { for: id(axis) }, label), ' ',
-    el('input', { type: 'range', id: id(axis), min: String(-MAX_SHIFT), max: String(MAX_SHIFT), step: '1', value: '0', disabled: true }),
-    el('output', { id: id(`${axis}-out`), for: id(axis) }, '0'),
-  ];
-  const reset = el('button', { type: 'button', id: id('reset'), disabled: true }, 'Reset');
-  const row = el('div', { class: 'shift-row' }, el('span', { class: 'shift-title' }, 'Move the picture:'),
-    ...slider('dx', 'right'), ...slider('dy', 'down'), reset);
-  const error = el('p', { id: id('error'), class: 'field-error', 'aria-live': 'polite' });
-  box.replaceChildren(row, el('p', { class: 'hint shift-definition' }, `${SHIFT_DEFINITION} Arrow keys on the picture move it too.`), error);
-  const [sx, sy] = [box.querySelector(`#${id('dx')}`), box.querySelector(`#${id('dy')}`)];
+  const part = (name) => box.querySelector(`#shift-${panel}-${name}`);
+  const [sx, sy, reset, error] = [part('dx'), part('dy'), part('reset'), part('error')];
+  const [ox, oy] = [part('dx-out'), part('dy-out')];
 
   const c = {
     panel, dx: 0, dy: 0,
@@ -112,10 +104,10 @@ export function shiftControl({ panel, box, target }) {
     box.dataset.dy = String(c.dy);
     setProp(sx, 'value', String(c.dx));
     setProp(sy, 'value', String(c.dy));
-    setText(box.querySelector(`#${id('dx-out')}`), String(c.dx));
-    setText(box.querySelector(`#${id('dy-out')}`), String(c.dy));
+    setText(ox, String(c.dx));
+    setText(oy, String(c.dy));
     setText(error, c.error);
-    target.tabIndex = c.ready ? 0 : -1;
+    setProp(target, 'tabIndex', c.ready ? 0 : -1);
     if (!c.ready) { c.result = null; c.key = ''; return null; }
     c.subjectKey = subject.key;
     const base = `${subject.key}|${cls}|${c.dx},${c.dy}|`;

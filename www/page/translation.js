@@ -116,7 +116,7 @@ function renderTest() {
   if (!current) { setText($('translation-text'), ''); return; }
   drawChart(t);
   const at = (k) => t.accuracies[t.shifts.indexOf(k)];
-  setText($('translation-text'), `This model: ${pct1(at(0))} at 0 px, ${pct1(at(4))} at 4 px, ${pct1(at(8))} at 8 px; first layer's similarity at 4 px ${t.similarities[t.shifts.indexOf(4)].toFixed(3)} (measured in ${t.seconds.toFixed(1)} s). Dashed: PyTorch, the lecture's MLP and the book's Net (${view.reference?.provenance?.epochs ?? '?'} epochs, seed ${view.reference?.provenance?.seeds?.join(', ') ?? '?'}).`);
+  setText($('translation-text'), `This model: ${pct1(at(0))} at 0 px, ${pct1(at(4))} at 4 px, ${pct1(at(8))} at 8 px; first layer's similarity at 4 px ${t.similarities[t.shifts.indexOf(4)].toFixed(3)} (measured in ${t.seconds.toFixed(1)} s, in ${t.slices} slices of at most ${Math.round(t.longestSliceMs)} ms between which the page is answered). Dashed: PyTorch, the lecture's MLP and the book's Net (${view.reference?.provenance?.epochs ?? '?'} epochs, seed ${view.reference?.provenance?.seeds?.join(', ') ?? '?'}).`);
 }
 
 function drawChart(t) {
@@ -146,6 +146,8 @@ export function renderTranslation() {
 
 export function wireTranslation() {
   client.on('translation-progress', (p) => { view.progress = p; scheduleRender(); });
+  // A new run or more training: the test of the model before (done or in progress) is not this one's.
+  client.on('started', () => { view.test = null; view.progress = null; });
   client.on('translation', (t) => { view.test = t; view.progress = null; scheduleRender(); });
   fetch(new URL('../reference/translation.json', import.meta.url))
     .then((r) => (r.ok ? r.json() : null)).then((j) => { view.reference = j; scheduleRender(); }, () => {});

@@ -32,6 +32,8 @@ export async function measureTranslation(state, post) {
   const stale = () => state.running || state.session !== model || !model || session(state) !== s || s.epochsDone() !== epoch;
   try {
     let passes = 1;
+    let slices = 0;
+    let longest = 0;
     for (;;) {
       // The requests queued meanwhile first (the page's, sent on `done`, before the first slice).
       await yieldToEvents();
@@ -40,6 +42,8 @@ export async function measureTranslation(state, post) {
       const before = run.passes;
       const done = run.step(s, passes);
       const ms = performance.now() - t0;
+      slices++;
+      longest = Math.max(longest, ms);
       post({ type: 'translation-progress', progress: run.progress(), epoch });
       if (done) break;
       // Aim for TEST_SLICE_MS per slice whatever the machine and model.
@@ -48,7 +52,7 @@ export async function measureTranslation(state, post) {
     const t = run.result();
     state.translation = {
       shifts: Array.from(t.shift_px), accuracies: Array.from(t.shift_accuracy),
-      similarities: Array.from(t.shift_similarity), seconds: t.seconds, epoch,
+      similarities: Array.from(t.shift_similarity), seconds: t.seconds, slices, longestSliceMs: longest, epoch,
       conv: Boolean(state.config?.model?.conv?.length), augment: state.config?.augment ?? 'none',
     };
     post({ type: 'translation', ...state.translation });
