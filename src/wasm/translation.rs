@@ -124,8 +124,10 @@ impl Session {
 #[wasm_bindgen]
 pub struct TranslationRun {
     run: tr::TranslationRun,
-    /// The session's epochs when the test began: a model trained since is refused.
-    epochs: usize,
+    /// Where the session's training stood when the test began (epochs done, within an epoch): a
+    /// model trained since is refused. (Weights replaced in the same session are the caller's to
+    /// watch: the worker ends the test for another model.)
+    stage: (usize, bool),
     seconds: f64,
 }
 
@@ -137,7 +139,7 @@ impl TranslationRun {
         let trainer = &session.trainer;
         TranslationRun {
             run: tr::TranslationRun::new(&trainer.model, trainer.data.test.len(), &PAGE_SHIFTS),
-            epochs: trainer.epochs_done(),
+            stage: (trainer.epochs_done(), trainer.in_epoch()),
             seconds: 0.0,
         }
     }
@@ -146,7 +148,7 @@ impl TranslationRun {
     /// test began with; returns whether the test is over.
     pub fn step(&mut self, session: &mut Session, passes: usize) -> Result<bool, JsError> {
         let trainer = &mut session.trainer;
-        if trainer.epochs_done() != self.epochs {
+        if (trainer.epochs_done(), trainer.in_epoch()) != self.stage {
             return Err(JsError::new("the model was trained further since the translation test began"));
         }
         let clock = Stopwatch::start();

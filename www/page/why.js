@@ -76,10 +76,6 @@ function requestNeighbours() {
     .finally(() => { view.neighboursBusy = false; scheduleRender(); });
 }
 
-/** The picture "Why this answer?" explains now (null before the first), for the shift panel
- *  (translation.js). */
-export const whySubject = () => view.subject;
-
 /** Explains image `index` of `split` (a gallery tile, a hard example) and scrolls to the view. */
 export function explainImage(split, index) {
   view.subject = { kind: 'image', split, index };
