@@ -105,13 +105,18 @@ for (const name of selectedEngines()) {
             await e.waitFor(() => JSON.parse(document.querySelector('[data-view="translation"]').dataset.accuracies).length === 7, null, { timeout: LONG, what: 'the translation test' });
             const test7 = await e.evaluate(() => {
               const v = document.querySelector('[data-view="translation"]');
-              return { shifts: JSON.parse(v.dataset.shifts), accuracies: JSON.parse(v.dataset.accuracies), text: document.getElementById('translation-text').textContent, progress: v.dataset.progress ?? null };
+              const chart = document.getElementById('translation-chart');
+              return {
+                shifts: JSON.parse(v.dataset.shifts), accuracies: JSON.parse(v.dataset.accuracies), text: document.getElementById('translation-text').textContent,
+                progress: v.dataset.progress ?? null, chart: !chart.hasAttribute('hidden') && chart.getBoundingClientRect().height > 0 && chart.querySelectorAll('path.ours').length === 1,
+              };
             });
             t.diagnostic(`${preset}: ${JSON.stringify(test7.accuracies)}; ${test7.text}`);
             assert.deepEqual(test7.shifts, [0, 1, 2, 3, 4, 6, 8]);
             assert.ok(test7.accuracies.every((a) => a >= 0 && a <= 1));
             assert.equal(test7.accuracies[0].toFixed(4), await metric(e, 'val-accuracy'));
             assert.equal(test7.progress, null, 'no progress shown once the test is over');
+            assert.ok(test7.chart, 'the curve of accuracy against shift is drawn');
             // The picture was answered while the test ran: between two of its slices, before its end.
             const events = await e.evaluate(() => window.skywatchTestEvents);
             const picture = events.findIndex((x) => x.what === 'picture');

@@ -104,7 +104,8 @@ function renderTest() {
   const current = t && state.model && t.epoch === (state.model.history?.length ?? -1);
   box.dataset.shifts = JSON.stringify(current ? t.shifts : []);
   box.dataset.accuracies = JSON.stringify(current ? t.accuracies : []);
-  setProp($('translation-chart'), 'hidden', !current);
+  // An <svg> has no `hidden` property (HTMLElement's only): the attribute itself.
+  $('translation-chart').toggleAttribute('hidden', !current);
   setProp($('translation-empty'), 'hidden', Boolean(current));
   const p = view.progress;
   const running = p && state.model && p.epoch === (state.model.history?.length ?? -1) && !current;

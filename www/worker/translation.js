@@ -46,8 +46,10 @@ export async function measureTranslation(state, post) {
       longest = Math.max(longest, ms);
       post({ type: 'translation-progress', progress: run.progress(), epoch });
       if (done) break;
-      // Aim for TEST_SLICE_MS per slice whatever the machine and model.
-      passes = Math.max(1, Math.min(100, Math.round(((run.passes - before) * TEST_SLICE_MS) / Math.max(ms, 1))));
+      // Aim for TEST_SLICE_MS per slice whatever the machine and model, at most twice as many
+      // passes as the last slice (one timed in a lull must not make the next one long).
+      const made = run.passes - before;
+      passes = Math.max(1, Math.min(2 * made, Math.round((made * TEST_SLICE_MS) / Math.max(ms, 1))));
     }
     const t = run.result();
     state.translation = {
