@@ -96,13 +96,14 @@ pub fn translation_test(model: &mut Mlp, split: &Split, norm: &Normalizer, shift
     run.result()
 }
 
-/// One forward pass of the test: a batch as it is (which also serves `k = 0`), or shifted by
-/// `(dx, dy)` for shift number `shift`.
+/// One step of a batch's plan: a forward pass of the batch as it is (which also serves `k = 0`)
+/// or shifted, or the count for `k = 0`.
 #[derive(Clone, Copy, Debug)]
 enum Pass {
     Original,
-    /// `k = 0` for shift number `.0`: the original pass's answers, counted again (no pass).
+    /// `k = 0`, shift number `.0`: the original pass's answers, counted again (no pass).
     Zero(usize),
+    /// Shift number `.0` in the direction `(.1, .2)`.
     Shifted(usize, i32, i32),
 }
 
@@ -113,7 +114,7 @@ enum Pass {
 /// itself, then, for each shift `k > 0`, its four shifted copies. The passes, their batches and
 /// the order in which counts and similarities are summed are those of a run in one go, so the
 /// result does not depend on how the work is sliced (bit for bit: `tests/translation.rs`).
-/// `n / EVAL_BATCH (1 + 4 (K - 1))` passes in all for `K` shifts with `0` among them.
+/// `ceil(n / EVAL_BATCH) (1 + 4 (K - 1))` passes in all for `K` shifts with `0` among them.
 pub struct TranslationRun {
     shifts: Vec<usize>,
     /// The passes of one batch, in order; the first is [`Pass::Original`].

@@ -13,7 +13,6 @@ import { yieldToEvents } from './yield.js';
 /** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
 const SLICE_MS = 80;
 
-
 /** A new run of `config` on the chosen backend (a run WebGPU cannot take starts on wasm, and
  *  the page is told why: backend.js). */
 export async function newSession({ state, modelContext, post }, config, seedDrawn = false) {
