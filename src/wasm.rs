@@ -35,6 +35,7 @@ pub use gpu::{GpuSession, gpu_probe};
 mod inspect;
 pub use inspect::*;
 mod translation;
+pub use translation::TranslationRun;
 
 /// The benchmark exports (`benchPeak`, `benchGemm`, `benchEpochs`, and WebGPU's `gpuBenchGemm`,
 /// `gpuBenchEpochs`), in the bench page's packages only (feature `bench`, `scripts/build --bench`).

@@ -16,7 +16,7 @@ use serde_json::Value;
 use skywatch::config::{Augment, TrainConfig};
 use skywatch::data::augment::{AUGMENT_STREAM, directions, draws, flip_image, shift_image};
 use skywatch::data::{Dataset, Normalizer, PIXELS};
-use skywatch::inspect::translation::{PAGE_SHIFTS, cosine, translation_test};
+use skywatch::inspect::translation::{PAGE_SHIFTS, TranslationRun, cosine, shift_view, translation_test};
 use skywatch::train::{Trainer, evaluate};
 use std::sync::Arc;
 
@@ -145,6 +145,37 @@ fn accuracy_at_zero_shift_is_the_validation_accuracy_exactly() {
         assert_eq!(r.shift_accuracy[0], val.accuracy, "{preset}");
         assert_eq!(r.shift_similarity[0], 1.0, "{preset}");
         assert!((0.0..=1.0).contains(&r.shift_accuracy[1]));
+    }
+}
+
+#[test]
+fn the_test_in_slices_gives_the_numbers_of_the_test_in_one_go_bit_for_bit() {
+    // 1100 test images: three batches of 500, the last partial. The page's worker runs the test a
+    // few passes at a time and answers other requests (a picture moved: `shift_view`) in between.
+    let data = Arc::new(synthetic_cifar2(300, 1100, 5));
+    let norm = Normalizer::default();
+    for preset in ["lecture", "conv"] {
+        let mut t = trained(preset, &data, "none", 2);
+        let whole = translation_test(&mut t.model, &data.test, &norm, &PAGE_SHIFTS);
+        for per_call in [1, 3] {
+            let mut run = TranslationRun::new(&t.model, data.test.len(), &PAGE_SHIFTS);
+            // 3 batches x (1 + 4 x 6 shifts) passes, k = 0 costing none of its own.
+            assert_eq!(run.passes_total(), 3 * 25);
+            let mut calls = 0;
+            loop {
+                let before = run.passes_done();
+                let done = run.advance(&mut t.model, &data.test, &norm, per_call);
+                calls += 1;
+                assert!(run.passes_done() - before <= per_call, "{preset}: at most {per_call} passes per call");
+                shift_view(&mut t.model, data.test.image(calls % 1100), &norm, (3, -2), None).unwrap();
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(run.passes_done(), 75);
+            assert_eq!(calls, 75usize.div_ceil(per_call), "{preset}: {per_call} per call");
+            assert_eq!(run.result(), whole, "{preset}: {per_call} passes per call");
+        }
     }
 }
 

@@ -276,3 +276,41 @@ async fn augmented_runs_are_the_same_whole_and_in_slices_on_two_threads() {
         assert!(run(&plain, usize::MAX) != whole, "{preset}: the augmentation changes the run");
     }
 }
+
+/// The page's translation test in slices (`TranslationRun`, a few forward passes per call, as the
+/// worker runs it between other requests) gives the numbers of the test in one go
+/// (`translationTest`), whose accuracy at 0 px is the validation accuracy; a model trained since
+/// the test began is refused. (Natively, for `conv` too and with pictures moved in between:
+/// tests/translation.rs.)
+#[wasm_bindgen_test]
+async fn the_translation_test_in_slices_is_the_test_in_one_go() {
+    use skywatch::wasm::TranslationRun;
+    setup().await;
+    // 600 test images: a batch of 500 and one of 100.
+    let (manifest, train, test) = bundle(1200);
+    let data = Data::new(&manifest, train, test, None, None).unwrap();
+    let config = r#"{"model":{"layers":[3072,32,2],"activation":"tanh","loss":"nll"},
+        "optimizer":{"kind":"sgd","lr":0.01},"batch_size":64,"epochs":2,"seed":5,"train_size":null}"#;
+    let mut s = Session::new(config, &data).unwrap();
+    while get(&s.train_batches(100).unwrap(), "epoch").is_null() {}
+    let whole = s.translation_test().unwrap();
+    let mut run = TranslationRun::new(&s);
+    let mut calls = 1;
+    while !run.step(&mut s, 3).unwrap() {
+        calls += 1;
+        assert!(run.progress() < 1.0);
+    }
+    // 2 batches x (1 + 4 directions x 6 shifts) passes, at most 3 a call.
+    assert_eq!((run.passes(), calls, run.progress()), (50, 17, 1.0));
+    let sliced = run.result().unwrap();
+    let json = |v: &JsValue, k: &str| js_sys::JSON::stringify(&get(v, k)).unwrap().as_string().unwrap();
+    for key in ["shift_px", "shift_accuracy", "shift_similarity"] {
+        assert_eq!(json(&sliced, key), json(&whole, key), "{key}");
+    }
+    let accuracy0 = js_sys::Array::from(&get(&sliced, "shift_accuracy")).get(0).as_f64().unwrap();
+    assert_eq!(accuracy0, get(&s.evaluate("test").unwrap(), "accuracy").as_f64().unwrap());
+    let mut stale = TranslationRun::new(&s);
+    s.train_batches(1).unwrap();
+    assert!(stale.step(&mut s, 1).is_err(), "a model trained since the test began");
+    assert!(stale.result().is_err(), "no result before the end");
+}

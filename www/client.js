@@ -80,15 +80,17 @@
 //   neighbours    as why, k? (default 8)          neighbours {indices, labels,    page/why.js
 //                 (the scan, as unit)               distances, images, epoch} or
 //                                                   {deferred: 'training'}
-//   shift         as why, dx, dy (-8..8)          shift {dx, dy, image, probabi-  page/translation.js
+//   shift         as why, dx, dy (-8..8); class?  shift {dx, dy, image, probabi-  page/shift.js
 //                 (worker/translation.js)           lities, class, magnitude,
 //                                                   kind: hidden|conv, original,
 //                                                   shifted, side, second,
 //                                                   secondShifted, secondSide,
 //                                                   similarity, classes, epoch}
-//   translation   {} (also posted by itself when  translation {shifts, accu-      page/translation.js
-//                 a run ends)                       racies, similarities, seconds,
-//                                                   epoch, conv, augment}
+//   translation   {} (also run by itself when a   translation-progress {progress, page/translation.js
+//                 run ends, in slices between       epoch}*, translation {shifts,
+//                 which other requests are          accuracies, similarities,
+//                 answered)                         seconds, slices, longest-
+//                                                   SliceMs, epoch, conv, augment}
 //   hard          {n?}                            hard {epochs, images,           page/hard.js
 //                                                   forgettable, mostWrong,
 //                                                   forgotten, ambiguous: [{index,

@@ -80,6 +80,8 @@ const state = {
   origin: 'init',    // where the session's weights started: 'init' (the seed's) or 'weights' (uploaded)
   history: [],       // EpochStats of the session so far
   running: false,    // a training loop is active
+  translation: null, // the last translation test's result (worker/translation.js)
+  translationRun: null, // the wasm TranslationRun in progress, if any
   saving: Promise.resolve(), // the latest IndexedDB write, chained so that writes keep their order
   epochWrite: null,  // the epoch snapshot being written, if any (a promise that never rejects)
   pendingSave: null, // the latest epoch's snapshot (a record), not written yet (saving.js)

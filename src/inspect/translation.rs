@@ -88,47 +88,153 @@ pub fn response_side(model: &Mlp) -> usize {
     model.features.as_ref().map_or(0, |f| f.blocks[0].conv.output().0)
 }
 
-/// Runs the test on `split` for the shifts `shifts` (each at most [`MAX_SHIFT`]).
+/// Runs the test on `split` for the shifts `shifts` (each at most [`MAX_SHIFT`]) in one go:
+/// [`TranslationRun`] to the end.
 pub fn translation_test(model: &mut Mlp, split: &Split, norm: &Normalizer, shifts: &[usize]) -> Translation {
-    assert!(shifts.iter().all(|&k| k <= MAX_SHIFT), "shifts are at most {MAX_SHIFT} pixels");
-    let n = split.len();
-    let side = response_side(model);
-    let mut correct = vec![0usize; shifts.len()];
-    let mut sim = vec![0.0f64; shifts.len()];
-    let all: Vec<u32> = (0..n as u32).collect();
-    let mut x = Array2::zeros((EVAL_BATCH.min(n.max(1)), PIXELS));
-    let mut xs = x.clone();
-    let mut y = Vec::with_capacity(EVAL_BATCH);
-    for idx in all.chunks(EVAL_BATCH) {
-        let b = idx.len();
-        let mut xb = x.slice_mut(s![..b, ..]);
-        split.gather(idx, norm, xb.view_mut(), &mut y);
-        let (out0, r0) = model.forward_and_response(x.slice(s![..b, ..]));
+    let mut run = TranslationRun::new(model, split.len(), shifts);
+    while !run.advance(model, split, norm, usize::MAX) {}
+    run.result()
+}
+
+/// One step of a batch's plan: a forward pass of the batch as it is (which also serves `k = 0`)
+/// or shifted, or the count for `k = 0`.
+#[derive(Clone, Copy, Debug)]
+enum Pass {
+    Original,
+    /// `k = 0`, shift number `.0`: the original pass's answers, counted again (no pass).
+    Zero(usize),
+    /// Shift number `.0` in the direction `(.1, .2)`.
+    Shifted(usize, i32, i32),
+}
+
+/// The translation test as resumable work, for a caller that must stay responsive (the page's
+/// worker answers other requests between two calls of [`TranslationRun::advance`]).
+///
+/// The test's unit of work is one forward pass of a batch of [`EVAL_BATCH`] images: the batch
+/// itself, then, for each shift `k > 0`, its four shifted copies. The passes, their batches and
+/// the order in which counts and similarities are summed are those of a run in one go, so the
+/// result does not depend on how the work is sliced (bit for bit: `tests/translation.rs`).
+/// `ceil(n / EVAL_BATCH) (1 + 4 (K - 1))` passes in all for `K` shifts with `0` among them.
+pub struct TranslationRun {
+    shifts: Vec<usize>,
+    /// The passes of one batch, in order; the first is [`Pass::Original`].
+    plan: Vec<Pass>,
+    n: usize,
+    side: usize,
+    correct: Vec<usize>,
+    sim: Vec<f64>,
+    /// First image of the current batch, and the next pass of its plan.
+    start: usize,
+    next: usize,
+    passes_done: usize,
+    x: Array2<f32>,
+    xs: Array2<f32>,
+    y: Vec<u8>,
+    /// The current batch's answers and first-layer responses, unshifted.
+    out0: Array2<f32>,
+    r0: Array2<f32>,
+}
+
+impl TranslationRun {
+    /// A test of `model` over the `n` images of a split, for the shifts `shifts` (each at most
+    /// [`MAX_SHIFT`]); nothing is computed yet.
+    pub fn new(model: &Mlp, n: usize, shifts: &[usize]) -> Self {
+        assert!(shifts.iter().all(|&k| k <= MAX_SHIFT), "shifts are at most {MAX_SHIFT} pixels");
+        let mut plan = vec![Pass::Original];
         for (i, &k) in shifts.iter().enumerate() {
             if k == 0 {
-                correct[i] += count_correct(out0.view(), &y);
-                sim[i] += b as f64;
-                continue;
-            }
-            for (dx, dy) in directions(k as i32) {
-                for (src, mut dst) in x.slice(s![..b, ..]).rows().into_iter().zip(xs.rows_mut()) {
-                    let src = src.as_slice().expect("standard layout");
-                    shift_image(src, dx, dy, dst.as_slice_mut().expect("standard layout"));
-                }
-                let (out, r) = model.forward_and_response(xs.slice(s![..b, ..]));
-                correct[i] += count_correct(out.view(), &y);
-                for (a, c) in r0.rows().into_iter().zip(r.rows()) {
-                    let (a, c) = (a.as_slice().expect("row"), c.as_slice().expect("row"));
-                    sim[i] += response_similarity(a, c, side, dx, dy);
-                }
+                plan.push(Pass::Zero(i));
+            } else {
+                plan.extend(directions(k as i32).into_iter().map(|(dx, dy)| Pass::Shifted(i, dx, dy)));
             }
         }
+        let x = Array2::zeros((EVAL_BATCH.min(n.max(1)), PIXELS));
+        TranslationRun {
+            shifts: shifts.to_vec(),
+            plan,
+            n,
+            side: response_side(model),
+            correct: vec![0; shifts.len()],
+            sim: vec![0.0; shifts.len()],
+            start: 0,
+            next: 0,
+            passes_done: 0,
+            xs: x.clone(),
+            x,
+            y: Vec::with_capacity(EVAL_BATCH),
+            out0: Array2::zeros((0, 0)),
+            r0: Array2::zeros((0, 0)),
+        }
     }
-    let per = |k: usize| if k == 0 { n.max(1) as f64 } else { 4.0 * n.max(1) as f64 };
-    Translation {
-        shift_px: shifts.to_vec(),
-        shift_accuracy: shifts.iter().zip(&correct).map(|(&k, &c)| c as f64 / per(k)).collect(),
-        shift_similarity: shifts.iter().zip(&sim).map(|(&k, &v)| v / per(k)).collect(),
+
+    /// Forward passes in all (a `k = 0` costs none of its own).
+    pub fn passes_total(&self) -> usize {
+        let per_batch = self.plan.iter().filter(|p| !matches!(p, Pass::Zero(_))).count();
+        self.n.div_ceil(EVAL_BATCH) * per_batch
+    }
+
+    /// Forward passes made so far.
+    pub fn passes_done(&self) -> usize {
+        self.passes_done
+    }
+
+    /// Whether every image has been through every shift.
+    pub fn done(&self) -> bool {
+        self.start >= self.n
+    }
+
+    /// Makes at most `passes` forward passes (at least one, unless done) of `model` on `split`
+    /// (the one of [`TranslationRun::new`], unchanged, as is the model); returns whether the
+    /// test is over.
+    pub fn advance(&mut self, model: &mut Mlp, split: &Split, norm: &Normalizer, passes: usize) -> bool {
+        let mut made = 0;
+        while !self.done() && made < passes.max(1) {
+            let b = EVAL_BATCH.min(self.n - self.start);
+            match self.plan[self.next] {
+                Pass::Original => {
+                    let idx: Vec<u32> = (self.start as u32..(self.start + b) as u32).collect();
+                    split.gather(&idx, norm, self.x.slice_mut(s![..b, ..]), &mut self.y);
+                    (self.out0, self.r0) = model.forward_and_response(self.x.slice(s![..b, ..]));
+                    made += 1;
+                }
+                Pass::Zero(i) => {
+                    self.correct[i] += count_correct(self.out0.view(), &self.y);
+                    self.sim[i] += b as f64;
+                }
+                Pass::Shifted(i, dx, dy) => {
+                    for (src, mut dst) in self.x.slice(s![..b, ..]).rows().into_iter().zip(self.xs.rows_mut()) {
+                        let src = src.as_slice().expect("standard layout");
+                        shift_image(src, dx, dy, dst.as_slice_mut().expect("standard layout"));
+                    }
+                    let (out, r) = model.forward_and_response(self.xs.slice(s![..b, ..]));
+                    self.correct[i] += count_correct(out.view(), &self.y);
+                    for (a, c) in self.r0.rows().into_iter().zip(r.rows()) {
+                        let (a, c) = (a.as_slice().expect("row"), c.as_slice().expect("row"));
+                        self.sim[i] += response_similarity(a, c, self.side, dx, dy);
+                    }
+                    made += 1;
+                }
+            }
+            self.next += 1;
+            if self.next == self.plan.len() {
+                self.next = 0;
+                self.start += b;
+            }
+        }
+        self.passes_done += made;
+        self.done()
+    }
+
+    /// The result (meaningful once [`TranslationRun::done`]).
+    pub fn result(&self) -> Translation {
+        let n = self.n;
+        let per = |k: usize| if k == 0 { n.max(1) as f64 } else { 4.0 * n.max(1) as f64 };
+        let shifts = &self.shifts;
+        Translation {
+            shift_px: shifts.clone(),
+            shift_accuracy: shifts.iter().zip(&self.correct).map(|(&k, &c)| c as f64 / per(k)).collect(),
+            shift_similarity: shifts.iter().zip(&self.sim).map(|(&k, &v)| v / per(k)).collect(),
+        }
     }
 }
 
@@ -145,7 +251,8 @@ pub struct ShiftView {
     /// The shifted input as the model sees it, turned back into pixel levels (`v = 255 (x std +
     /// mean)`, clamped), planar `[3 x 32 x 32]`: the shifted-in zeros show as the mean colour.
     pub image: Vec<u8>,
-    /// "Why this answer?" for the shifted input (its probabilities are the prediction).
+    /// "Why this answer?" for the shifted input (its probabilities are the prediction), for the
+    /// class asked for or the predicted one.
     pub saliency: Saliency,
     /// The first layer's response to the original and to the shifted picture (rows of
     /// [`Mlp::forward_and_response`]: hidden units, or `conv1`'s maps `[c1, 32, 32]`).
@@ -162,8 +269,14 @@ pub struct ShiftView {
 }
 
 /// The [`ShiftView`] of `image` (3072 planar bytes) shifted by `(dx, dy)` (each in
-/// `-MAX_SHIFT..=MAX_SHIFT`).
-pub fn shift_view(model: &mut Mlp, image: &[u8], norm: &Normalizer, dx: i32, dy: i32) -> Result<ShiftView> {
+/// `-MAX_SHIFT..=MAX_SHIFT`), its saliency for `class` (default: the moved picture's answer).
+pub fn shift_view(
+    model: &mut Mlp,
+    image: &[u8],
+    norm: &Normalizer,
+    (dx, dy): (i32, i32),
+    class: Option<usize>,
+) -> Result<ShiftView> {
     if image.len() != PIXELS {
         return Err(Error::Shape { what: "image".into(), expected: vec![PIXELS], actual: vec![image.len()] });
     }
@@ -190,7 +303,7 @@ pub fn shift_view(model: &mut Mlp, image: &[u8], norm: &Normalizer, dx: i32, dy:
         second = maps[1].row(0).to_vec();
         second_shifted = maps[1].row(1).to_vec();
     }
-    let saliency = saliency_of_input(model, x.slice(s![1..2, ..]), None)?;
+    let saliency = saliency_of_input(model, x.slice(s![1..2, ..]), class)?;
     Ok(ShiftView {
         dx,
         dy,

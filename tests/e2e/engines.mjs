@@ -13,8 +13,9 @@
 // (`emulation.setMediaFeaturesOverride: unknown command`), hence plain BiDi.
 //
 // An engine: {name, version, goto(url), reload(), evaluate(fn, arg), waitFor(fn, arg, opts),
-// click(selector), setFiles(selector, files), screenshot(name), problems(), consoleWarnings(),
-// close()}. `consoleWarnings()`: the console's warnings and errors of the page and its workers,
+// click(selector), setFiles(selector, files), press(selector, keys), screenshot(name), problems(),
+// consoleWarnings(), close()}. `press` focuses the element and presses each key of `keys` (names
+// such as 'ArrowRight'), as real key presses of the protocol. `consoleWarnings()`: the console's warnings and errors of the page and its workers,
 // or null where the driver cannot read the console (WebKitGTK). `fn` runs in
 // the page (it may be async); `arg` and its result travel as JSON. Page scripts are never eval'd:
 // the page's content security policy forbids it, and none of the three protocols needs it.
@@ -159,6 +160,30 @@ function filesOnDisk(files) {
   };
 }
 
+/** WebDriver's code points of the keys `press` knows (https://w3c.github.io/webdriver/#keyboard-actions). */
+const KEY_CODES = { ArrowLeft: '\uE012', ArrowUp: '\uE013', ArrowRight: '\uE014', ArrowDown: '\uE015', Enter: '\uE007', Escape: '\uE00C' };
+
+/** A WebDriver key input source pressing and releasing each of `keys` in turn. */
+function keyActions(keys) {
+  const actions = keys.flatMap((k) => {
+    const value = KEY_CODES[k] ?? k;
+    if ([...value].length !== 1) throw new Error(`press: no WebDriver code for the key ${k}`);
+    return [{ type: 'keyDown', value }, { type: 'keyUp', value }];
+  });
+  return { type: 'key', id: 'keyboard', actions };
+}
+
+/** Scrolls `selector` into view and gives it the focus. */
+async function focus(engine, selector) {
+  await engine.steady(selector);
+  const ok = await engine.evaluate((sel) => {
+    const el = document.querySelector(sel);
+    el?.focus();
+    return Boolean(el) && document.activeElement === el;
+  }, selector);
+  if (!ok) throw new Error(`${engine.name}: ${selector} cannot take the focus`);
+}
+
 /** What every engine offers on top of its protocol: polling and saving screenshots. */
 class Engine {
   constructor(name) { this.name = name; }
@@ -252,6 +277,10 @@ class ChromiumEngine extends Engine {
   reload() { return this.page.reload(); }
   evaluate(fn, arg) { return this.page.evaluate(fn, arg); }
   click(selector) { return this.page.locator(selector).click(); }
+  async press(selector, keys) {
+    await this.page.locator(selector).focus();
+    for (const key of keys) await this.page.keyboard.press(key);
+  }
   setFiles(selector, files) {
     return this.page.locator(selector).setInputFiles(files.map((f) => ({ name: f.name, mimeType: f.mimeType ?? '', buffer: f.buffer })));
   }
@@ -346,6 +375,11 @@ class FirefoxEngine extends Engine {
     });
   }
 
+  async press(selector, keys) {
+    await focus(this, selector);
+    await this.client.inputPerformActions({ context: this.context, actions: [keyActions(keys)] });
+  }
+
   async setFiles(selector, files) {
     const disk = filesOnDisk(files);
     try {
@@ -427,6 +461,11 @@ class WebKitEngine extends Engine {
   async click(selector) {
     await this.steady(selector);
     await this.client.elementClick(await this.element(selector));
+  }
+
+  async press(selector, keys) {
+    await focus(this, selector);
+    await this.client.performActions([keyActions(keys)]);
   }
 
   async setFiles(selector, files) {

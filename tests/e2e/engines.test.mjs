@@ -363,8 +363,8 @@ for (const name of ENGINES) {
           await e.goto(`${isolated.url}?preset=conv&epochs=1&seed=0&train_size=320&autostart=1`);
           await waitForState(e, 'done', { timeout: RUN_TIMEOUT });
           await settled(e);
-          // The translation test follows the run in the worker (about a minute for conv on one
-          // thread): the picture is asked for once it is drawn.
+          // The translation test follows the run in the worker, in slices (the page is answered
+          // meanwhile: translation.test.mjs); here it must end in every engine's mode.
           await e.waitFor(() => JSON.parse(document.querySelector('[data-view="translation"]')?.dataset.accuracies || '[]').length > 0,
             null, { timeout: RUN_TIMEOUT, what: 'the translation test' });
           const mode = await metric(e, 'mode');

@@ -1,10 +1,14 @@
 // The "bird or airplane?" panel: a picture from the file picker, drag and drop or paste,
 // classified by the current model (shared/prediction.js), and classified again with each newer
-// model while training goes on.
+// model while training goes on. Its shift control (shift.js) moves the picture: the picture as the
+// model then sees it, the probability bars and the verdict follow.
 
 import { $, client, modelLabel, scheduleRender, state } from './state.js';
 import { setProp, setText } from '../shared/dom.js';
 import { predictFile, predictPixels, renderPrediction, wireDropZone } from '../shared/prediction.js';
+import { shiftControl, shiftWords } from './shift.js';
+
+let shift = null;
 
 export async function classifyBlob(blob) {
   const pic = state.picture;
@@ -45,22 +49,35 @@ export function refreshPicture() {
     .finally(() => { pic.busy = false; scheduleRender(); });
 }
 
-let drawn = -1;
+let drawn = '';
+
+/** The picture the shift control moves: the one classified last, keyed by its name and pixels. */
+function subject(res) {
+  if (!res) return null;
+  const sum = res.image.reduce((a, b, i) => (a * 31 + b * (i + 1)) % 1_000_000_007, 0);
+  return { key: `picture:${res.name}:${sum}`, value: { kind: 'picture', name: res.name, image: res.image } };
+}
 
 export function renderPicture() {
   const pic = state.picture;
   setText($('picture-error'), pic.error);
   $('drop-zone').classList.toggle('busy', pic.busy);
-  if (drawn === pic.version) return;
-  drawn = pic.version;
   const res = pic.result;
+  const moved = shift.render(subject(res));
+  const key = `${pic.version}|${moved ? moved.key : ''}`;
+  if (drawn === key) return;
+  drawn = key;
   setProp($('prediction'), 'hidden', !res);
   if (!res) return;
-  renderPrediction({ canvas: $('picture-canvas'), bars: $('probability-bars'), verdict: document.querySelector('#prediction [data-metric="prediction"]') }, res);
-  setText($('prediction-note'), `${res.name}; the model ${res.model}.`);
+  const ui = { canvas: $('picture-canvas'), bars: $('probability-bars'), verdict: document.querySelector('#prediction [data-metric="prediction"]') };
+  // Moved: the moved picture as the model sees it (zeros, the mean colour, shifted in), and its answer.
+  renderPrediction(ui, moved ? { probabilities: moved.probabilities, image: moved.image, classes: moved.classes } : res);
+  $('prediction').dataset.shift = moved ? `${moved.dx},${moved.dy}` : '0,0';
+  setText($('prediction-note'), `${res.name}${moved ? `, ${shiftWords(moved.dx, moved.dy)}` : ''}; the model ${res.model}.`);
 }
 
 export function wirePicture() {
+  shift = shiftControl({ panel: 'picture', box: $('picture-shift'), target: $('picture-canvas') });
   wireDropZone($('drop-zone'), $('picture-input'), classifyBlob, () => {
     state.picture.error = 'Drop an image file (from your computer, not a link).';
     scheduleRender();

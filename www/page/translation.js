@@ -1,47 +1,25 @@
-// "Move the picture": the lecture's last slide, shown. The subject of "Why this answer?" (the
-// user's picture, a test image, a hard example) moved by `dx, dy` pixels (sliders, the arrow keys
-// on the picture, a reset), with the model's answer and saliency for the moved picture, and what
-// the first layer sees: the MLP's hidden units (after tanh) for the original and the moved
-// picture, or the convolutions' feature maps (conv1, 16 at 32x32, and conv2, 8 at 16x16), with
-// their cosine similarity (`shift`, worker/translation.js). Below, the translation test of the
-// model (posted by the worker when a run ends): accuracy against shift, beside the PyTorch
-// reference curves (www/reference/translation.json).
+// "Move the picture": the lecture's last slide, shown. The picture of "Bird or airplane?" or of "Why
+// this answer?" moved by that panel's shift control (shift.js), as the model sees it, and what the
+// first layer sees, for the panel moved last: the MLP's hidden units (after tanh) for the original
+// and the moved picture, or the convolutions' feature maps (conv1, 16 at 32x32, and conv2, 8 at
+// 16x16), with their cosine similarity (`shift`, worker/translation.js). Below, the translation
+// test of the model (posted by the worker when a run ends, `translation-progress` while it runs):
+// accuracy against shift, beside the PyTorch reference curves (www/reference/translation.json).
 //
-// Automation hooks: `[data-control="shift"]` with `data-dx`, `data-dy`;
-// `[data-view="shift-response"]` with `data-similarity`; `[data-view="translation"]` with
-// `data-shifts` and `data-accuracies` (JSON arrays, accuracies as fractions) for the current model.
+// Automation hooks: `[data-view="shift-response"]` with `data-similarity`, `data-panel` (the
+// panel it follows) and `data-shift` ("dx,dy"); `[data-view="translation"]` with `data-shifts`
+// and `data-accuracies` (JSON arrays, accuracies as fractions) for the current model, and
+// `data-progress` (the fraction of the test done while it runs, else absent). The shift controls'
+// hooks are shift.js's.
 
 import { $, client, scheduleRender, state } from './state.js';
-import { whySubject } from './why.js';
 import { setProp, setText } from '../shared/dom.js';
 import { pct1 } from '../shared/format.js';
 import { putRgba } from '../shared/tiles.js';
+import { MAX_SHIFT as MAX, SHIFT_DEFINITION, followedShift, shiftWords } from './shift.js';
 
-const MAX = 8;
-const view = { dx: 0, dy: 0, result: null, busy: false, key: '', error: '', drawn: '', test: null, reference: null };
-
-const subjectKey = (s) => (s.kind === 'picture' ? `picture:${s.name}` : `${s.split}:${s.index}`);
-
-function ask(s) {
-  return s.kind === 'picture'
-    ? { rgba: Uint8Array.from(s.image).buffer, width: 32, height: 32 }
-    : { split: s.split, index: s.index };
-}
-
-function request(s, key) {
-  view.busy = true;
-  view.key = key;
-  const msg = { type: 'shift', ...ask(s), dx: view.dx, dy: view.dy };
-  client.request(msg, 'shift', msg.rgba ? [msg.rgba] : [])
-    .then((r) => { view.result = r; view.error = ''; }, (e) => { view.error = state.crashed ? '' : `Could not move it: ${e.message}`; })
-    .finally(() => { view.busy = false; scheduleRender(); });
-}
-
-function setShift(dx, dy) {
-  view.dx = Math.max(-MAX, Math.min(MAX, dx));
-  view.dy = Math.max(-MAX, Math.min(MAX, dy));
-  scheduleRender();
-}
+const PANELS = { picture: '"Bird or airplane?"', why: '"Why this answer?"' };
+const view = { drawn: '', test: null, progress: null, reference: null };
 
 /** A diverging colour for a value in [-1, 1]: blue below 0, orange above, white at 0. */
 function colour(v) {
@@ -100,30 +78,14 @@ function renderResponse(r) {
 }
 
 function renderShift() {
-  const s = whySubject();
-  const ready = Boolean(s && state.model && !state.crashed);
-  for (const id of ['shift-dx', 'shift-dy', 'shift-reset']) setProp($(id), 'disabled', !ready);
-  const control = document.querySelector('[data-control="shift"]');
-  control.dataset.dx = String(view.dx);
-  control.dataset.dy = String(view.dy);
-  $('shift-dx').value = String(view.dx);
-  $('shift-dy').value = String(view.dy);
-  setText($('shift-dx-out'), String(view.dx));
-  setText($('shift-dy-out'), String(view.dy));
-  setText($('shift-empty'), ready ? '' : 'Classify a picture, or click a test image or a hard example, then move it here.');
-  setText($('shift-error'), view.error);
-  if (!ready) view.result = null;
-  if (ready && !view.busy && $('shift-details').open) {
-    const key = `${subjectKey(s)}|${view.dx},${view.dy}|${state.historyVersion}`;
-    if (key !== view.key) request(s, key);
-  }
-  const r = view.result;
+  const r = state.model && !state.crashed ? followedShift() : null;
+  setText($('shift-empty'), r ? SHIFT_DEFINITION : 'Classify a picture, or click a test image or a hard example, then move it in its panel.');
   setProp($('shift-view'), 'hidden', !r);
   renderResponse(r);
   if (!r) return;
-  const drawnKey = `${view.key}|${r.dx},${r.dy}`;
-  if (view.drawn === drawnKey) return;
-  view.drawn = drawnKey;
+  Object.assign($('shift-response').dataset, { panel: r.panel, shift: `${r.dx},${r.dy}` });
+  if (view.drawn === r.key + r.panel) return;
+  view.drawn = r.key + r.panel;
   putRgba($('shift-image'), r.image);
   const map = new Uint8ClampedArray(4096);
   for (let i = 0; i < 1024; i++) {
@@ -132,7 +94,8 @@ function renderShift() {
   }
   $('shift-map').getContext('2d').putImageData(new ImageData(map, 32, 32), 0, 0);
   const probs = r.probabilities.map((p, c) => `${r.classes[c]} ${pct1(p)}`).join(', ');
-  setText($('shift-answer'), `Moved ${r.dx} right, ${r.dy} down: ${r.classes[r.class]} (${probs}). The yellow map is "why this answer?" for the moved picture.`);
+  const words = shiftWords(r.dx, r.dy);
+  setText($('shift-answer'), `The picture of ${PANELS[r.panel]}, ${words}: ${r.classes[r.class]} (${probs}). Yellow: "why this answer?" for it.`);
 }
 
 function renderTest() {
@@ -141,12 +104,20 @@ function renderTest() {
   const current = t && state.model && t.epoch === (state.model.history?.length ?? -1);
   box.dataset.shifts = JSON.stringify(current ? t.shifts : []);
   box.dataset.accuracies = JSON.stringify(current ? t.accuracies : []);
-  setProp($('translation-chart'), 'hidden', !current);
+  // An <svg> has no `hidden` property (HTMLElement's only): the attribute itself.
+  $('translation-chart').toggleAttribute('hidden', !current);
   setProp($('translation-empty'), 'hidden', Boolean(current));
+  const p = view.progress;
+  const running = p && state.model && p.epoch === (state.model.history?.length ?? -1) && !current;
+  if (running) box.dataset.progress = String(p.progress);
+  else delete box.dataset.progress;
+  setText($('translation-empty'), running
+    ? `Measuring: ${Math.round(100 * p.progress)}% of the 2,000 test pictures x 25 placements (the page answers meanwhile).`
+    : 'Measured by itself when a run ends: validation accuracy on the 2,000 test pictures moved by 0 to 8 pixels (the mean over right, left, down and up).');
   if (!current) { setText($('translation-text'), ''); return; }
   drawChart(t);
   const at = (k) => t.accuracies[t.shifts.indexOf(k)];
-  setText($('translation-text'), `This model: ${pct1(at(0))} at 0 px, ${pct1(at(4))} at 4 px, ${pct1(at(8))} at 8 px; first layer's similarity at 4 px ${t.similarities[t.shifts.indexOf(4)].toFixed(3)} (measured in ${t.seconds.toFixed(1)} s). Dashed: PyTorch, the lecture's MLP and the book's Net (${view.reference?.provenance?.epochs ?? '?'} epochs, seed ${view.reference?.provenance?.seeds?.join(', ') ?? '?'}).`);
+  setText($('translation-text'), `This model: ${pct1(at(0))} at 0 px, ${pct1(at(4))} at 4 px, ${pct1(at(8))} at 8 px; first layer's similarity at 4 px ${t.similarities[t.shifts.indexOf(4)].toFixed(3)} (measured in ${t.seconds.toFixed(1)} s, in ${t.slices} slices of at most ${Math.round(t.longestSliceMs)} ms between which the page is answered). Dashed: PyTorch, the lecture's MLP and the book's Net (${view.reference?.provenance?.epochs ?? '?'} epochs, seed ${view.reference?.provenance?.seeds?.join(', ') ?? '?'}).`);
 }
 
 function drawChart(t) {
@@ -175,16 +146,10 @@ export function renderTranslation() {
 }
 
 export function wireTranslation() {
-  $('shift-dx').addEventListener('input', (e) => setShift(Number(e.target.value), view.dy));
-  $('shift-dy').addEventListener('input', (e) => setShift(view.dx, Number(e.target.value)));
-  $('shift-reset').addEventListener('click', () => setShift(0, 0));
-  $('shift-image').addEventListener('keydown', (e) => {
-    const d = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[e.key];
-    if (!d) return;
-    e.preventDefault();
-    setShift(view.dx + d[0], view.dy + d[1]);
-  });
-  client.on('translation', (t) => { view.test = t; scheduleRender(); });
+  client.on('translation-progress', (p) => { view.progress = p; scheduleRender(); });
+  // A new run or more training: the test of the model before (done or in progress) is not this one's.
+  client.on('started', () => { view.test = null; view.progress = null; });
+  client.on('translation', (t) => { view.test = t; view.progress = null; scheduleRender(); });
   fetch(new URL('../reference/translation.json', import.meta.url))
     .then((r) => (r.ok ? r.json() : null)).then((j) => { view.reference = j; scheduleRender(); }, () => {});
 }

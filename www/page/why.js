@@ -1,20 +1,25 @@
 // "Why this answer?": for the user's picture (the "bird or airplane?" panel) or any test image of the
 // gallery or training image of the hard-examples view, the saliency map over the 32x32 input (the
-// gradient of the chosen class's log-probability with respect to the pixels, `why`) and the 8
-// nearest training images in the first hidden layer's space (for the convolutional model its
-// first fully connected layer, fc1; `neighbours`, which needs the scan of the training set: asked
-// for only when training is paused or over).
+// gradient of the chosen class's log-probability with respect to the pixels, `why`), the
+// probability bars, and the 8 nearest training images in the first hidden layer's space (for the
+// convolutional model its first fully connected layer, fc1; `neighbours`, which needs the scan of
+// the training set: asked for only when training is paused or over). Its shift control
+// (shift.js) moves the picture: the picture as the model then sees it, the bars, the answer and
+// the map (of the class chosen) follow.
 //
 // Automation hooks: `[data-view="saliency"]` (shown once a picture has been explained) with
-// `data-class` (the class explained), `data-magnitude-max` (the map's largest value, exact) and
-// `data-subject` (`picture`, or `test:INDEX` / `train:INDEX`); its `#why-map` canvas holds the map
-// as alpha = round(255 * magnitude / magnitude_max); `[data-view="neighbours"]` holds the
-// neighbours (`li[data-index][data-label][data-distance]`).
+// `data-class` (the class explained), `data-magnitude-max` (the map's largest value, exact),
+// `data-subject` (`picture`, or `test:INDEX` / `train:INDEX`) and `data-shift` ("dx,dy" of the
+// picture shown, "0,0" unmoved); `#why-bars`, its probability bars (shared/prediction.js); its
+// `#why-map` canvas holds the map as alpha = round(255 * magnitude / magnitude_max);
+// `[data-view="neighbours"]` holds the neighbours (`li[data-index][data-label][data-distance]`).
 
 import { $, classes, client, isConv, pushError, refreshDue, scheduleRender, state } from './state.js';
 import { el, setProp, setText } from '../shared/dom.js';
 import { pct1 } from '../shared/format.js';
 import { putRgba, rgbaImage } from '../shared/tiles.js';
+import { renderBars } from '../shared/prediction.js';
+import { shiftControl, shiftWords } from './shift.js';
 
 /** The map's colour (the alpha channel carries its value). */
 const MAP_RGB = [255, 214, 0];
@@ -71,10 +76,6 @@ function requestNeighbours() {
     .finally(() => { view.neighboursBusy = false; scheduleRender(); });
 }
 
-/** The picture "Why this answer?" explains now (null before the first), for the shift panel
- *  (translation.js). */
-export const whySubject = () => view.subject;
-
 /** Explains image `index` of `split` (a gallery tile, a hard example) and scrolls to the view. */
 export function explainImage(split, index) {
   view.subject = { kind: 'image', split, index };
@@ -88,6 +89,7 @@ export function explainImage(split, index) {
 }
 
 let drawn = { key: '' };
+let shift = null;
 
 export function renderWhy() {
   const pic = state.picture;
@@ -119,17 +121,21 @@ export function renderWhy() {
   }
   if (s && open && state.model && !state.crashed && !training() && !view.neighboursBusy
     && view.neighboursKey !== `${subjectKey(s)}|${state.historyVersion}`) requestNeighbours();
-  renderSaliency();
+  const moved = shift.render(s && view.result ? { key: subjectKey(s), value: s } : null, view.cls);
+  renderSaliency(moved);
   renderNeighbours();
 }
 
-function renderSaliency() {
+/** The saliency view of `view.result`, or of `moved` (the shift control's reply) when the picture
+ *  is moved: the moved picture, its map, bars and answer. */
+function renderSaliency(moved) {
   const box = $('why-view');
-  const r = view.result;
+  const base = view.result;
+  const r = moved ? { ...moved, subject: base.subject, label: base.label } : base;
   setText($('why-error'), view.error);
   setText($('why-empty'), r ? '' : 'Classify a picture above, or click a test image or a hard example, to see what the answer depends on.');
   setProp(box, 'hidden', !r);
-  const key = `${view.version}|${view.cls}`;
+  const key = `${view.version}|${view.cls}|${moved ? moved.key : ''}`;
   if (!r || drawn.key === key) return;
   drawn.key = key;
   const names = r.classes;
@@ -145,13 +151,15 @@ function renderSaliency() {
   Object.assign(box.dataset, {
     class: String(r.class), magnitudeMax: String(r.magnitudeMax),
     subject: s.kind === 'picture' ? 'picture' : `${s.split}:${s.index}`,
+    shift: moved ? `${moved.dx},${moved.dy}` : '0,0',
   });
   const best = r.probabilities.indexOf(Math.max(...r.probabilities));
   const what = s.kind === 'picture' ? s.name
     : `${s.split === 'test' ? 'Test' : 'Training'} image ${s.index}, a ${names[r.label]}`;
-  setText($('why-subject'), what);
+  setText($('why-subject'), moved ? `${what}, ${shiftWords(moved.dx, moved.dy)}` : what);
   setText($('why-answer'), `The model says ${names[best]} (${pct1(r.probabilities[best])}); `
     + `${r.epoch ? `weights after epoch ${r.epoch}` : 'weights before any training here'}.`);
+  renderBars($('why-bars'), r.probabilities, names);
   // The radio buttons are rebuilt only for other classes (focus stays on them across refreshes).
   const radios = $('why-class');
   if (radios.dataset.names !== names.join(',')) {
@@ -187,6 +195,7 @@ function renderNeighbours() {
 }
 
 export function wireWhy() {
+  shift = shiftControl({ panel: 'why', box: $('why-shift'), target: $('why-picture') });
   $('why-class').addEventListener('change', (e) => {
     view.cls = Number(e.target.value);
     scheduleRender();

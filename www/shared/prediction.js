@@ -34,9 +34,14 @@ export function predictPixels(client, rgba, width, height) {
 /** Shows a prediction in `ui` ({canvas, bars, verdict}). */
 export function renderPrediction(ui, { probabilities, image, classes }) {
   ui.canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(image), 32, 32), 0, 0);
+  setText(ui.verdict, classes[argmax(probabilities)]);
+  renderBars(ui.bars, probabilities, classes);
+}
+
+/** One probability bar per class in the list `bars` (markup in the header). */
+export function renderBars(bars, probabilities, classes) {
   const best = argmax(probabilities);
-  setText(ui.verdict, classes[best]);
-  ui.bars.replaceChildren(...classes.map((name, i) => {
+  bars.replaceChildren(...classes.map((name, i) => {
     const p = probabilities[i];
     // The width is set through the CSSOM: the content security policy forbids style attributes.
     const fill = el('div', { class: 'fill' });

@@ -8,19 +8,10 @@ import { Model } from './backend.js';
 import { trainMore } from './inspect.js';
 import { measureTranslation } from './translation.js';
 import { flushSave, markNotInterrupted, saveEpoch } from './saving.js';
+import { yieldToEvents } from './yield.js';
 
 /** Milliseconds of training per slice: short enough for a prompt pause, long enough to be cheap. */
 const SLICE_MS = 80;
-
-/** Milliseconds between `done` and the translation test: the page's end-of-run requests first. */
-const TRANSLATION_DELAY_MS = 1000;
-
-/** Lets queued messages run between training slices (faster than setTimeout's 4 ms clamp). */
-const yieldToEvents = () => new Promise((resolve) => {
-  const ch = new MessageChannel();
-  ch.port1.onmessage = () => resolve();
-  ch.port2.postMessage(null);
-});
 
 /** A new run of `config` on the chosen backend (a run the GPU fails to start, out of memory or
  *  without a device, starts on wasm, and the page is told why: backend.js). */
@@ -42,6 +33,7 @@ export async function train(ctx, { config, continueRun = false, drawSeed = false
   if (state.running) throw new Error('training is already running');
 
   state.running = true;
+  let finished = false;
   try {
     if (!continueRun || !state.session) {
       // A new seed from the browser's entropy source (getrandom in the core); it is recorded in
@@ -57,13 +49,18 @@ export async function train(ctx, { config, continueRun = false, drawSeed = false
     state.stopRequested = false;
     const info = await state.session.info();
     post({ type: 'started', config: state.config, summary: info.summary, batchesPerEpoch: info.batchesPerEpoch, trainSize: info.trainLength, epochsDone: state.history.length, seedDrawn: state.seedDrawn, backend: state.session.kind });
-    await trainEpochs(ctx, state.config.epochs);
+    finished = await trainEpochs(ctx, state.config.epochs);
   } finally {
     state.running = false;
   }
+  // The translation test, measured by itself when a run ends, after `done`: in slices, between
+  // which the page's own requests (the final evaluation, the gallery, a picture) are answered. A
+  // new run stops it (worker/translation.js).
+  if (finished) measureTranslation(ctx.state, ctx.post).catch((e) => ctx.fail('translation', e));
 }
 
-/** The training loop: slices of about SLICE_MS until `epochs` epochs are done or a stop. */
+/** The training loop: slices of about SLICE_MS until `epochs` epochs are done or a stop. Returns
+ *  whether the run finished with at least one epoch (not stopped). */
 async function trainEpochs(ctx, epochs) {
   const { state, post, fail } = ctx;
   let batches = 4;
@@ -93,17 +90,7 @@ async function trainEpochs(ctx, epochs) {
     await flushSave(ctx);
     if (state.stopRequested) markNotInterrupted(ctx).catch((e) => fail('save', e));
     post({ type: state.stopRequested ? 'stopped' : 'done', epochs: state.history.length });
-    // The translation test, measured by itself when a run ends (after `done`: it never delays
-    // training, and the page shows the run as finished meanwhile). It holds the worker for
-    // seconds (about a minute for `conv` on one thread), so it waits until the page's own
-    // end-of-run requests, sent on `done` (the final evaluation, the gallery), have been served.
-    if (!state.stopRequested && state.history.length) {
-      const session = state.session;
-      setTimeout(() => {
-        if (state.running || state.session !== session) return; // a new run or model since
-        try { measureTranslation(state, post); } catch (e) { fail('translation', e); }
-      }, TRANSLATION_DELAY_MS);
-    }
+    return !state.stopRequested && state.history.length > 0;
   } catch (e) {
     // A run that failed (it diverged) must not resume by itself after a reload only to fail
     // again: the saved model of its last good epoch stays, for the user to continue or not.
