@@ -11,8 +11,15 @@
 //! `maxpool(act(conv(x) + b))` (see [`Features::forward_batch`]) on a quarter of the values.
 //! Backward, block by block from the flatten's gradient: the activation multiplies by its
 //! derivative, the pooling sends each gradient to its window's maximum, the convolution writes `dW`,
-//! `db` and (except for the first block in training, whose input is the data) its input gradient
-//! through col2im.
+//! `db` (the sum of the pooled gradient: pooling sends each value to one place) and, except for
+//! the first block in training (whose input is the data), its input gradient: for the later blocks
+//! a convolution of `dy` with the flipped weight ([`Conv2d::transposed`]), for the images
+//! (saliency) `dcol = W^T dy` and col2im.
+//!
+//! Each pass of a block is one set of tasks on the rayon pool, [`TASK_IMAGES`] images each
+//! (`layers::par::par_tasks`): a task runs its images' products on its own thread and pools
+//! (or un-pools) them while they are in cache. Each task's weight and bias gradients are summed in
+//! task order, so the results are the same for any number of threads.
 //!
 //! The convolutions never store their im2col matrices: the GEMM packs its panels straight from
 //! the block's input ([`crate::layers::conv::Im2col`]), the batch's images for the first block
