@@ -258,7 +258,7 @@ async function setBackend({ backend }) {
   post({ type: 'mode', mode: state.mode });
 }
 
-/** Test hook (tests/e2e/webgpu.test.mjs): destroys the GPU device of the run, as a driver reset
+/** Test hook (tests/e2e/webgpu-moves.test.mjs): destroys the GPU device of the run, as a driver reset
  *  would; the run's next call moves it to wasm. */
 function debugLoseGpu() {
   requireSession().debugLoseDevice();

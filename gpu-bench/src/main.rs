@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p skywatch-gpu-bench -- [--adapter TEXT] [--sweep] [--images N]
-//!     [--epochs N] [--seconds S] [--gemm-source FILE] [--list]
+//!     [--epochs N] [--seconds S] [--gemm-source FILE] [--shape TEXT] [--list]
 //! ```
 //!
 //! * `--adapter TEXT`: the first adapter whose "name | backend | type" contains TEXT (default:
@@ -14,6 +14,7 @@
 //!   Chromium's SwiftShader can be loaded natively with
 //!   `VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json`.
 //! * `--sweep`: every tile of the kernel table for every shape, not only the chosen one.
+//! * `--shape TEXT`: only the GEMM shapes whose name contains TEXT (e.g. `weight`).
 //! * `--gemm-source FILE`: a replacement for gemm.wgsl compiled without the tile header (for a
 //!   before/after of another GEMM kernel, e.g. `git show REV:src/gpu/kernels/gemm.wgsl`); the
 //!   epoch then runs the stand-alone bias-gradient kernel, as that kernel had no fused bias.
@@ -34,12 +35,21 @@ struct Args {
     epochs: usize,
     seconds: f64,
     gemm_source: Option<String>,
+    shape: Option<String>,
     list: bool,
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { adapter: None, sweep: false, images: 10_000, epochs: 2, seconds: 1.0, gemm_source: None, list: false };
+    let mut a = Args {
+        adapter: None,
+        sweep: false,
+        images: 10_000,
+        epochs: 2,
+        seconds: 1.0,
+        gemm_source: None,
+        shape: None,
+        list: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -53,6 +63,7 @@ fn args() -> Args {
                 let path = value();
                 a.gemm_source = Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")));
             }
+            "--shape" => a.shape = Some(value()),
             "--list" => a.list = true,
             other => panic!("unknown argument {other} (see the header of gpu-bench/src/main.rs)"),
         }
@@ -138,7 +149,8 @@ fn main() {
     println!("\n| shape | M x K by K x N | tile (TM x TN x TK, RM x RN) | K splits | GFLOP/s | max abs error |");
     println!("|---|---|---|---|---|---|");
     let lecture = GEMM_SHAPES.iter().map(|&(shape, m, k, n)| (shape.to_string(), bench_spec(shape, m, k, n)));
-    for (shape, spec) in lecture.chain(skywatch::gpu::table::conv::bench_shapes()) {
+    let shapes = lecture.chain(skywatch::gpu::table::conv::bench_shapes());
+    for (shape, spec) in shapes.filter(|(s, _)| args.shape.as_ref().is_none_or(|t| s.contains(t.as_str()))) {
         let (m, k, n) = (spec.m as usize, spec.k as usize, spec.n as usize);
         // A replaced kernel has its own constants: the grid and split of tile 0, the 64x64x16
         // tile the kernel before the table used.

@@ -1,24 +1,22 @@
-// End-to-end tests of the WebGPU backend: the page and the widget training on the GPU, the same
-// run as on the CPU, every feature on it, runs saved by one backend resumed on the other, and the
-// moves to wasm (no adapter; a device lost mid-run).
+// End-to-end tests of the WebGPU backend, part 1: the page and the widget training on the GPU as
+// the CPU does, and every feature on the GPU's weights. Part 2 (webgpu-moves.test.mjs): runs that
+// move between the backends (resume across them, a device lost, no adapter) and augmentation.
 //
 // Headless Chromium offers WebGPU through its software adapter, SwiftShader, with the flags of
 // WEBGPU_ARGS. That adapter is a fallback one, which `backend=auto` rightly does not take, so the
 // GPU runs here ask for `backend=webgpu`. Before anything else the adapter must be there, on the
-// page and in the training worker: without it every GPU test fails, naming the flags (never a
-// silent skip).
+// page and in the training worker (gpu-runs.mjs gpuBrowser): without it every GPU test fails,
+// naming the flags (never a silent skip).
 //
 // SwiftShader computes on the CPU (about 0.5 GFLOP/s), so the runs are small: a bundle of 600
 // training and 300 test images (`skywatch subset` of the e2e bundle), the lecture model where the
-// point is parity with the CPU, a 3072-64-2 model where it is the plumbing (resume, the move to
-// wasm). The pages are served without cross-origin isolation: the worker then runs the
-// single-threaded simd128 package, whose CPU side (predictions with the GPU's weights, the wasm
-// runs) computes what the Node reference computes (reference.mjs), bit for bit.
+// point is parity with the CPU. The pages are served without cross-origin isolation: the worker
+// then runs the single-threaded simd128 package, whose CPU side (predictions with the GPU's
+// weights) computes what the Node reference computes (reference.mjs), bit for bit.
 //
 // Expected numbers: the reference's run of the same configuration; the GPU sums in another order,
-// so its losses match to 1e-3 relative and its accuracies to 0.01 (the tolerances of issue 11,
-// which tests/webgpu.rs checks over 200 steps). Run from the repository root after scripts/build:
-// `node --test tests/e2e/webgpu.test.mjs`.
+// so its losses match to 1e-3 relative and its accuracies to 0.01 (gpu-runs.mjs). Run from the
+// repository root after scripts/build: `node --test tests/e2e/webgpu.test.mjs`.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,58 +24,18 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  GPU_DIR, WEBGPU_ARGS, downloadWeights, errorList, gpuData, guarded, metric, openBrowser, prepare, run, savedEpochs,
-  screenshot, settle, startServer, waitForState, watch,
+  ACCURACY_TOL, GPU_MODE, LOSS_RTOL, PLAIN, TRAIN_TIMEOUT, assertRunMatches, gpuBrowser, gpuServer, logEpochs, reference,
+} from './gpu-runs.mjs';
+import {
+  GPU_DIR, downloadWeights, errorList, guarded, metric, run, screenshot, settle, startServer, waitForState, watch,
 } from './harness.mjs';
 import { skyPicture } from './images.mjs';
 import { runConfig, shown, train, trainFrom, withWeights } from './reference.mjs';
 import { atlasTile, expectedAlpha, saliencyShown, tileOff, viewData, waitForView } from './views.mjs';
 import { expectedTile, readSafetensors } from './weights.mjs';
 
-const TRAIN_TIMEOUT = 180_000;
-/** Tolerances of a GPU run against the CPU reference (issue 11): relative loss, accuracy. */
-const LOSS_RTOL = 1e-3;
-const ACCURACY_TOL = 0.01;
 /** The lecture run of the parity test: 2 epochs of 400 images, seed 0. */
 const PARITY = { preset: 'lecture', epochs: 2, seed: 0, trainSize: 400 };
-/** The small model of the plumbing tests (3072-64-2, the lecture's optimizer). */
-const SMALL_LAYERS = [3072, 64, 2];
-const small = (epochs, seed) => `preset=custom&layers=64&epochs=${epochs}&seed=${seed}&train_size=300`;
-const smallConfig = (epochs, seed) => {
-  const c = runConfig({ preset: 'lecture', epochs, seed, trainSize: 300 });
-  return { ...c, model: { ...c.model, layers: SMALL_LAYERS } };
-};
-
-const references = new Map();
-/** The reference run of `config` on the GPU bundle (trained once). */
-function reference(config) {
-  const key = JSON.stringify(config);
-  if (!references.has(key)) references.set(key, train(GPU_DIR, config));
-  return references.get(key);
-}
-
-/** The epoch lines of the page's log: [{epoch, loss, train, val}]. */
-async function logEpochs(page) {
-  const lines = (await page.locator('#log').textContent()).split('\n').filter((l) => l.startsWith('Epoch: '));
-  return lines.map((l) => {
-    const m = /^Epoch: (\d+), Loss: ([\d.]+), train accuracy: ([\d.]+), val accuracy: ([\d.]+) \(/.exec(l);
-    assert.ok(m, l);
-    return { epoch: Number(m[1]), loss: Number(m[2]), train: Number(m[3]), val: Number(m[4]) };
-  });
-}
-
-/** Every epoch of the page's log against the reference's: same count, losses within LOSS_RTOL
- *  relative (the log shows 6 decimals), accuracies within ACCURACY_TOL. */
-function assertRunMatches(got, ref, what) {
-  assert.deepEqual(got.map((e) => e.epoch), ref.history.map((s) => s.epoch), `${what}: the epochs logged`);
-  got.forEach((e, i) => {
-    const r = ref.history[i];
-    const why = `${what}, epoch ${i}: page loss ${e.loss} train ${e.train} val ${e.val}; reference ${r.loss} ${r.train_accuracy} ${r.val_accuracy}`;
-    assert.ok(Math.abs(e.loss - r.loss) <= LOSS_RTOL * r.loss + 5e-7, why);
-    assert.ok(Math.abs(e.train - r.train_accuracy) <= ACCURACY_TOL, why);
-    assert.ok(Math.abs(e.val - r.val_accuracy) <= ACCURACY_TOL, why);
-  });
-}
 
 /** The tensors of a safetensors file: {name: values} (weights.mjs readSafetensors). */
 const tensors = (bytes) => Object.fromEntries(Object.entries(readSafetensors(bytes)).map(([name, t]) => [name, t.data]));
@@ -92,43 +50,14 @@ async function classify(page, name, png) {
   return { bars, prediction: await metric(page, 'prediction') };
 }
 
-const GPU_MODE = /^WebGPU on .+\(software\), chosen by backend=webgpu$/;
-const PLAIN = 'wasm, 1 thread (page not cross-origin isolated), simd128';
-
 let server;
 
-before(async () => {
-  prepare();
-  gpuData(); // GPU_DIR: the first 600 training and 300 test images of the e2e bundle
-  server = await startServer({ isolation: false, data: GPU_DIR });
-});
+before(async () => { server = await gpuServer(); });
 after(async () => { await server?.stop(); });
 
 describe('WebGPU on the software adapter', () => {
   let browser;
-  before(async () => {
-    browser = await openBrowser({ extraArgs: WEBGPU_ARGS });
-    // The adapter must be there, or nothing here tests the GPU: fail loudly.
-    const page = await browser.context.newPage();
-    try {
-      await page.goto(`${server.url}data/manifest.json`);
-      const adapter = await page.evaluate(async () => {
-        const onPage = navigator.gpu ? await navigator.gpu.requestAdapter() : null;
-        // And in a dedicated worker, where training runs.
-        const src = 'self.onmessage = async () => { const a = self.navigator.gpu ? await self.navigator.gpu.requestAdapter() : null; postMessage(a ? { fallback: a.info.isFallbackAdapter, vendor: a.info.vendor } : null); };';
-        const w = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
-        const inWorker = await new Promise((r) => { w.onmessage = (e) => r(e.data); w.postMessage(null); });
-        w.terminate();
-        return { onPage: onPage ? { fallback: onPage.info.isFallbackAdapter, vendor: onPage.info.vendor } : null, inWorker };
-      });
-      if (!adapter.onPage || !adapter.inWorker) {
-        throw new Error(`Chromium offers no WebGPU adapter (${JSON.stringify(adapter)}): these tests need its software adapter, `
-          + `launched with ${WEBGPU_ARGS.join(' ')}; without one nothing here can test the GPU`);
-      }
-    } finally {
-      await page.close();
-    }
-  });
+  before(async () => { browser = await gpuBrowser(server); });
   after(async () => { await browser?.close(); });
 
   test('the backend field: auto passes over the software adapter; webgpu takes it; wasm; each in the address and the mode line', { timeout: 60_000 }, async () => {
@@ -333,125 +262,6 @@ describe('WebGPU on the software adapter', () => {
     });
   });
 
-  // A run paused after its first epochs, the page reloaded: it resumes from the saved epoch on
-  // the backend the address asks for, whichever saved it, and ends as the reference run.
-  for (const [first, second] of [['webgpu', 'webgpu'], ['webgpu', 'wasm'], ['wasm', 'webgpu']]) {
-    test(`a run saved on ${first} resumes on ${second} after a reload and ends as the reference run`, { timeout: TRAIN_TIMEOUT }, async (t) => {
-      const b = await openBrowser({ extraArgs: WEBGPU_ARGS });
-      // On wasm this model's epochs take milliseconds: a click after the first one shows would
-      // land after the run's end. So the pause goes to the worker the moment it reports its
-      // first epoch (as the page's Pause button sends it); the worker takes it after the slice
-      // it is in, within the second epoch at the latest.
-      await b.context.addInitScript(() => {
-        const Native = window.Worker;
-        window.Worker = class extends Native {
-          constructor(...args) {
-            super(...args);
-            this.addEventListener('message', (e) => {
-              if (e.data?.type === 'epoch' && e.data.stats.epoch === 0) this.postMessage({ type: 'pause' });
-            });
-          }
-        };
-      });
-      try {
-        const page = await b.context.newPage();
-        const watcher = watch(page);
-        await guarded(page, `webgpu-resume-${first}-${second}`, async () => {
-          const epochs = 5;
-          const seed = 5;
-          await page.goto(`${server.url}?backend=${first}&${small(epochs, seed)}&autostart=1`);
-          await waitForState(page, 'paused', { timeout: 120_000, failOn: ['error', 'done'] });
-          assert.equal(await metric(page, 'backend'), first);
-          for (let i = 0; i < 100 && (await savedEpochs(page)) < 1; i++) await new Promise((r) => setTimeout(r, 100));
-          const saved = await savedEpochs(page);
-          assert.ok(saved >= 1 && saved < epochs, `saved after ${saved} epochs`);
-          t.diagnostic(`reloading on ${second} with ${saved} epoch(s) saved on ${first}`);
-          // Another address (the backend), no autostart: the page restores the run and carries on.
-          await page.goto(`${server.url}?backend=${second}&${small(epochs, seed)}`);
-          await page.waitForFunction(() => document.getElementById('status')?.textContent.includes('Resuming')
-            || document.documentElement.dataset.state === 'training', null, { timeout: 60_000, polling: 20 });
-          await waitForState(page, 'done', { timeout: TRAIN_TIMEOUT });
-          assert.equal(await metric(page, 'backend'), second);
-          if (second === 'webgpu') assert.match(await metric(page, 'mode'), GPU_MODE);
-          else assert.equal(await metric(page, 'mode'), `${PLAIN}: chosen (backend=wasm)`);
-          assertRunMatches(await logEpochs(page), reference(smallConfig(epochs, seed)), `${first} then ${second}`);
-          assert.deepEqual(await errorList(page), []);
-          assert.deepEqual(watcher.problems(), []);
-        });
-      } finally {
-        await b.close();
-      }
-    });
-  }
-
-  test('a GPU device lost mid-run: a clear message, and the run ends on wasm from the last finished epoch', { timeout: TRAIN_TIMEOUT }, async (t) => {
-    const page = await browser.context.newPage();
-    const watcher = watch(page);
-    try {
-      await guarded(page, 'webgpu-device-lost', async () => {
-        const epochs = 4;
-        const seed = 3;
-        await page.goto(`${server.url}?backend=webgpu&${small(epochs, seed)}&autostart=1`);
-        await page.waitForFunction(() => Number(document.querySelector('[data-metric="epoch"]').textContent) >= 1, null, { timeout: 120_000, polling: 20 });
-        assert.equal(await metric(page, 'backend'), 'webgpu');
-        const lostAfter = Number(await metric(page, 'epoch'));
-        await page.evaluate(() => document.dispatchEvent(new CustomEvent('skywatch:debug-lose-gpu')));
-        await waitForState(page, 'done', { timeout: TRAIN_TIMEOUT });
-        const errors = await errorList(page);
-        t.diagnostic(`lost after epoch ${lostAfter}; ${JSON.stringify(errors)}`);
-        assert.equal(errors.length, 1, JSON.stringify(errors));
-        const m = /^The GPU stopped working \(the GPU device was lost \(destroyed by debugLoseDevice\)\)\. Training continues on WebAssembly from the model of epoch (\d+), the last finished one; nothing finished is lost\.$/.exec(errors[0]);
-        assert.ok(m, errors[0]);
-        assert.ok(Number(m[1]) >= lostAfter && Number(m[1]) < epochs, `continued from epoch ${m[1]}`);
-        assert.equal(await metric(page, 'backend'), 'wasm');
-        assert.equal(await metric(page, 'mode'), `${PLAIN}: the GPU failed (the GPU device was lost (destroyed by debugLoseDevice))`);
-        // The page never showed an error state: training went on.
-        const states = (await page.evaluate(() => window.__e2e.states)).map((s) => s.state);
-        assert.ok(!states.includes('error'), states.join(', '));
-        // Every epoch once, as the reference run's (GPU epochs approximately, then wasm).
-        assertRunMatches(await logEpochs(page), reference(smallConfig(epochs, seed)), 'GPU then wasm');
-        await screenshot(page, 'webgpu-device-lost');
-        assert.deepEqual(watcher.problems(), []);
-      });
-    } finally {
-      await page.close();
-    }
-  });
-
-  // Augmentation happens in the GPU's gather (docs/translation.md): the run stays on the GPU (the
-  // worker's `started` names the session's own backend, which the mode line would not show if it
-  // moved silently) and ends as the reference run of its configuration, which the augmentation
-  // takes away from the plain one.
-  test('an augmented run (flip,shift:4) stays on the GPU and ends as the reference run', { timeout: TRAIN_TIMEOUT }, async () => {
-    const page = await browser.context.newPage();
-    await page.addInitScript(() => {
-      const Native = window.Worker;
-      window.__started = [];
-      window.Worker = class extends Native {
-        constructor(...args) {
-          super(...args);
-          this.addEventListener('message', (e) => { if (e.data?.type === 'started') window.__started.push(e.data.backend); });
-        }
-      };
-    });
-    const watcher = watch(page);
-    try {
-      await guarded(page, 'webgpu-augment', async () => {
-        await page.goto(`${server.url}?backend=webgpu&${small(2, 4)}&augment=flip,shift:4&autostart=1`);
-        await waitForState(page, 'done', { timeout: TRAIN_TIMEOUT });
-        assert.deepEqual(await page.evaluate(() => window.__started), ['webgpu']);
-        assert.equal(await metric(page, 'backend'), 'webgpu');
-        assert.match(await metric(page, 'mode'), GPU_MODE);
-        const [ref, plain] = [reference({ ...smallConfig(2, 4), augment: 'flip,shift:4' }), reference(smallConfig(2, 4))];
-        assertRunMatches(await logEpochs(page), ref, 'augmented on WebGPU against the CPU reference');
-        assert.ok(Math.abs(plain.history[1].loss / ref.history[1].loss - 1) > 10 * LOSS_RTOL, 'the augmentation changes the run');
-        assert.deepEqual([await errorList(page), watcher.problems()], [[], []]);
-      });
-    } finally {
-      await page.close();
-    }
-  });
-
   describe('the widget on a blog page without isolation', () => {
     let assets;
     let host;
@@ -548,46 +358,5 @@ describe('WebGPU on the software adapter', () => {
         await page.close();
       }
     });
-  });
-});
-
-describe('without a WebGPU adapter (Chromium without its WebGPU flags)', () => {
-  let browser;
-  before(async () => { browser = await openBrowser(); });
-  after(async () => { await browser?.close(); });
-
-  test('auto trains on wasm and says why; backend=webgpu says it cannot, and trains on wasm', { timeout: TRAIN_TIMEOUT }, async (t) => {
-    for (const backend of ['auto', 'webgpu']) {
-      const page = await browser.context.newPage();
-      const watcher = watch(page);
-      try {
-        await guarded(page, `webgpu-no-adapter-${backend}`, async () => {
-          await page.goto(`${server.url}?backend=${backend}&${small(1, 0)}&autostart=1`);
-          await waitForState(page, 'done', { timeout: 60_000 });
-          const mode = await metric(page, 'mode');
-          t.diagnostic(`${backend}: ${mode}`);
-          assert.equal(mode, `${PLAIN}: no WebGPU adapter`);
-          assert.equal(await metric(page, 'backend'), 'wasm');
-          const errors = await errorList(page);
-          if (backend === 'auto') assert.deepEqual(errors, []);
-          else assert.deepEqual(errors, ['WebGPU was asked for (backend=webgpu), but it cannot run here: no WebGPU adapter. Training runs on wasm instead.']);
-          // On wasm: the reference's run, exactly.
-          const ref = reference(smallConfig(1, 0));
-          const [e] = await logEpochs(page);
-          assert.equal(e.loss.toFixed(6), ref.history[0].loss.toFixed(6));
-          assert.equal(e.val.toFixed(4), shown(ref.history[0].val_accuracy));
-          if (backend === 'auto') {
-            // WebGPU chosen in the form: said at once, and the mode stays wasm.
-            await page.locator('#f-backend').selectOption('webgpu');
-            await page.waitForFunction(() => document.getElementById('error-list').childElementCount > 0, null, { timeout: 30_000 });
-            assert.deepEqual(await errorList(page), ['WebGPU was asked for (backend=webgpu), but it cannot run here: no WebGPU adapter. Training runs on wasm instead.']);
-            assert.equal(await metric(page, 'backend'), 'wasm');
-          }
-          assert.deepEqual(watcher.problems(), []);
-        });
-      } finally {
-        await page.close();
-      }
-    }
   });
 });
