@@ -9,9 +9,12 @@
 //!   layer on a batch of 64, in the layouts training uses: the forward `x W^T`
 //!   (64x3072 by 3072x512), the weight gradient `dy^T x` (512x64 by 64x3072) and the input
 //!   gradient `dy W` (64x512 by 512x3072, which training skips for the first layer).
+//! * `conv`: the same for the products of the convolutional model `conv` ([`conv`]).
 //! * `peak`: a register-only FMA loop, the ceiling a kernel can reach on one core.
 //! * `epoch`: seconds per training epoch of a preset (10000 images, validation excluded), on
 //!   [`timing_data`] unless `--data` names a bundle (speed does not depend on pixel values).
+
+pub mod conv;
 
 use crate::clock::Stopwatch;
 use crate::data::{Dataset, RECORD_BYTES, Split};

@@ -5,6 +5,7 @@ use super::with_threads;
 use clap::Args;
 use serde_json::json;
 use skywatch::Result;
+use skywatch::bench::conv::conv_gemm_gflops;
 use skywatch::bench::{GEMM_SHAPES, epoch_seconds, gemm_gflops, peak_gflops, timing_data};
 use skywatch::config::TrainConfig;
 use skywatch::data::Dataset;
@@ -52,6 +53,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                     "{}",
                     json!({"bench": "gemm", "shape": name, "m": m, "k": k, "n": n,
                            "kernel": kernel.name(), "threads": threads, "gflops": round(g)})
+                );
+            }
+            for r in conv_gemm_gflops(0.5) {
+                emit!(
+                    "{}",
+                    json!({"bench": "conv-gemm", "shape": r.shape, "m": r.m, "k": r.k, "n": r.n,
+                           "kernel": kernel.name(), "threads": threads, "gflops": round(r.gflops)})
                 );
             }
             Ok(())

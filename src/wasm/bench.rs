@@ -42,6 +42,13 @@ pub fn bench_gemm(threads: usize) -> Result<JsValue, JsError> {
     to_js(&rows)
 }
 
+/// Benchmark: GFLOP/s of the convolutional model's products on this package's pool, as
+/// training splits them (`crate::bench::conv`), as `[{shape, m, k, n, gflops}]`.
+#[wasm_bindgen(js_name = benchConvGemm)]
+pub fn bench_conv_gemm() -> Result<JsValue, JsError> {
+    to_js(&on_pool(|| crate::bench::conv::conv_gemm_gflops(0.5)))
+}
+
 /// Benchmark: seconds of each of `epochs` training epochs of a preset on the timing data
 /// (10000 images of random pixels), after a warm-up epoch.
 #[wasm_bindgen(js_name = benchEpochs)]

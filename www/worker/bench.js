@@ -39,6 +39,8 @@ export async function bench({ state, post }, { presets = ['lecture'], epochs = 3
     for (const t of mode.threads > 1 ? [1, mode.threads] : [1]) {
       for (const r of w.benchGemm(t)) post({ type: 'bench-result', row: { bench: 'gemm', kernel: mode.kernel, threads: t, ...r } });
     }
+    // The convolutional model's products, split between the pool's threads as training does.
+    for (const r of w.benchConvGemm()) post({ type: 'bench-result', row: { bench: 'conv-gemm', kernel: mode.kernel, threads: mode.threads, ...r } });
   }
   for (const preset of presets) {
     const secs = Array.from(w.benchEpochs(preset, epochs)).sort((a, b) => a - b);
