@@ -4,12 +4,8 @@
 // saving and restoring weights, the single-threaded fallback without isolation (bit for bit the
 // reference's run), the confusion tables and the gallery's "mistakes only" filter against the
 // reference, the threaded simd128 package for browsers without relaxed SIMD, and pause and resume.
-// How fast the page is (long tasks, pause latency, load times) is measured by scripts/bench.
-//
-// Run from the repository root after scripts/build: `node --test tests/e2e/` (SKYWATCH_DATA_SOURCE
-// names the CIFAR-10 copy the data bundle is built from; scripts/test sets it).
-// Screenshots and the downloaded weights go to target/e2e-artifacts/.
-
+// Speed is measured by scripts/bench. Run after scripts/build: `node --test tests/e2e/`
+// (SKYWATCH_DATA_SOURCE names the CIFAR-10 copy; scripts/test sets it). Artifacts: target/e2e-artifacts/.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,7 +40,6 @@ async function classify(page, name, png) {
   return { prediction, bars, canvas };
 }
 
-/** The weights the page's "Download weights" button saves, as bytes (and the file, in the artifacts). */
 /** The page's answer for a picture against the reference model's for the same pixels: the same
  *  32x32 picture, and the probabilities shown are the reference's to the display's precision
  *  (one decimal; the threaded package may differ in the last bits, so half a tenth plus a hair). */
@@ -69,8 +64,10 @@ function assertNoProblems(watcher, errors) {
 }
 
 /** The run of tests 4 and 7 (without isolation, and the threaded simd128 package): lecture, 2
- *  epochs on 2000 images, seed 0. Its reference is trained once, when first needed. */
+ *  epochs on 2000 images, seed 0; its reference trained once, when first needed. Test 7 also
+ *  runs AUGMENTED_CONV_RUN. */
 const PLAIN_RUN = { preset: 'lecture', epochs: 2, seed: 0, trainSize: 2000 };
+const AUGMENTED_CONV_RUN = { preset: 'conv', epochs: 1, seed: 3, trainSize: 1000, augment: 'flip,shift:4' };
 let plainReference;
 const plainRef = () => (plainReference ??= train(DATA_DIR, runConfig(PLAIN_RUN)));
 
@@ -408,7 +405,7 @@ describe('the threaded simd128 package (browsers with threads but without relaxe
   });
   after(async () => { await browser?.close(); });
 
-  test('7. chosen when relaxed SIMD is missing (test hook), it trains on 2 threads as the simd128 reference', { timeout: 120_000 }, async (t) => {
+  test('7. chosen when relaxed SIMD is missing (test hook), it trains on 2 threads as the simd128 reference, an augmented conv run too', { timeout: 120_000 }, async (t) => {
     await guarded(page, 'threads-simd128', async () => {
       // The isolated page, not started: its own worker stays idle while the test drives one of
       // its own through the page's protocol client, with the worker's test hook `noRelaxedSimd`.
@@ -417,6 +414,7 @@ describe('the threaded simd128 package (browsers with threads but without relaxe
       const requested = [];
       browser.context.on('request', (r) => requested.push(new URL(r.url()).pathname));
       const got = await page.evaluate(async (run) => {
+        const { augmented } = run;
         const { WorkerClient } = await import(new URL('client.js', location.href).href);
         const client = new WorkerClient(new URL('worker.js', location.href));
         try {
@@ -426,11 +424,17 @@ describe('the threaded simd128 package (browsers with threads but without relaxe
           const history = [];
           client.on('epoch', ({ stats }) => history.push(stats));
           await client.request({ type: 'train', config: { ...config, epochs: run.epochs, seed: run.seed, train_size: run.trainSize } }, 'done');
-          return { mode, history };
+          // Then conv with augmentation, whose blocks split their images between the threads.
+          const { config: conv } = await client.request({ type: 'preset', name: augmented.preset }, 'preset');
+          const convHistory = [];
+          client.on('epoch', ({ stats }) => convHistory.push(stats));
+          const { epochs, seed, trainSize: train_size, augment } = augmented;
+          await client.request({ type: 'train', config: { ...conv, epochs, seed, train_size, augment } }, 'done');
+          return { mode, history: history.slice(0, run.epochs), convHistory };
         } finally {
           client.worker.terminate();
         }
-      }, PLAIN_RUN);
+      }, { ...PLAIN_RUN, augmented: AUGMENTED_CONV_RUN });
       t.diagnostic(`mode: ${JSON.stringify(got.mode)}`);
       assert.equal(got.mode.reason, '2 threads + SIMD (simd128)');
       assert.equal(got.mode.threads, 2);
@@ -445,6 +449,11 @@ describe('the threaded simd128 package (browsers with threads but without relaxe
         assert.equal(shown(s.train_accuracy), shown(ref.history[i].train_accuracy), `epoch ${i}: train accuracy`);
         assert.equal(s.loss, ref.history[i].loss, `epoch ${i}: loss, to the last bit`);
       });
+      const conv = train(DATA_DIR, runConfig(AUGMENTED_CONV_RUN));
+      const pick = (h) => h.map((s) => [s.loss, s.val_accuracy]);
+      t.diagnostic(`conv + ${AUGMENTED_CONV_RUN.augment}: ${JSON.stringify(pick(got.convHistory))}, one thread: ${JSON.stringify(pick(conv.history))}`);
+      assert.deepEqual(pick(got.convHistory), pick(conv.history), 'conv + augment on 2 threads: the losses (to the last bit) and val accuracies of one thread');
+      conv.free();
       assertNoProblems(watcher, await errorList(page));
     });
   });

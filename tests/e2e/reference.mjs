@@ -48,12 +48,13 @@ function data(dir) {
 }
 
 /** The run configuration a page builds from `?preset=…&epochs=…&seed=…&train_size=…`. */
-export function runConfig({ preset = 'lecture', epochs, seed = 0, trainSize = null } = {}) {
+export function runConfig({ preset = 'lecture', epochs, seed = 0, trainSize = null, augment = null } = {}) {
   init();
   const config = JSON.parse(presetConfig(preset));
   if (epochs !== undefined) config.epochs = epochs;
   config.seed = seed;
   config.train_size = trainSize;
+  if (augment) config.augment = augment;
   return config;
 }
 
