@@ -89,6 +89,15 @@ fn bundle(n: usize) -> (String, Vec<u8>, Vec<u8>) {
     (manifest.to_json(), train, test)
 }
 
+/// The small MLP (3072-32-2, tanh, NLL, SGD lr 0.01, batch 64, seed 5) of the API tests, for
+/// `epochs` epochs.
+fn small_mlp(epochs: usize) -> String {
+    format!(
+        r#"{{"model":{{"layers":[3072,32,2],"activation":"tanh","loss":"nll"}},
+        "optimizer":{{"kind":"sgd","lr":0.01}},"batch_size":64,"epochs":{epochs},"seed":5,"train_size":null}}"#
+    )
+}
+
 fn get(v: &JsValue, key: &str) -> JsValue {
     js_sys::Reflect::get(v, &key.into()).unwrap()
 }
@@ -110,8 +119,7 @@ async fn api_round_trip() {
     assert!(Data::new(&manifest, train.clone(), test.clone(), Some("00".repeat(32)), None).is_err());
     assert!(Data::new(&manifest, train.clone(), test.clone(), Some(sha256_hex(&train).to_uppercase()), None).is_ok());
 
-    let config = r#"{"model":{"layers":[3072,32,2],"activation":"tanh","loss":"nll"},
-        "optimizer":{"kind":"sgd","lr":0.01},"batch_size":64,"epochs":2,"seed":5,"train_size":null}"#;
+    let config = &small_mlp(2);
     let mut s = Session::new(config, &data).unwrap();
     assert_eq!(s.parameter_summary(), "(98402, [98304, 32, 64, 2])");
     assert_eq!(s.batches_per_epoch(), 4);
@@ -148,8 +156,7 @@ async fn inspection_api_round_trip() {
     setup().await;
     let (manifest, train, test) = bundle(200);
     let data = Data::new(&manifest, train, test, None, None).unwrap();
-    let config = r#"{"model":{"layers":[3072,32,2],"activation":"tanh","loss":"nll"},
-        "optimizer":{"kind":"sgd","lr":0.01},"batch_size":64,"epochs":1,"seed":5,"train_size":null}"#;
+    let config = &small_mlp(1);
     let mut s = Session::new(config, &data).unwrap();
     // Unit tiles: typed arrays of the stated sizes, before training (epoch 0).
     let t0 = s.unit_tiles().unwrap();
@@ -289,8 +296,7 @@ async fn the_translation_test_in_slices_is_the_test_in_one_go() {
     // 600 test images: a batch of 500 and one of 100.
     let (manifest, train, test) = bundle(1200);
     let data = Data::new(&manifest, train, test, None, None).unwrap();
-    let config = r#"{"model":{"layers":[3072,32,2],"activation":"tanh","loss":"nll"},
-        "optimizer":{"kind":"sgd","lr":0.01},"batch_size":64,"epochs":2,"seed":5,"train_size":null}"#;
+    let config = &small_mlp(2);
     let mut s = Session::new(config, &data).unwrap();
     while get(&s.train_batches(100).unwrap(), "epoch").is_null() {}
     let whole = s.translation_test().unwrap();
