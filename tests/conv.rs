@@ -9,8 +9,9 @@ use ndarray::Array2;
 use serde_json::Value;
 use skywatch::checkpoint;
 use skywatch::config::{Activation, LossKind, ModelConfig, TrainConfig};
-use skywatch::layers::conv::{Conv2d, Planes};
+use skywatch::layers::conv::{Conv2d, Im2col, Planes};
 use skywatch::layers::pool::MaxPool2d;
+use skywatch::matmul::PackedB;
 use skywatch::model::Mlp;
 
 fn reference() -> Value {
@@ -264,6 +265,45 @@ fn invalid_convolutional_configurations_are_refused_with_the_reason() {
     assert!(c.validate().unwrap_err().to_string().contains("at most 5 convolution blocks"));
     c.conv = vec![0, 8];
     assert!(c.validate().unwrap_err().to_string().contains("channels 0"));
+}
+
+/// The panels `Im2col` packs, for any panel width (the wasm kernels' 8, AVX2's 16, AVX-512's 32,
+/// and 4 and 12) and blocks that start and end inside output rows: exactly the stored matrix's
+/// values (the definition of a packed panel in `matmul::PackedB`), zeros past the block.
+#[test]
+fn im2col_panels_are_the_stored_matrix_for_every_panel_width() {
+    for (cin, side, stride) in [(3, 32, 1), (16, 16, 1), (5, 13, 2)] {
+        let (n, conv) = (3, Conv2d::new(cin, 4, 3, stride, 1, (side, side), 0));
+        let plane = side * side;
+        let x = wave(n * cin * plane, 0.37, 0.2, 1.0);
+        let (oh, ow) = conv.output();
+        let positions = n * oh * ow;
+        for planes in [Planes::nchw(cin, plane), Planes::cnhw(n, plane)] {
+            let mut col = vec![0.0; conv.patch() * positions];
+            conv.im2col(&x, planes, n, &mut col);
+            let src = Im2col::new(&conv, &x, planes, n);
+            for nr in [4, 8, 12, 16, 32] {
+                for (pc, kc, jc, nc) in [
+                    (0, conv.patch(), 0, positions),
+                    (5, 7, 3, 45),
+                    (1, 9, ow - 1, 2 * ow + 5),
+                    (0, 2, positions - 9, 9),
+                ] {
+                    let mut got = vec![f32::NAN; nc.div_ceil(nr) * nr * kc];
+                    src.pack(pc, kc, jc, nc, nr, &mut got);
+                    for (i, &g) in got.iter().enumerate() {
+                        let (q, kk, j) = (i / (nr * kc), i / nr % kc, i % nr);
+                        let c = q * nr + j;
+                        let want = if c < nc { col[(pc + kk) * positions + jc + c] } else { 0.0 };
+                        assert_eq!(
+                            g, want,
+                            "{cin}x{side}, stride {stride}, {planes:?}, nr {nr}, block ({pc}, {kc}, {jc}, {nc}): value {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The panels made from the images against the stored `col`, bit for bit, at the `conv` preset's
