@@ -13,7 +13,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { launch, selectedEngines } from './engines.mjs';
-import { prepare, startServer } from './harness.mjs';
+import { DATA_DIR, prepare, startServer } from './harness.mjs';
+import { runConfig, shown, train } from './reference.mjs';
 import { skyPicture } from './images.mjs';
 
 /** Longest a run, or its translation test, may take (WebKitGTK's one thread is the slowest). */
@@ -26,6 +27,12 @@ before(async () => {
   server = await startServer();
 });
 after(async () => { await server?.stop(); });
+
+/** The augmented run's numbers per kernel, from the first engine that ran it: every engine that
+ *  runs the same package must give them again (and simd128's are the reference's, below). */
+const augmentedByKernel = new Map();
+/** The augmented MLP run of the tests: its reference, on the single-threaded simd128 package. */
+const AUGMENTED = { preset: 'lecture', epochs: 1, trainSize: 320, seed: 0, augment: 'flip,shift:2' };
 
 const metric = (e, name) => e.evaluate((n) => document.querySelector(`[data-metric="${n}"]`)?.textContent.trim() ?? '', name);
 const control = (panel) => `[data-control="shift"][data-panel="${panel}"]`;
@@ -83,7 +90,7 @@ async function checkResponse(e, panel, shift, kind) {
 
 for (const name of selectedEngines()) {
   describe(name, () => {
-    for (const [preset, extra, kind] of [['lecture', '&augment=flip,shift:2', 'hidden'], ['conv', '', 'conv']]) {
+    for (const [preset, extra, kind] of [['lecture', `&augment=${AUGMENTED.augment}`, 'hidden'], ['conv', '', 'conv']]) {
       test(`${name}: translation for ${preset}: the test in slices after the run, both panels moved with the keyboard`, { timeout: 3 * LONG }, async (t) => {
         const e = await launch(name);
         try {
@@ -99,7 +106,21 @@ for (const name of selectedEngines()) {
             // The translation test starts by itself when the run ends; a picture classified while it runs.
             await e.waitFor(() => document.querySelector('[data-view="translation"]').dataset.progress !== undefined, null, { timeout: LONG, what: 'the translation test running' });
             await e.setFiles('#picture-input', [{ name: 'sky-plane.png', mimeType: 'image/png', buffer: skyPicture(96).png }]);
-            if (extra) assert.equal(await e.evaluate(() => document.getElementById('f-augment').value), 'flip,shift:2');
+            if (extra) {
+              assert.equal(await e.evaluate(() => document.getElementById('f-augment').value), AUGMENTED.augment);
+              // The same draws and sums in every engine that runs the same package.
+              const mode = await metric(e, 'mode');
+              const kernel = mode.includes('relaxed') ? 'relaxed-simd' : 'simd128';
+              const got = { val: await metric(e, 'val-accuracy'), train: await metric(e, 'train-accuracy'), log: await e.evaluate(() => document.getElementById('log').textContent.match(/^Epoch: 0, [^(]*/m)?.[0]) };
+              t.diagnostic(`augmented run, ${mode}: ${JSON.stringify(got)}`);
+              if (augmentedByKernel.has(kernel)) assert.deepEqual(got, augmentedByKernel.get(kernel), `${kernel}: the numbers of the engine that ran it first`);
+              else augmentedByKernel.set(kernel, got);
+              if (kernel === 'simd128') {
+                const ref = train(DATA_DIR, runConfig(AUGMENTED));
+                assert.deepEqual([got.val, got.train], [shown(ref.history[0].val_accuracy), shown(ref.history[0].train_accuracy)], 'simd128: the reference run');
+                ref.free();
+              }
+            }
 
             // The translation test, with no click: 7 shifts, accuracy at 0 px = the validation accuracy.
             await e.waitFor(() => JSON.parse(document.querySelector('[data-view="translation"]').dataset.accuracies).length === 7, null, { timeout: LONG, what: 'the translation test' });
