@@ -45,7 +45,7 @@ import { renderWeights, wireWeights } from './page/weights.js';
 import { renderBand } from './page/band.js';
 import { renderUnits, wireUnits } from './page/units.js';
 import { renderWhy, wireWhy } from './page/why.js';
-import { renderTranslation, wireTranslation } from './page/translation.js';
+import { renderTranslation, requestTranslation, wireTranslation } from './page/translation.js';
 import { renderHard, wireHard } from './page/hard.js';
 
 // The worker's messages that are not replies to a request (those are handled where the request
@@ -208,6 +208,7 @@ function onRestored(r) {
   }
   state.status = `Restored the model saved after ${n} epoch${n === 1 ? '' : 's'}. Start trains a new one.`;
   requestEvaluation();
+  requestTranslation();
   refreshGallery();
 }
 

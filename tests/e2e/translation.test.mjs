@@ -191,6 +191,11 @@ for (const name of selectedEngines()) {
             assert.equal(await e.evaluate((sel) => `${document.querySelector(sel).dataset.dx},${document.querySelector(sel).dataset.dy}`, control('why')), '0,0');
             assert.deepEqual(e.problems(), []);
             assert.deepEqual(await e.evaluate(() => [...document.querySelectorAll('#error-list li')].map((li) => li.textContent)), []);
+            // The test stays with the run: after a reload, the restored model's is measured again.
+            await e.goto(server.url);
+            await e.waitFor(() => document.querySelector('[data-metric="restored"]')?.textContent === 'yes', null, { timeout: LONG, what: 'the run restored' });
+            await e.waitFor(() => JSON.parse(document.querySelector('[data-view="translation"]').dataset.accuracies || '[]').length === 7, null, { timeout: LONG, what: 'the restored run\'s translation test' });
+            assert.deepEqual(await e.evaluate(() => JSON.parse(document.querySelector('[data-view="translation"]').dataset.accuracies)), test7.accuracies, 'the same test after the reload');
           });
         } finally {
           await e.close();

@@ -12,7 +12,7 @@
 // `data-progress` (the fraction of the test done while it runs, else absent). The shift controls'
 // hooks are shift.js's.
 
-import { $, client, scheduleRender, state } from './state.js';
+import { $, client, pushError, scheduleRender, state } from './state.js';
 import { setProp, setText } from '../shared/dom.js';
 import { pct1 } from '../shared/format.js';
 import { putRgba } from '../shared/tiles.js';
@@ -143,6 +143,15 @@ function drawChart(t) {
 export function renderTranslation() {
   renderShift();
   renderTest();
+}
+
+/** The translation test of a model restored after a reload (a finished run's: the worker measures
+ *  it again, in slices, as when the run ended). */
+export function requestTranslation() {
+  // A crashed or restarted worker says so itself; a new run ends the test without a reply.
+  client.request({ type: 'translation' }, 'translation').catch((e) => {
+    if (!client.dead) pushError('translation', `The translation test failed: ${e.message ?? e}`);
+  });
 }
 
 export function wireTranslation() {
