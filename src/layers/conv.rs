@@ -214,7 +214,7 @@ impl Conv2d {
         let dy2 = ArrayView2::from_shape((self.out_channels, n), dy).expect("dy shape");
         if let Some(dcol) = dcol {
             let mut dcol = ArrayViewMut2::from_shape((self.patch(), n), dcol).expect("dcol shape");
-            gemm(1.0, &self.weight(params).t(), &dy2, 0.0, &mut dcol);
+            self.col_grad_into(params, &dy2, &mut dcol);
         }
         for (g, row) in self.bias_mut(grads).iter_mut().zip(dy.chunks_exact(n)) {
             *g = row.iter().sum();
@@ -269,11 +269,10 @@ impl Conv2d {
         dy: &[f32],
         dcol: Option<&mut [f32]>,
     ) {
-        let col = Im2col::new(self, x, planes, batch);
-        let n = col.positions();
+        let n = Im2col::new(self, x, planes, batch).positions();
         assert_eq!(dy.len(), self.out_channels * n, "conv output gradient");
         let dy2 = self.input_and_bias_grads(params, grads, dy, n, dcol);
-        gemm_packed_b(1.0, &dy2, &Transposed(col), 0.0, &mut self.weight_mut(grads));
+        self.weight_grad_into(x, planes, batch, &dy2, &mut self.weight_mut(grads));
     }
 
     /// The input gradient as a convolution, where the stride is 1: `dx = conv(dy, W')` with

@@ -51,11 +51,17 @@ export function refreshPicture() {
 
 let drawn = '';
 
-/** The picture the shift control moves: the one classified last, keyed by its name and pixels. */
+/** The picture the shift control moves: the one classified last, keyed by its name and pixels
+ *  (the same picture classified again by a newer model keeps its shift). Hashed once per result,
+ *  not on every render. */
+let subjectOf = { res: null, subject: null };
 function subject(res) {
   if (!res) return null;
-  const sum = res.image.reduce((a, b, i) => (a * 31 + b * (i + 1)) % 1_000_000_007, 0);
-  return { key: `picture:${res.name}:${sum}`, value: { kind: 'picture', name: res.name, image: res.image } };
+  if (subjectOf.res !== res) {
+    const sum = res.image.reduce((a, b, i) => (a * 31 + b * (i + 1)) % 1_000_000_007, 0);
+    subjectOf = { res, subject: { key: `picture:${res.name}:${sum}`, value: { kind: 'picture', name: res.name, image: res.image } } };
+  }
+  return subjectOf.subject;
 }
 
 export function renderPicture() {
